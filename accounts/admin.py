@@ -1,0 +1,81 @@
+"""Dashboard for organizations, plans and API keys.
+
+Creating a key renders its plaintext once, in the response to the form post; it is never put
+in a message, session or log, so nothing can show it again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+from accounts.models import APIKey, Organization, Plan
+from accounts.services import key_issue, key_revoke
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin[Plan]):
+    list_display = ("name", "requests_per_minute", "bandwidth_bps", "max_study_bytes")
+    prepopulated_fields = {"slug": ("name",)}
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin[Organization]):
+    list_display = ("name", "slug", "plan", "created")
+    list_filter = ("plan",)
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+
+
+@admin.action(description="Revoke selected keys (cannot be undone)")
+def revoke_keys(modeladmin: APIKeyAdmin, request: HttpRequest, queryset: QuerySet[APIKey]) -> None:
+    for key in queryset.filter(revoked_at__isnull=True):
+        key_revoke(key=key)
+    modeladmin.message_user(request, "Selected keys are revoked.")
+
+
+@admin.register(APIKey)
+class APIKeyAdmin(admin.ModelAdmin[APIKey]):
+    list_display = ("prefix", "name", "organization", "role", "created", "last_used", "expires_at", "revoked_at")
+    list_filter = ("role", "organization", "revoked_at")
+    search_fields = ("prefix", "name", "organization__slug")
+    actions = [revoke_keys]
+    fields = ("organization", "name", "role", "expires_at")
+    readonly_fields = ("prefix", "created", "last_used", "revoked_at")
+
+    def get_fields(self, request: HttpRequest, obj: APIKey | None = None) -> Any:
+        if obj is None:
+            return self.fields
+        return ("prefix", "organization", "name", "role", "created", "last_used", "expires_at", "revoked_at")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: APIKey | None = None) -> Any:
+        if obj is None:
+            return ()
+        # A key's owner and role are what it was issued with; issue a new key to change them.
+        return ("prefix", "organization", "role", "created", "last_used", "revoked_at")
+
+    def save_model(self, request: HttpRequest, obj: APIKey, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        key, plaintext = key_issue(
+            organization=obj.organization, name=obj.name, role=obj.role, expires_at=obj.expires_at
+        )
+        obj.pk, obj.prefix = key.pk, key.prefix
+        request._prizmed_new_key = plaintext  # type: ignore[attr-defined]  # read once by response_add
+
+    def response_add(self, request: HttpRequest, obj: APIKey, post_url_continue: str | None = None) -> HttpResponse:
+        plaintext = getattr(request, "_prizmed_new_key", None)
+        if plaintext is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {**self.admin_site.each_context(request), "key": obj, "plaintext": plaintext, "opts": self.opts}
+        response = TemplateResponse(request, "admin/accounts/apikey/created.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def has_delete_permission(self, request: HttpRequest, obj: APIKey | None = None) -> bool:
+        return False  # keys are revoked, not deleted: their prefix stays resolvable in audit entries

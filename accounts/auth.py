@@ -1,0 +1,38 @@
+"""Bearer-key authentication: the one implementation behind DRF and the ASGI consumers."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import timedelta
+
+from django.utils import timezone
+
+from accounts.keys import key_digest, key_is_well_formed, key_prefix
+from accounts.models import APIKey
+
+# last_used is advisory: writing it at most once a minute keeps reads read-only.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def bearer_token(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def key_authenticate(header: str | None) -> APIKey | None:
+    """The active key named by an Authorization header value, or None (for any reason)."""
+    token = bearer_token(header)
+    if token is None or not key_is_well_formed(token):
+        return None
+    key = APIKey.objects.select_related("organization__plan").filter(prefix=key_prefix(token)).first()
+    if key is None or not hmac.compare_digest(key.digest, key_digest(token)) or not key.is_active():
+        return None
+    now = timezone.now()
+    if key.last_used is None or now - key.last_used >= LAST_USED_RESOLUTION:
+        APIKey.objects.filter(pk=key.pk).update(last_used=now)
+        key.last_used = now
+    return key

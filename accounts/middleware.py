@@ -1,0 +1,66 @@
+"""ASGI middleware: authenticate the Bearer key and apply the organization's rate limit.
+
+It runs for every request under /api/v2/ and /ws/v2/, before Django or a consumer sees it, so
+DRF views and streaming consumers share one authentication and one limiter. The key (or None)
+is left in scope["api_key"]; whoever serves the route decides whether one is required.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+
+from accounts.auth import key_authenticate
+from accounts.keys import PRODUCT_PREFIX
+from accounts.models import APIKey
+from accounts.ratelimit import RateDecision, rate_hit
+from prizmed import clock
+from prizmed.gateway import header
+from prizmed.problems import send_problem
+
+PROTECTED_PREFIXES = ("/api/v2/", "/ws/v2/")
+
+
+def _authenticate_and_count(authorization: str | None, query: bytes) -> tuple[APIKey | None, RateDecision | None]:
+    # A key in a URL ends up in proxy logs and browser history: refuse it outright.
+    if PRODUCT_PREFIX.encode() in query:
+        return None, None
+    key = key_authenticate(authorization)
+    if key is None:
+        return None, None
+    plan = key.organization.plan
+    decision = rate_hit(organization_id=key.organization_id, per_minute=plan.requests_per_minute, now=clock.now())
+    return key, decision
+
+
+class ApiKeyMiddleware:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if not scope["path"].startswith(PROTECTED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        key, decision = await database_sync_to_async(_authenticate_and_count)(
+            header(scope, b"authorization"), scope.get("query_string", b"")
+        )
+        scope = dict(scope, api_key=key)
+        if decision is None:
+            await self.app(scope, receive, send)
+            return
+        rate_headers = [(k.lower().encode(), v.encode()) for k, v in decision.headers()]
+        if not decision.allowed:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1013})
+                return
+            detail = "The organization's request rate limit is reached."
+            await send_problem(send, 429, detail, headers=rate_headers, slug="rate-limited")
+            return
+
+        async def send_with_rate(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message, headers=[*message.get("headers", []), *rate_headers])
+            await send(message)
+
+        await self.app(scope, receive, send_with_rate)

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import APIKey
+
+
+class PlanOutput(serializers.Serializer[object]):
+    name = serializers.CharField()
+    requests_per_minute = serializers.IntegerField(allow_null=True)
+    bandwidth_bps = serializers.IntegerField(allow_null=True)
+    max_study_bytes = serializers.IntegerField(allow_null=True)
+
+
+class KeyOutput(serializers.Serializer[object]):
+    prefix = serializers.CharField()
+    name = serializers.CharField()
+    role = serializers.CharField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class OrganizationApi(APIView):
+    """The calling key's organization, plan limits and the key itself: a cheap way to check a key."""
+
+    class Output(serializers.Serializer[object]):
+        slug = serializers.CharField()
+        name = serializers.CharField()
+        plan = PlanOutput()
+        key = KeyOutput()
+
+    @extend_schema(responses=Output, operation_id="organization_read")
+    def get(self, request: Request) -> Response:
+        key: APIKey = request.auth  # type: ignore[assignment]  # HasApiKey guarantees it
+        org = key.organization
+        return Response(self.Output({"slug": org.slug, "name": org.name, "plan": org.plan, "key": key}).data)

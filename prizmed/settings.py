@@ -1,0 +1,200 @@
+"""PrizMed settings: one file, driven by environment variables.
+
+Unset variables fall back to the embedded defaults (SQLite, local files, in-process cache,
+channel layer and task runner) so `make run` needs nothing installed; setting DATABASE_URL and
+REDIS_URL switches to PostgreSQL and Redis. docs/configuration.md lists every variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+import django_stubs_ext
+
+from prizmed.env import ConfigError, envbool, envint, envlist, envstr
+
+# Lets `admin.ModelAdmin[Model]` and friends be subscripted at run time, for the type checker.
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(envstr("PRIZMED_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)  # the embedded database lives here from the first command on
+
+DEBUG = envbool("DEBUG", False)
+_DEV_SECRET = "insecure-development-key-do-not-use-in-production"
+SECRET_KEY = envstr("SECRET_KEY", "")
+if not SECRET_KEY or SECRET_KEY == _DEV_SECRET:
+    if not DEBUG:
+        raise ConfigError("SECRET_KEY must be set to a random value when DEBUG is off")
+    SECRET_KEY = _DEV_SECRET
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "accounts",
+    "studies",
+    "records",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "prizmed.urls"
+ASGI_APPLICATION = "prizmed.asgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _databases() -> dict[str, Any]:
+    url = envstr("DATABASE_URL", f"sqlite:///{DATA_DIR / 'prizmed.sqlite3'}")
+    db: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=envint("DB_CONN_MAX_AGE", 0)))
+    test_name = envstr("PRIZMED_TEST_DB_NAME", "test_prizmed")
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        # SQLite serves several processes (uvicorn workers, the task runner): WAL lets readers
+        # run beside the writer, IMMEDIATE transactions avoid lock-upgrade deadlocks, and the
+        # test database is a file so that servers started by the tests see it.
+        db["OPTIONS"] = {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+        test_name = str(DATA_DIR / f"{test_name}.sqlite3")
+    db["TEST"] = {"NAME": test_name}
+    return {"default": db}
+
+
+DATABASES = _databases()
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = envstr("REDIS_URL", "")
+# Lets several deployments (or concurrent test runs) share one Redis and broker: it prefixes
+# cache keys and channel names and names the task queue.
+NAMESPACE = envstr("PRIZMED_NAMESPACE", "prizmed")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": NAMESPACE,
+        }
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": NAMESPACE},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Celery: Redis (or any broker URL) in production; without one, tasks run in-process on a
+# background thread (see prizmed/celery.py), through the same task code.
+CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", REDIS_URL)
+CELERY_TASK_DEFAULT_QUEUE = NAMESPACE
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis redelivers an unacknowledged task after this many seconds (a SIGKILLed worker's task).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 300)}
+
+PRIZMED_STORAGE_DIR = Path(envstr("PRIZMED_STORAGE_DIR", str(DATA_DIR / "objects"))).resolve()
+PRIZMED_SPOOL_DIR = Path(envstr("PRIZMED_SPOOL_DIR", str(DATA_DIR / "spool"))).resolve()
+# Test hook: a file holding epoch seconds that replaces the wall clock for rate-limit windows,
+# so tests across processes can pin or advance time instead of sleeping.
+PRIZMED_CLOCK_FILE = envstr("PRIZMED_CLOCK_FILE", "")
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+# Serve app and package static files without a collectstatic step (admin, Swagger UI).
+WHITENOISE_USE_FINDERS = True
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasApiKey"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "prizmed.problems.drf_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "PrizMed API",
+    "DESCRIPTION": "Streaming DICOM ingest and FHIR R4 patient records.",
+    "VERSION": "2.4.1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": "/api/v2",
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+    },
+    "SECURITY": [{"bearer": []}],
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "prizmed.logs.RequestIdFilter"}},
+    "formatters": {"json": {"()": "prizmed.logs.JsonFormatter"}},
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]},
+    },
+    "root": {"handlers": ["stderr"], "level": envstr("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # uvicorn's own access log lacks the request id; prizmed.access replaces it.
+        "uvicorn.access": {"level": "WARNING"},
+    },
+}
+
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"

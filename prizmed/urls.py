@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from prizmed import health, problems
+
+admin.site.site_header = "PrizMed dashboard"
+admin.site.site_title = "PrizMed"
+admin.site.index_title = "Organizations, keys, studies and audit log"
+
+handler404 = "prizmed.problems.not_found"
+handler500 = "prizmed.problems.server_failure"
+
+api_v2 = [
+    path("", include("accounts.urls")),
+    path("", include("studies.urls")),
+    path("", include("records.urls")),
+]
+
+urlpatterns = [
+    path("healthz", health.healthz),
+    path("readyz", health.readyz),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
+        name="swagger-ui",
+    ),
+    path("api/v2/", include(api_v2)),
+    re_path(r"^api/(?P<rest>.*)$", problems.api_not_found),
+]

@@ -1,0 +1,101 @@
+"""Deny matrix: every API route × every way to be refused, over real HTTP against uvicorn.
+
+ROUTES must name every operation in the OpenAPI schema (test_it_covers_every_route), so a new
+endpoint cannot ship without its row here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from accounts.keys import PRODUCT_PREFIX
+from tests.conftest import World
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # with the placeholders of the schema path filled in
+    admin_only: bool = False
+    tenant_resource: bool = False  # names a resource of acme: another tenant must get 404
+
+
+# Each later feature adds its rows; `setup` fixtures create the acme resources they name.
+ROUTES: dict[tuple[str, str], Route] = {
+    ("GET", "/api/v2/organization"): Route("GET", "/organization"),
+}
+
+UNKNOWN_KEY = PRODUCT_PREFIX + "A" * 32 + "000000"
+
+
+def bad_headers(world: World) -> dict[str, dict[str, str]]:
+    return {
+        "no key": {},
+        "not bearer": {"Authorization": f"Basic {world.bob.token}"},
+        "malformed": {"Authorization": "Bearer not-a-key"},
+        "bad checksum": {"Authorization": f"Bearer {world.bob.token[:-1]}{'A' if world.bob.token[-1] != 'A' else 'B'}"},
+        "unknown": {"Authorization": f"Bearer {UNKNOWN_KEY}"},
+        "revoked": world.revoked.headers,
+        "expired": world.expired.headers,
+    }
+
+
+def routes() -> list[Route]:
+    return list(ROUTES.values())
+
+
+def send(api: httpx.Client, route: Route, headers: dict[str, str], **kw: object) -> httpx.Response:
+    return api.request(route.method, route.path, headers=headers, **kw)  # type: ignore[arg-type]
+
+
+def assert_problem(response: httpx.Response, status: int) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+def test_it_covers_every_route(server) -> None:
+    schema = httpx.get(f"{server.url}/api/schema/?format=json").json()
+    operations = {(m.upper(), p) for p, ops in schema["paths"].items() for m in ops if m != "parameters"}
+    assert operations == set(ROUTES)
+
+
+@pytest.mark.parametrize("route", routes(), ids=lambda r: f"{r.method} {r.path}")
+def test_it_refuses_every_bad_key_with_the_same_401(api: httpx.Client, world: World, route: Route) -> None:
+    bodies = set()
+    for case, headers in bad_headers(world).items():
+        response = send(api, route, headers)
+        assert_problem(response, 401)
+        assert response.headers["www-authenticate"] == "Bearer", case
+        body = response.json()
+        bodies.add((body["title"], body["detail"]))
+    assert len(bodies) == 1  # the body never says which check failed
+
+
+@pytest.mark.parametrize("route", routes(), ids=lambda r: f"{r.method} {r.path}")
+def test_it_refuses_a_key_in_the_query_string(api: httpx.Client, world: World, route: Route) -> None:
+    assert_problem(send(api, route, {}, params={"api_key": world.alice.token}), 401)
+    assert_problem(send(api, route, world.alice.headers, params={"key": world.alice.token}), 401)
+
+
+def test_it_accepts_a_valid_key_and_records_last_use(api: httpx.Client, world: World) -> None:
+    response = api.get("/organization", headers=world.bob.headers)
+    assert response.status_code == 200
+    assert response.json() == {
+        "slug": "acme",
+        "name": "Acme Hospital",
+        "plan": {"name": "Professional", "requests_per_minute": 600, "bandwidth_bps": 100_000_000,
+                 "max_study_bytes": 4_000_000_000},
+        "key": {"prefix": world.bob.key.prefix, "name": "bob", "role": "standard", "expires_at": None},
+    }  # fmt: skip
+    world.bob.key.refresh_from_db()
+    first_use = world.bob.key.last_used
+    assert first_use is not None
+    api.get("/organization", headers=world.bob.headers)
+    world.bob.key.refresh_from_db()
+    assert world.bob.key.last_used == first_use  # not rewritten within the minute

@@ -1,0 +1,14 @@
+"""Loaded by pytest before Django (`-p tests.testenv` in pyproject): the test run's environment.
+
+DEBUG stays off in tests, as in production, so the settings demand a secret key.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
+# Each run gets its own Redis key space and task queue: counters, events and tasks of an
+# earlier or concurrent run on the same Redis never reach this one.
+os.environ["PRIZMED_NAMESPACE"] = f"test-{uuid.uuid4().hex[:12]}"
