@@ -66,3 +66,39 @@ class APIKey(models.Model):
         if self.revoked_at is not None:
             return False
         return self.expires_at is None or self.expires_at > timezone.now()
+
+
+class AuditEntry(models.Model):
+    """One append-only audit log entry (API.md §5). Written only by accounts.audit.audit_append,
+    in the same transaction as the change it records; `entry_hash` chains it to the entry before,
+    so any edit or removal of a row is detectable (`manage.py verify_audit_log`).
+
+    The tenant and the key are copied as plain values, not foreign keys: an entry must outlive
+    and never cascade with what it describes.
+    """
+
+    created = models.DateTimeField(default=timezone.now, editable=False)
+    action = models.CharField(max_length=40)  # e.g. "study.delete"
+    outcome = models.CharField(max_length=20)  # "success", "forbidden", "not-found", ...
+    status_code = models.PositiveSmallIntegerField()
+    organization_id_value = models.BigIntegerField(db_index=True)
+    organization_slug = models.CharField(max_length=64)
+    key_id = models.BigIntegerField(null=True)
+    key_prefix = models.CharField(max_length=16, blank=True)
+    key_role = models.CharField(max_length=16, blank=True)
+    request_id = models.CharField(max_length=36)
+    client_address = models.CharField(max_length=64, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    study_uid = models.CharField(max_length=64, blank=True)
+    patient_id = models.CharField(max_length=64, blank=True)
+    series_count = models.PositiveIntegerField(default=0)
+    instance_count = models.PositiveIntegerField(default=0)
+    bytes = models.PositiveBigIntegerField(default=0)
+    prev_hash = models.CharField(max_length=64)
+    entry_hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        verbose_name = "audit log entry"
+        verbose_name_plural = "audit log"
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["organization_id_value", "action", "created"])]

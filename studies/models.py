@@ -1,0 +1,187 @@
+"""Studies: what was uploaded (Upload, Stream, Chunk, UploadItem) and what it indexed to
+(Patient, Study, Series, Instance), per organization.
+
+Counts and sizes are kept on the rows by the services that write them, so reads never count.
+Every query of these tables goes through studies/selectors.py, scoped to an organization.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import APIKey, Organization
+
+
+class UploadState(models.TextChoices):
+    RECEIVING = "receiving"
+    QUEUED = "queued"
+    INDEXING = "indexing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Upload(models.Model):
+    """One upload: a single request (its X-Request-Id) or the payload of a completed stream."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4)  # = the request id
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="uploads")
+    api_key = models.ForeignKey(APIKey, null=True, on_delete=models.SET_NULL, related_name="+")
+    state = models.CharField(max_length=16, choices=UploadState.choices, default=UploadState.RECEIVING)
+    content_type = models.CharField(max_length=200)
+    bytes_received = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)  # of the bytes stored, once received
+    instances_received = models.PositiveIntegerField(default=0)
+    instances_indexed = models.PositiveIntegerField(default=0)
+    instances_rejected = models.PositiveIntegerField(default=0)
+    study_uids = models.JSONField(default=list)
+    error = models.TextField(blank=True)  # why the whole upload failed, for `failed`
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "updated"])]
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+
+class ItemState(models.TextChoices):
+    STORED = "stored"
+    INDEXED = "indexed"
+    REJECTED = "rejected"
+
+
+class UploadItem(models.Model):
+    """One instance of an upload, stored as its own object and waiting to be indexed."""
+
+    upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField()  # 0-based order within the upload
+    object_key = models.CharField(max_length=512)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    state = models.CharField(max_length=16, choices=ItemState.choices, default=ItemState.STORED)
+    reason = models.CharField(max_length=300, blank=True)  # for rejected: human-readable
+    reason_code = models.CharField(max_length=40, blank=True)  # for rejected: machine-friendly
+    sop_instance_uid = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["upload", "position"], name="uploaditem_position")]
+
+
+class StreamState(models.TextChoices):
+    OPEN = "open"
+    COMPLETE = "complete"
+    ABORTED = "aborted"
+    EXPIRED = "expired"
+
+
+class Stream(models.Model):
+    """A chunked, resumable upload (X-Stream-Id): chunks are kept until the payload is whole."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="streams")
+    stream_id = models.CharField(max_length=128)  # the client's X-Stream-Id
+    state = models.CharField(max_length=16, choices=StreamState.choices, default=StreamState.OPEN)
+    content_type = models.CharField(max_length=200)
+    last_seq = models.PositiveIntegerField(null=True)  # known once X-Chunk-Last arrived
+    upload = models.OneToOneField(Upload, null=True, on_delete=models.SET_NULL, related_name="stream")
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "stream_id"], name="stream_per_org")]
+        indexes = [models.Index(fields=["state", "updated"])]
+
+
+class Chunk(models.Model):
+    stream = models.ForeignKey(Stream, on_delete=models.CASCADE, related_name="chunks")
+    seq = models.PositiveIntegerField()
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    object_key = models.CharField(max_length=512)
+    received = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["stream", "seq"], name="chunk_seq")]
+
+
+class Patient(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="patients")
+    patient_id = models.CharField(max_length=64)  # DICOM (0010,0020)
+    name = models.CharField(max_length=324, blank=True)
+    birth_date = models.DateField(null=True)
+    sex = models.CharField(max_length=1, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "patient_id"], name="patient_per_org")]
+        indexes = [models.Index(fields=["organization", "name"])]
+
+
+class Study(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="studies")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="studies")
+    study_uid = models.CharField(max_length=64)
+    study_date = models.DateField(null=True)
+    study_time = models.TimeField(null=True)
+    accession_number = models.CharField(max_length=16, blank=True)
+    description = models.CharField(max_length=64, blank=True)
+    referring_physician = models.CharField(max_length=324, blank=True)
+    modalities = models.JSONField(default=list)  # sorted distinct modalities of its series
+    series_count = models.PositiveIntegerField(default=0)
+    instance_count = models.PositiveIntegerField(default=0)
+    bytes = models.PositiveBigIntegerField(default=0)
+    first_received = models.DateTimeField(default=timezone.now)
+    last_received = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        constraints = [models.UniqueConstraint(fields=["organization", "study_uid"], name="study_per_org")]
+        indexes = [
+            models.Index(fields=["organization", "study_date", "id"]),
+            models.Index(fields=["organization", "accession_number"]),
+            models.Index(fields=["organization", "patient"]),
+        ]
+
+
+class Series(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="series")
+    series_uid = models.CharField(max_length=64)
+    number = models.IntegerField(null=True)
+    modality = models.CharField(max_length=16, blank=True)
+    description = models.CharField(max_length=64, blank=True)
+    body_part = models.CharField(max_length=16, blank=True)
+    instance_count = models.PositiveIntegerField(default=0)
+    bytes = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "series"
+        constraints = [models.UniqueConstraint(fields=["study", "series_uid"], name="series_per_study")]
+
+
+class Instance(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="instances")
+    sop_uid = models.CharField(max_length=64)
+    sop_class_uid = models.CharField(max_length=64)
+    transfer_syntax_uid = models.CharField(max_length=64)
+    number = models.IntegerField(null=True)
+    object_key = models.CharField(max_length=512)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    received = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        # A re-sent instance replaces the old one: SOP Instance UIDs are unique per tenant.
+        constraints = [models.UniqueConstraint(fields=["organization", "sop_uid"], name="instance_per_org")]
+
+
+class PendingObjectDeletion(models.Model):
+    """Stored objects whose rows are gone: written in the deleting transaction, removed once the
+    bytes are. A crash between the two leaves this row, and the next sweep finishes the job."""
+
+    object_key = models.CharField(max_length=512, unique=True)
+    created = models.DateTimeField(default=timezone.now)

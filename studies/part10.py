@@ -1,0 +1,232 @@
+"""Early validation of a DICOM Part-10 stream (DICOM PS3.10 §7.1).
+
+A Part-10 file is a 128-byte preamble, the 4-byte prefix ``DICM`` and the File Meta
+Information group (0002,eeee), always in Explicit VR Little Endian (PS3.10 §7.1). This module
+checks just enough of that to refuse a non-DICOM upload from its first bytes (API.md §1: 422 as
+soon as the body shows it) without ever reading the data set that follows the meta group.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass
+
+PREAMBLE_LEN = 128
+HEAD_LEN = 132
+MAGIC = b"DICM"
+# PS3.10 sets no limit; real meta groups are a few hundred bytes, and the cap keeps the
+# bytes we hold per upload bounded however hostile the client.
+META_MAX_LEN = 64 * 1024
+
+_TOO_SHORT = "body shorter than a DICOM preamble"
+# PS3.5 §7.1.2: in Explicit VR these VRs have 2 reserved bytes and a 32-bit length.
+_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
+_VR_RE = re.compile(rb"[A-Z]{2}")
+_UID_RE = re.compile(r"[0-9]+(?:\.[0-9]+)*")  # PS3.5 §9.1: digits and dots, at most 64 chars
+_GROUP_LENGTH, _SOP_CLASS, _SOP_INSTANCE, _TRANSFER_SYNTAX = 0x0000, 0x0002, 0x0003, 0x0010
+_META_END_MAX = HEAD_LEN + META_MAX_LEN
+# Bytes Part10Head keeps while the meta group is incomplete: the cap plus the next tag.
+_PREFIX_LIMIT = _META_END_MAX + 16
+
+
+class NotDicom(ValueError):
+    """The stream is not a DICOM Part-10 file; ``str(exc)`` is safe to show to a client."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileMeta:
+    """The File Meta Information elements the upload path needs (PS3.10 §7.1, table 7.1-1)."""
+
+    transfer_syntax_uid: str
+    media_storage_sop_class_uid: str
+    media_storage_sop_instance_uid: str | None
+    end: int  # offset of the first data set byte, i.e. the end of the meta group
+
+
+def check_head(head: bytes) -> None:
+    """Raise NotDicom unless ``head`` carries the ``DICM`` prefix at offset 128 (PS3.10 §7.1)."""
+    if len(head) < HEAD_LEN:
+        raise NotDicom(_TOO_SHORT)
+    if head[PREAMBLE_LEN:HEAD_LEN] != MAGIC:
+        raise NotDicom("no DICM prefix at offset 128: not a DICOM Part-10 file")
+
+
+def scrub_preamble(head: bytes) -> bytes:
+    """Return ``head`` with its 128-byte preamble zeroed (PS3.10 §7.1).
+
+    CVE-2019-11687: the preamble is free-form, so it can hold a PE or ELF header that turns a
+    valid DICOM file into an executable polyglot. PS3.10 allows an all-zero preamble, so zeroing
+    it loses nothing a viewer needs (only TIFF/DICOM dual-format files lose their TIFF face).
+    """
+    if len(head) < PREAMBLE_LEN:
+        raise NotDicom(_TOO_SHORT)
+    return bytes(PREAMBLE_LEN) + head[PREAMBLE_LEN:]
+
+
+def meta_from_prefix(prefix: bytes, *, at_eof: bool = False) -> FileMeta | None:
+    """Parse the File Meta group (0002,eeee) from the first bytes of a Part-10 stream.
+
+    ``prefix`` starts at the preamble (offset 0); the group starts at offset 132 in Explicit VR
+    Little Endian (PS3.10 §7.1). Returns None while more bytes are needed, unless ``at_eof``
+    says the stream has ended. Raises NotDicom when the group is malformed, longer than 64 KiB
+    or lacks a Transfer Syntax UID or Media Storage SOP Class UID (both Type 1).
+    """
+    result = _scan_meta(prefix, at_eof=at_eof)
+    return result if isinstance(result, FileMeta) else None
+
+
+def _scan_meta(prefix: bytes | bytearray, *, at_eof: bool) -> FileMeta | int:
+    """Walk the meta group; return it, or the prefix length needed before trying again."""
+    check_head(bytes(prefix[:HEAD_LEN]))
+    pos, end = HEAD_LEN, None  # end: set by (0002,0000) group length when present
+    values: dict[int, bytes] = {}
+    while pos != end:
+        if len(prefix) < pos + 4:
+            # Without a group length the group ends where a non-0002 tag starts (or at EOF).
+            if at_eof and pos == len(prefix) and end is None and values:
+                break
+            return _more(pos + 4, at_eof)
+        group, element = struct.unpack_from("<HH", prefix, pos)
+        if group != 0x0002:
+            if not values:
+                raise NotDicom("no File Meta Information group after the DICM prefix")
+            if end is not None:
+                raise NotDicom("file meta group shorter than its group length")
+            break
+        header, length = _element_header(prefix, pos)
+        if header == 0:
+            return _more(length, at_eof)
+        value_end = pos + header + length
+        if value_end > _META_END_MAX or (end is not None and value_end > end):
+            raise NotDicom("file meta group is longer than allowed")
+        if len(prefix) < value_end:
+            return _more(value_end, at_eof)
+        if element == _GROUP_LENGTH and not values:
+            end = value_end + _group_length(prefix, pos, length)
+            if end > _META_END_MAX:
+                raise NotDicom("file meta group is longer than allowed")
+        values[element] = bytes(prefix[pos + header : value_end])
+        pos = value_end
+    return _file_meta(values, pos)
+
+
+def _more(needed: int, at_eof: bool) -> int:
+    """Ask for ``needed`` bytes, unless the stream already ended inside the meta group."""
+    if at_eof:
+        raise NotDicom("body ends inside the DICOM file meta group")
+    return needed
+
+
+def _element_header(prefix: bytes | bytearray, pos: int) -> tuple[int, int]:
+    """Return (header size, value length) of the Explicit VR LE element at ``pos``
+    (PS3.5 §7.1.2), or (0, prefix length needed) while its header is incomplete."""
+    if len(prefix) < pos + 8:
+        return 0, pos + 8
+    vr = bytes(prefix[pos + 4 : pos + 6])
+    if not _VR_RE.fullmatch(vr):
+        raise NotDicom("file meta group is not Explicit VR Little Endian")
+    if vr not in _LONG_VRS:
+        return 8, struct.unpack_from("<H", prefix, pos + 6)[0]
+    if len(prefix) < pos + 12:
+        return 0, pos + 12
+    length: int = struct.unpack_from("<I", prefix, pos + 8)[0]
+    if length == 0xFFFFFFFF:  # undefined length has no place in the meta group
+        raise NotDicom("undefined length in the file meta group")
+    return 12, length
+
+
+def _group_length(prefix: bytes | bytearray, pos: int, length: int) -> int:
+    """Read (0002,0000) File Meta Information Group Length: UL, 4 bytes (PS3.10 §7.1)."""
+    if prefix[pos + 4 : pos + 6] != b"UL" or length != 4:
+        raise NotDicom("malformed file meta group length (0002,0000)")
+    value: int = struct.unpack_from("<I", prefix, pos + 8)[0]
+    return value
+
+
+def _file_meta(values: dict[int, bytes], end: int) -> FileMeta:
+    """Build FileMeta from the raw group values; the two UIDs PS3.10 marks Type 1 must be there."""
+    transfer_syntax = _uid(values.get(_TRANSFER_SYNTAX))
+    sop_class = _uid(values.get(_SOP_CLASS))
+    if transfer_syntax is None:
+        raise NotDicom("file meta group has no Transfer Syntax UID (0002,0010)")
+    if sop_class is None:
+        raise NotDicom("file meta group has no Media Storage SOP Class UID (0002,0002)")
+    return FileMeta(transfer_syntax, sop_class, _uid(values.get(_SOP_INSTANCE)), end)
+
+
+def _uid(raw: bytes | None) -> str | None:
+    """Decode a UI value: NUL padded to even length (PS3.5 §9.1); some writers pad with spaces."""
+    if raw is None:
+        return None
+    text = raw.rstrip(b"\x00 ").decode("ascii", errors="replace")
+    if not text:
+        return None
+    if len(text) > 64 or not _UID_RE.fullmatch(text):
+        raise NotDicom("malformed UID in the file meta group")
+    return text
+
+
+class Part10Head:
+    """Check a Part-10 stream as it arrives: hold back the first 132 bytes, then pass through.
+
+    ``feed`` returns the bytes to store: nothing until the head is complete, then the head with
+    a zeroed preamble, then each piece unchanged (no copy). It keeps a bounded copy of the first
+    bytes until the meta group parses, so a broken meta group is refused early too.
+    """
+
+    def __init__(self) -> None:
+        self._prefix = bytearray()
+        self._done = False
+        self._meta: FileMeta | None = None
+        self._need = HEAD_LEN + 4  # prefix length at which parsing the meta can progress
+
+    @property
+    def done(self) -> bool:
+        """True once the 132-byte head has been seen and checked."""
+        return self._done
+
+    @property
+    def meta(self) -> FileMeta | None:
+        """The parsed File Meta group, once it has fully arrived."""
+        return self._meta
+
+    def feed(self, data: bytes) -> bytes:
+        """Take the next piece of the stream; return what to write. Raises NotDicom."""
+        if self._done:
+            if self._meta is None:
+                self._prefix += data[: max(0, _PREFIX_LIMIT - len(self._prefix))]
+                self._try_meta()
+            return data
+        self._prefix += data
+        if len(self._prefix) < HEAD_LEN:
+            return b""
+        check_head(bytes(self._prefix[:HEAD_LEN]))
+        self._done = True
+        self._prefix[:PREAMBLE_LEN] = bytes(PREAMBLE_LEN)  # same as scrub_preamble, one copy less
+        out = bytes(self._prefix)
+        del self._prefix[_PREFIX_LIMIT:]
+        self._try_meta()
+        return out
+
+    def finish(self) -> None:
+        """Call at end of stream: raises NotDicom if the head or the meta group is incomplete."""
+        if not self._done:
+            raise NotDicom(_TOO_SHORT)
+        if self._meta is None:
+            result = _scan_meta(self._prefix, at_eof=True)
+            assert isinstance(result, FileMeta)  # at_eof makes _scan_meta raise or finish
+            self._meta = result
+
+    def _try_meta(self) -> None:
+        if len(self._prefix) < self._need:
+            return
+        result = _scan_meta(self._prefix, at_eof=False)
+        if isinstance(result, FileMeta):
+            self._meta = result
+            self._prefix = bytearray()
+        else:
+            # Wait for at least twice the bytes before re-walking the group: a client feeding
+            # tiny pieces of a meta group made of many tiny elements would otherwise cost
+            # quadratic time. At _PREFIX_LIMIT the scan always concludes (meta or NotDicom).
+            self._need = min(max(result, 2 * len(self._prefix)), _PREFIX_LIMIT)

@@ -1,0 +1,190 @@
+"""Where uploaded DICOM bytes live: one small interface, local files behind it today.
+
+Callers see only ``Storage`` and ``ObjectWriter``, so an S3-compatible backend (multipart
+upload in ``write``, complete in ``commit``, abort in ``abort``) fits later without touching
+them. Keys come from ids and hashes the server makes, never from payload content.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+MAX_KEY_LEN = 512
+PARTIAL_DIR = ".partial"
+WRITE_BUFFER = 1024 * 1024  # pieces arrive ~1 MiB at a time; bigger writes bypass the buffer
+
+_KEY_RE = re.compile(r"[A-Za-z0-9._/-]+")
+
+
+class ObjectWriter(Protocol):
+    """An object being written: invisible to readers until ``commit``."""
+
+    size: int  # bytes written so far
+
+    def write(self, data: bytes) -> None: ...
+
+    def commit(self) -> None:
+        """Make the object durable and visible under its key, replacing any previous one."""
+        ...
+
+    def abort(self) -> None:
+        """Drop what was written; safe to call twice, and a no-op after ``commit``."""
+        ...
+
+
+class Storage(Protocol):
+    """A flat key -> bytes store; "/" in keys is only a naming convention."""
+
+    def writer(self, key: str) -> ObjectWriter: ...
+
+    def open(self, key: str) -> BinaryIO: ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object; a missing key is fine (deletes are retried)."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def size(self, key: str) -> int: ...
+
+    def uri(self, key: str) -> str: ...
+
+    def keys(self, prefix: str) -> Iterator[str]: ...
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a safe relative name; raise ValueError otherwise.
+
+    Safe: 1-512 chars of ``[A-Za-z0-9._/-]``, no leading or trailing "/", no empty segment,
+    no "." or ".." anywhere a path could climb, and not inside the ``.partial/`` area.
+    """
+    if not 0 < len(key) <= MAX_KEY_LEN or not _KEY_RE.fullmatch(key):
+        raise ValueError("storage key must be 1-512 characters of [A-Za-z0-9._/-]")
+    segments = key.split("/")
+    if ".." in key or any(s in ("", ".") for s in segments) or segments[0] == PARTIAL_DIR:
+        raise ValueError("storage key must be a plain relative path")
+    return key
+
+
+class LocalWriter:
+    """Writes to a temp file under ``.partial/``, renamed into place on ``commit``."""
+
+    def __init__(self, final: Path, partial_dir: Path) -> None:
+        self._final = final
+        fd, name = tempfile.mkstemp(dir=partial_dir, suffix=".part")
+        self._temp = Path(name)
+        # Large buffer: small writes coalesce and 1 MiB pieces go straight to the file.
+        self._file: BinaryIO | None = os.fdopen(fd, "wb", buffering=WRITE_BUFFER)
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        if self._file is None:
+            raise ValueError("writer is already committed or aborted")
+        self._file.write(data)
+        self.size += len(data)
+
+    def commit(self) -> None:
+        """flush + fsync the file, rename it into place, fsync the directory: after a crash
+        the object is either absent or complete, never torn."""
+        if self._file is None:
+            raise ValueError("writer is already committed or aborted")
+        file, self._file = self._file, None
+        try:
+            file.flush()
+            os.fsync(file.fileno())
+            file.close()
+            _make_dirs(self._final.parent)
+            os.replace(self._temp, self._final)
+        except BaseException:
+            file.close()
+            self._temp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(self._final.parent)
+
+    def abort(self) -> None:
+        if self._file is None:
+            return  # aborted already, or committed: the object stays
+        file, self._file = self._file, None
+        file.close()
+        self._temp.unlink(missing_ok=True)
+
+
+class LocalStorage(Storage):
+    """Objects as files under ``root``; writes stage in ``root/.partial`` (same filesystem,
+    so the final rename is atomic)."""
+
+    def __init__(self, root: Path, uri_prefix: str = "file://prizmed") -> None:
+        # The default names the store, not the disk: a URI like file:///srv/data/... would
+        # hand API clients the server's layout (API.md §4), so the root never appears.
+        self.root = root
+        self.uri_prefix = uri_prefix.rstrip("/")
+        self._partial = root / PARTIAL_DIR
+        self._partial.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        """The file holding ``key``, for local readers (pydicom, FileResponse)."""
+        return self.root / check_key(key)
+
+    def writer(self, key: str) -> LocalWriter:
+        return LocalWriter(self.path(key), self._partial)
+
+    def open(self, key: str) -> BinaryIO:
+        """Open for reading; FileNotFoundError if the key is missing."""
+        return self.path(key).open("rb")
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def size(self, key: str) -> int:
+        """Stored bytes; FileNotFoundError if the key is missing."""
+        return self.path(key).stat().st_size
+
+    def uri(self, key: str) -> str:
+        return f"{self.uri_prefix}/{check_key(key)}"
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        """Committed keys starting with ``prefix``, in sorted order ("" lists everything)."""
+        if prefix and not _KEY_RE.fullmatch(prefix):
+            raise ValueError("storage key prefix must be characters of [A-Za-z0-9._/-]")
+        # Walk only the deepest directory the prefix names, not the whole store.
+        base = prefix.rpartition("/")[0]
+        top = self.root / base if base else self.root
+        if ".." in prefix or base.split("/")[0] == PARTIAL_DIR or not top.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(top):
+            rel = Path(dirpath).relative_to(self.root).as_posix()
+            dirnames[:] = sorted(d for d in dirnames if not (rel == "." and d == PARTIAL_DIR))
+            for name in sorted(filenames):
+                key = name if rel == "." else f"{rel}/{name}"
+                if key.startswith(prefix):
+                    yield key
+
+
+def _make_dirs(directory: Path) -> None:
+    """mkdir -p, fsyncing the parent of each directory created so the new entry survives a
+    crash too (a rename into a directory that vanishes on reboot is not durable)."""
+    if directory.is_dir():
+        return
+    _make_dirs(directory.parent)
+    try:
+        directory.mkdir()
+    except FileExistsError:
+        return  # another writer created it concurrently
+    _fsync_dir(directory.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """fsync a directory so a rename or create in it is on disk (POSIX; Linux ext4/xfs)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
