@@ -178,6 +178,10 @@ SPECTACULAR_SETTINGS = {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
     },
     "SECURITY": [{"bearer": []}],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "prizmed.openapi.add_consumer_paths",
+    ],
 }
 
 LOGGING = {

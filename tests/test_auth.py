@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from accounts.keys import PRODUCT_PREFIX
+from studies.models import Chunk, Instance, Patient, Series, Stream, Study, Upload
 from tests.conftest import World
 
 
@@ -29,6 +30,27 @@ ROUTES: dict[tuple[str, str], Route] = {
 }
 
 UNKNOWN_KEY = PRODUCT_PREFIX + "A" * 32 + "000000"
+
+# acme's resources that tenant_resource routes name in their paths.
+STUDY_UID = "1.2.826.0.1.3680043.10.511.1"
+UPLOAD_ID = "6c1d1f7e-4a57-4a8e-9f3c-2b9d6c1e5a10"
+STREAM_ID = "acme-stream-1"
+
+
+@pytest.fixture
+def acme_resources(world: World) -> None:
+    acme = world.alice.org
+    patient = Patient.objects.create(organization=acme, patient_id="ACME-1", name="Doe^Jane")
+    study = Study.objects.create(organization=acme, patient=patient, study_uid=STUDY_UID, series_count=1,
+                                 instance_count=1, bytes=10, modalities=["CT"])  # fmt: skip
+    series = Series.objects.create(study=study, series_uid=f"{STUDY_UID}.1", modality="CT", instance_count=1, bytes=10)
+    Instance.objects.create(organization=acme, series=series, sop_uid=f"{STUDY_UID}.1.1", sop_class_uid="1.2",
+                            transfer_syntax_uid="1.2.840.10008.1.2.1", object_key="missing/object", size=10,
+                            sha256="0" * 64)  # fmt: skip
+    upload = Upload.objects.create(id=UPLOAD_ID, organization=acme, content_type="application/dicom")
+    stream = Stream.objects.create(organization=acme, stream_id=STREAM_ID, content_type="application/dicom")
+    Chunk.objects.create(stream=stream, seq=0, size=1, sha256="0" * 64, object_key="missing/chunk")
+    assert upload.pk
 
 
 def bad_headers(world: World) -> dict[str, dict[str, str]]:

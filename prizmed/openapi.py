@@ -1,0 +1,18 @@
+"""OpenAPI for the routes DRF does not see: the Channels consumers (streaming upload, SSE).
+
+Each app describes its consumer routes as OpenAPI path items in `<app>/openapi.py` (PATHS);
+this post-processing hook merges them into the generated schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from records.openapi import PATHS as RECORD_PATHS
+from studies.openapi import PATHS as STUDY_PATHS
+
+
+def add_consumer_paths(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    for path, item in {**STUDY_PATHS, **RECORD_PATHS}.items():
+        result["paths"].setdefault(path, {}).update(item)
+    return result

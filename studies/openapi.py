@@ -1,0 +1,7 @@
+"""OpenAPI path items of this app's Channels consumer routes (merged by prizmed/openapi.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PATHS: dict[str, dict[str, Any]] = {}
