@@ -20,6 +20,9 @@ from django.urls import re_path  # noqa: E402
 from accounts.middleware import ApiKeyMiddleware  # noqa: E402
 from prizmed.gateway import RequestIdMiddleware  # noqa: E402
 from prizmed.routing import http_routes, websocket_routes  # noqa: E402
+from prizmed.tasks import start_embedded_beat  # noqa: E402
+
+start_embedded_beat()
 
 django_route = re_path(r"", django_app)  # type: ignore[arg-type]  # an ASGI app, which URLRouter accepts
 application = RequestIdMiddleware(

@@ -130,6 +130,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Periodic sweeps; each app adds its entries. Embedded mode runs them in the server process.
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
 # Redis redelivers an unacknowledged task after this many seconds (a SIGKILLed worker's task).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 300)}
 

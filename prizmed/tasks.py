@@ -8,7 +8,10 @@ up indexed — one at a time, so SQLite sees a single writer from here.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 from celery import Task
@@ -34,3 +37,33 @@ def _run_here(task: Task[Any, Any], args: tuple[str | int, ...]) -> None:
         log.exception("task %s failed", task.name)
     finally:
         close_old_connections()
+
+
+def start_embedded_beat(*, tick: float = 5.0, stop: threading.Event | None = None) -> threading.Thread | None:
+    """Without a broker there is no `celery beat`: run CELERY_BEAT_SCHEDULE from this process.
+
+    Entries must have a number of seconds (or a timedelta) as their schedule; each job runs on
+    the same single task thread as everything else. Jobs are idempotent sweeps, so several
+    server processes each running them is harmless.
+    """
+    if settings.CELERY_BROKER_URL or not settings.CELERY_BEAT_SCHEDULE:
+        return None
+    from prizmed.celery import app
+
+    schedule = dict(settings.CELERY_BEAT_SCHEDULE)
+    due = dict.fromkeys(schedule, time.monotonic())
+    stopped = stop or threading.Event()
+
+    def loop() -> None:
+        while not stopped.is_set():
+            now = time.monotonic()
+            for name, entry in schedule.items():
+                if now >= due[name]:
+                    every = entry["schedule"]
+                    due[name] = now + (every.total_seconds() if isinstance(every, timedelta) else float(every))
+                    enqueue(app.tasks[entry["task"]], *entry.get("args", ()))
+            stopped.wait(tick)
+
+    thread = threading.Thread(target=loop, name="prizmed-beat", daemon=True)
+    thread.start()
+    return thread
