@@ -50,6 +50,7 @@ def start_embedded_beat(*, tick: float = 5.0, stop: threading.Event | None = Non
         return None
     from prizmed.celery import app
 
+    app.loader.import_default_modules()  # runs autodiscovery, as a worker's start-up would
     schedule = dict(settings.CELERY_BEAT_SCHEDULE)
     due = dict.fromkeys(schedule, time.monotonic())
     stopped = stop or threading.Event()
@@ -61,7 +62,10 @@ def start_embedded_beat(*, tick: float = 5.0, stop: threading.Event | None = Non
                 if now >= due[name]:
                     every = entry["schedule"]
                     due[name] = now + (every.total_seconds() if isinstance(every, timedelta) else float(every))
-                    enqueue(app.tasks[entry["task"]], *entry.get("args", ()))
+                    try:
+                        enqueue(app.tasks[entry["task"]], *entry.get("args", ()))
+                    except Exception:  # one bad entry must not stop the others
+                        log.exception("periodic job %s not started", name)
             stopped.wait(tick)
 
     thread = threading.Thread(target=loop, name="prizmed-beat", daemon=True)

@@ -1,0 +1,85 @@
+"""Shared set-up for benchmark scripts: a fresh database, a server, keys, memory readings.
+
+Benchmarks run outside pytest: each makes its own data directory and database (SQLite, or a
+fresh PostgreSQL database when --services is given) so a run never touches real data.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests import live
+
+PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = "redis://127.0.0.1:6379/14"
+
+
+@dataclass
+class Setup:
+    env: dict[str, str]
+    data_dir: Path
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=live.ROOT, env=self.env, capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise RuntimeError(result.stderr)
+        return result.stdout.strip()
+
+    def issue_key(self, org: str, plan: str = "enterprise", role: str = "admin") -> str:
+        return self.manage("issue_key", "--org", org, "--plan", plan, "--role", role)
+
+
+def setup(*, services: bool) -> Setup:
+    """A migrated database in a temp dir; with `services`, a fresh PostgreSQL db plus Redis."""
+    data_dir = Path(tempfile.mkdtemp(prefix="prizmed-bench-"))
+    clock = data_dir / "clock"
+    extra = {"PRIZMED_NAMESPACE": f"bench-{uuid.uuid4().hex[:8]}", "PRIZMED_CLOCK_FILE": ""}
+    if services:
+        import psycopg
+
+        name = f"prizmed_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        db_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+        extra["REDIS_URL"] = REDIS_URL
+    else:
+        db_url = f"sqlite:///{data_dir / 'prizmed.sqlite3'}"
+    env = live.child_env(database_url=db_url, data_dir=data_dir, clock_file=clock, **extra)
+    env["LOG_LEVEL"] = "WARNING"
+    s = Setup(env=env, data_dir=data_dir)
+    s.manage("migrate", "-v0")
+    return s
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    """p50 and p95 of latencies in seconds, returned in milliseconds."""
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+    return statistics.median(ordered) * 1000, p95 * 1000
+
+
+def start_server(s: Setup) -> live.Server:
+    return live.server(s.env, s.data_dir)
