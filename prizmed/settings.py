@@ -91,6 +91,13 @@ def _databases() -> dict[str, Any]:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
         test_name = str(DATA_DIR / f"{test_name}.sqlite3")
+    elif db["ENGINE"] == "django.db.backends.postgresql" and (pool_size := envint("DB_POOL_MAX_SIZE", 10)) > 0:
+        # Under ASGI each request runs its ORM calls on a fresh thread (the key lookup in the
+        # middleware, the view in another), so persistent connections cannot be reused and a
+        # new connection costs ~5 ms: a per-process pool makes that ~0.
+        if db.get("CONN_MAX_AGE"):
+            raise ConfigError("DB_CONN_MAX_AGE must be 0 while the connection pool is on (DB_POOL_MAX_SIZE)")
+        db["OPTIONS"] = {"pool": {"min_size": 1, "max_size": pool_size, "timeout": 10}}
     db["TEST"] = {"NAME": test_name}
     return {"default": db}
 
@@ -133,13 +140,35 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Periodic sweeps; each app adds its entries. Embedded mode runs them in the server process.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
 # Redis redelivers an unacknowledged task after this many seconds (a SIGKILLed worker's task).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 300)}
+# The key prefix keeps each namespace's queues and unacked-message index apart in a shared Redis,
+# so one deployment's (or test run's) redelivery never touches another's tasks.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 300),
+    "global_keyprefix": f"{NAMESPACE}:",
+}
+# Finishes object deletions a crash interrupted between commit and unlink (studies/services.py).
+CELERY_BEAT_SCHEDULE["studies.sweep_pending_objects"] = {"task": "studies.sweep_pending_objects", "schedule": 300}
 
 PRIZMED_STORAGE_DIR = Path(envstr("PRIZMED_STORAGE_DIR", str(DATA_DIR / "objects"))).resolve()
 PRIZMED_SPOOL_DIR = Path(envstr("PRIZMED_SPOOL_DIR", str(DATA_DIR / "spool"))).resolve()
 # Test hook: a file holding epoch seconds that replaces the wall clock for rate-limit windows,
 # so tests across processes can pin or advance time instead of sleeping.
 PRIZMED_CLOCK_FILE = envstr("PRIZMED_CLOCK_FILE", "")
+# Chunked upload streams left open (no chunk) this many seconds expire and free their chunks;
+# uploads stuck `receiving` as long (their process died) are removed by the same sweep.
+PRIZMED_STREAM_TTL = envint("PRIZMED_STREAM_TTL", 24 * 3600)
+CELERY_BEAT_SCHEDULE["studies.expire_streams"] = {"task": "studies.expire_streams", "schedule": 600}
+# Absolute base of links the service writes into documents (FHIR Endpoint addresses, Bundle links).
+PRIZMED_PUBLIC_URL = envstr("PRIZMED_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# Record stream (docs/records.md): SSE heartbeat and log re-read intervals, per-key concurrent
+# streams, and how much of the event log is kept (days, and events per organization).
+RECORDS_HEARTBEAT_SECONDS = envint("RECORDS_HEARTBEAT_SECONDS", 15)
+RECORDS_POLL_SECONDS = envint("RECORDS_POLL_SECONDS", 3)
+RECORDS_MAX_STREAMS_PER_KEY = envint("RECORDS_MAX_STREAMS_PER_KEY", 5)
+RECORDS_RETENTION_DAYS = envint("RECORDS_RETENTION_DAYS", 30)
+RECORDS_RETENTION_EVENTS = envint("RECORDS_RETENTION_EVENTS", 1_000_000)
+CELERY_BEAT_SCHEDULE["records.prune_events"] = {"task": "records.prune_events", "schedule": 3600}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -153,7 +182,6 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
 # Serve app and package static files without a collectstatic step (admin, Swagger UI).
 WHITENOISE_USE_FINDERS = True
 
