@@ -63,7 +63,12 @@ async def send_problem(
     await send({"type": "http.response.body", "body": body})
 
 
-_AUTH_DETAIL = "A valid API key is required: Authorization: Bearer <key>."
+AUTH_DETAIL = "A valid API key is required: Authorization: Bearer <key>."
+
+
+async def send_unauthorized(send: Send) -> None:
+    """The 401 of a consumer route: the same body, whatever was wrong with the key."""
+    await send_problem(send, 401, AUTH_DETAIL, headers=[(b"www-authenticate", b"Bearer")])
 
 
 def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
@@ -75,7 +80,7 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     elif isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         # Never say whether the key was missing, malformed, unknown, revoked or expired.
         response["WWW-Authenticate"] = "Bearer"
-        detail, extra = _AUTH_DETAIL, {}
+        detail, extra = AUTH_DETAIL, {}
     elif isinstance(exc, exceptions.ValidationError):
         detail, extra = "The request has invalid parameters.", {"errors": response.data}
     elif isinstance(exc, exceptions.APIException):

@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-PATHS: dict[str, dict[str, Any]] = {}
+from studies.ingest_openapi import PATHS as INGEST_PATHS
+
+PATHS: dict[str, dict[str, Any]] = {**INGEST_PATHS}

@@ -2,4 +2,15 @@ from __future__ import annotations
 
 from typing import Any
 
-urlpatterns: list[Any] = []
+from django.urls import path
+
+from studies.ingest_views import StreamApi, UploadApi
+from studies.views import StudyApi, StudyListApi, StudySeriesApi
+
+urlpatterns: list[Any] = [
+    path("studies", StudyListApi.as_view(), name="studies"),
+    path("studies/<str:study_uid>", StudyApi.as_view(), name="study"),
+    path("studies/<str:study_uid>/series", StudySeriesApi.as_view(), name="study-series"),
+    path("dicom/uploads/<uuid:request_id>", UploadApi.as_view(), name="dicom-upload"),
+    path("dicom/streams/<str:stream_id>", StreamApi.as_view(), name="dicom-stream"),
+]

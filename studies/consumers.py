@@ -1,0 +1,217 @@
+"""`POST /api/v2/dicom/stream`: a raw ASGI app, so the body is stored as it arrives (API.md §1).
+
+Django's handler would spool the whole body before a view runs. Here each `http.request`
+message is paced, counted against the limits and handed to the receive pipeline
+(studies/receiver.py) on a worker thread, so memory stays flat whatever the size. Every
+refusal removes what the request wrote; the services own the rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+
+from accounts.models import APIKey
+from prizmed.problems import Send, send_problem, send_unauthorized
+from studies.body import ClientGone, Receive, body_pieces, pump
+from studies.models import StreamState, Upload, UploadState
+from studies.objects import storage
+from studies.pacing import pacer
+from studies.payload import NullSink, PayloadParser
+from studies.receiver import Receiver
+from studies.refusals import refusal, too_large
+from studies.selectors import upload_get
+from studies.streams import chunk_key, chunk_store, stream_assemble, stream_forget, stream_open
+from studies.upload_headers import MAX_REQUEST_BYTES, ChunkHeaders, UploadHeaders, digest_check, upload_headers
+from studies.uploads import upload_complete, upload_discard, upload_open
+
+log = logging.getLogger("prizmed.ingest")
+API = "/api/v2"
+
+
+def upload_answer(upload: Upload) -> dict[str, Any]:
+    """The 202 body of a received upload, and of a replay of its request id."""
+    return {
+        "request_id": str(upload.id),
+        "state": upload.state,
+        "bytes_received": upload.bytes_received,
+        "sha256": upload.sha256,
+        "instances_accepted": upload.instances_received,
+        "links": {"status": {"href": f"{API}/dicom/uploads/{upload.id}"}},
+    }
+
+
+async def send_json(send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
+    raw = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode()), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": raw})
+
+
+class Ingest:
+    """One request: who sends it, its checked headers, and how its body is read."""
+
+    def __init__(self, scope: dict[str, Any], receive: Receive, headers: UploadHeaders) -> None:
+        self.key: APIKey = scope["api_key"]
+        self.organization = self.key.organization
+        self.plan = self.organization.plan
+        self.request_id: str = scope["request_id"]
+        self.receive = receive
+        self.headers = headers
+
+    def limit(self, held: int = 0) -> int:
+        """Most bytes this body may carry: 4 GiB, and what the plan's study size leaves."""
+        if self.plan.max_study_bytes is None:
+            return MAX_REQUEST_BYTES
+        return max(0, min(MAX_REQUEST_BYTES, int(self.plan.max_study_bytes) - held))
+
+    def pieces(self, limit: int) -> Any:
+        if self.headers.content_length is not None and self.headers.content_length > limit:
+            raise too_large(limit)  # refused before a byte is read
+
+        async def pace(nbytes: int) -> None:
+            await pacer().pace(organization_id=self.organization.pk, bps=self.plan.bandwidth_bps, nbytes=nbytes)
+
+        return body_pieces(self.receive, limit=limit, pace=pace)
+
+    async def upload(self) -> tuple[int, dict[str, Any]]:
+        """A whole payload in this request: stored, then queued for indexing (202)."""
+        upload = await database_sync_to_async(upload_open)(
+            organization=self.organization,
+            api_key=self.key,
+            upload_id=self.request_id,
+            content_type=self.headers.content_type.value,
+        )
+        if upload.state != UploadState.RECEIVING:
+            return 202, upload_answer(upload)  # the same request id again: its earlier result
+        receiver = Receiver(self.headers.content_type, organization_id=self.organization.pk, upload_id=self.request_id)
+        body_hash = hashlib.sha256() if self.headers.sha256 is not None else None
+
+        def feed(data: bytes) -> None:
+            if body_hash is not None:
+                body_hash.update(data)
+            receiver.feed(data)
+
+        try:
+            await pump(self.pieces(self.limit()), feed, eager=lambda: not receiver.head_checked)
+            received = await asyncio.to_thread(receiver.finish)
+            if body_hash is not None:
+                digest_check(self.headers.sha256, body_hash.digest())
+            upload = await database_sync_to_async(upload_complete)(upload_id=self.request_id, received=received)
+        except BaseException:
+            await asyncio.to_thread(receiver.abort)
+            await database_sync_to_async(upload_discard)(
+                upload_id=self.request_id, organization_id=self.organization.pk
+            )
+            raise
+        return 202, upload_answer(upload)
+
+    async def chunk(self, chunk: ChunkHeaders) -> tuple[int, dict[str, Any]]:
+        """One chunk of a stream: durable before the 202; the one completing it assembles."""
+        content_type = self.headers.content_type
+        slot = await database_sync_to_async(stream_open)(
+            organization=self.organization, stream_id=chunk.stream_id, seq=chunk.seq, content_type=content_type
+        )
+        writer = None
+        # The first chunk carries the payload's head: check it as it arrives (422 early).
+        check = PayloadParser(content_type, NullSink()) if chunk.seq == 0 and slot.held_sha256 is None else None
+        chunk_hash = hashlib.sha256()
+        nbytes = 0
+        try:
+            pieces = self.pieces(self.limit(slot.held_bytes))
+            if slot.held_sha256 is None:  # a retry of a stored chunk is only hashed, never written
+                key = chunk_key(self.organization.pk, slot.pk, chunk.seq)
+                writer = await asyncio.to_thread(storage().writer, key)
+
+            def feed(data: bytes) -> None:
+                nonlocal nbytes
+                nbytes += len(data)
+                chunk_hash.update(data)
+                if writer is not None:
+                    writer.write(data)
+                if check is not None and not check.head_checked:
+                    check.feed(data)
+
+            await pump(pieces, feed, eager=lambda: check is not None and not check.head_checked)
+            digest_check(self.headers.sha256, chunk_hash.digest())
+            stored = await database_sync_to_async(chunk_store, thread_sensitive=False)(
+                stream_pk=slot.pk,
+                seq=chunk.seq,
+                last=chunk.last,
+                writer=writer,
+                sha256=chunk_hash.hexdigest(),
+                api_key=self.key,
+                request_id=self.request_id,
+            )
+        except BaseException:
+            if writer is not None:
+                await asyncio.to_thread(writer.abort)
+            if slot.created:
+                await database_sync_to_async(stream_forget)(stream_pk=slot.pk)
+            raise
+        answer: dict[str, Any] = {
+            "request_id": self.request_id,
+            "stream_id": chunk.stream_id,
+            "seq": chunk.seq,
+            "bytes": nbytes,
+            "sha256": chunk_hash.hexdigest(),
+            "stream_state": stored.stream_state,
+            "links": {"stream": {"href": f"{API}/dicom/streams/{chunk.stream_id}"}},
+            "upload": None,
+        }
+        upload = None
+        if stored.assemble_as is not None:
+            upload = await database_sync_to_async(stream_assemble, thread_sensitive=False)(
+                stream_pk=slot.pk, upload_id=stored.assemble_as, content_type=content_type
+            )
+            answer["stream_state"] = StreamState.COMPLETE
+        elif stored.upload_id is not None and stored.stream_state == StreamState.COMPLETE:
+            upload = await database_sync_to_async(upload_get)(
+                organization=self.organization, upload_id=stored.upload_id
+            )
+        if upload is not None:
+            answer["upload"] = upload_answer(upload)
+        return 202, answer
+
+
+class DicomStreamConsumer:
+    """The ASGI app behind `POST /api/v2/dicom/stream` (routed in prizmed/routing.py)."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope.get("api_key") is None:
+            await send_unauthorized(send)
+            return
+        if scope["method"] != "POST":
+            await send_problem(send, 405, "Only POST is allowed here.", headers=[(b"allow", b"POST")])
+            return
+        try:
+            headers = upload_headers(scope)
+            ingest = Ingest(scope, receive, headers)
+            if headers.chunk is None:
+                status, body = await ingest.upload()
+            else:
+                status, body = await ingest.chunk(headers.chunk)
+        except ClientGone:
+            log.info("client disconnected mid-body; what it sent was removed")
+            return
+        except Exception as exc:
+            refused = refusal(exc)
+            if refused is None:
+                log.exception("upload failed")
+                await send_problem(send, 500, "The server failed to handle this request.")
+                return
+            await send_problem(send, refused.status, refused.detail, slug=refused.slug)
+            return
+        upload = body if "instances_accepted" in body else body.get("upload")
+        extra = [(b"location", upload["links"]["status"]["href"].encode())] if upload else []
+        await send_json(send, status, body, extra)

@@ -1,0 +1,106 @@
+"""OpenAPI path item of `POST /api/v2/dicom/stream` (a Channels consumer DRF does not see)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROBLEM = {
+    "type": "object",
+    "description": "RFC 9457 problem details.",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "request_id": {"type": "string", "format": "uuid"},
+    },
+    "required": ["type", "title", "status", "detail", "request_id"],
+}
+_LINK = {"type": "object", "properties": {"href": {"type": "string"}}}
+_UPLOAD = {
+    "type": "object",
+    "properties": {
+        "request_id": {"type": "string", "format": "uuid", "description": "The upload's id (= X-Request-Id)."},
+        "state": {"type": "string", "enum": ["queued", "indexing", "done", "failed"]},
+        "bytes_received": {"type": "integer", "description": "Body bytes received, multipart framing included."},
+        "sha256": {"type": "string", "description": "SHA-256 of the bytes stored: the instances, preambles zeroed."},
+        "instances_accepted": {"type": "integer"},
+        "links": {"type": "object", "properties": {"status": _LINK}},
+    },
+}
+_CHUNK = {
+    "type": "object",
+    "properties": {
+        "request_id": {"type": "string", "format": "uuid"},
+        "stream_id": {"type": "string"},
+        "seq": {"type": "integer"},
+        "bytes": {"type": "integer"},
+        "sha256": {"type": "string"},
+        "stream_state": {"type": "string", "enum": ["open", "complete"]},
+        "links": {"type": "object", "properties": {"stream": _LINK}},
+        "upload": {**_UPLOAD, "nullable": True, "description": "Set once this chunk completed the stream."},
+    },
+}
+
+
+def _header(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": False, "description": description, "schema": schema}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {"schema": PROBLEM}}}
+
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+STREAM_POST: dict[str, Any] = {
+    "operationId": "dicom_stream",
+    "summary": "Upload DICOM: one instance, a multipart stream of many, or one chunk of a resumable stream",
+    "description": (
+        "The body is stored as it arrives (Content-Length or Transfer-Encoding: chunked), with its "
+        "128-byte preambles zeroed, and paced to the plan's bandwidth. Without X-Stream-Id the body is "
+        "a whole payload: 202 once stored and queued for indexing; X-Request-Id is the upload's id and "
+        "replays the earlier 202 when sent again. With X-Stream-Id it is chunk X-Chunk-Seq of a "
+        "resumable payload: durable before its 202; the chunk that completes the stream (all of "
+        "0..last held) assembles the payload and its 202 carries the upload."
+    ),
+    "tags": ["dicom"],
+    "parameters": [
+        _header("X-Request-Id", "UUID v4; the upload's id and idempotency key.", {"type": "string", "format": "uuid"}),
+        _header("X-Stream-Id", "Client-chosen stream id (1-128 of A-Za-z0-9._~:-).", {"type": "string"}),
+        _header("X-Chunk-Seq", "0-based chunk number; required with X-Stream-Id.", {"type": "integer"}),
+        _header("X-Chunk-Last", "true on the stream's last chunk.", {"type": "boolean"}),
+        _header("Content-Digest", "RFC 9530, e.g. sha-256=:<base64>: (verified).", {"type": "string"}),
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/dicom": _BINARY,
+            "application/octet-stream": _BINARY,
+            "application/dicom+stream": {
+                "schema": {"type": "string", "format": "binary"},
+                "encoding": {},
+            },
+        },
+        "description": (
+            "application/dicom or application/octet-stream: one Part-10 instance. "
+            "application/dicom+stream; boundary=...: instances framed like a STOW-RS multipart/related body."
+        ),
+    },
+    "responses": {
+        "202": {
+            "description": "Stored: the upload (whole payload) or the chunk (stream).",
+            "headers": {"Location": {"schema": {"type": "string"}, "description": "The upload's status."}},
+            "content": {"application/json": {"schema": {"oneOf": [_UPLOAD, _CHUNK]}}},
+        },
+        "400": _problem("Bad header (X-Stream-Id, X-Chunk-Seq, boundary) or Content-Digest mismatch."),
+        "401": _problem("Missing, malformed, unknown, revoked or expired key."),
+        "409": _problem("Request id in progress; chunk stored with other bytes; stream type or state differs."),
+        "413": _problem("Over 4 GiB, or over the plan's study size (refused before reading when declared)."),
+        "415": _problem("Content-Type is not one of the three accepted (or a part is not DICOM)."),
+        "422": _problem("Not DICOM: refused from the first bytes that show it, nothing kept."),
+        "429": _problem("The organization's request rate limit is reached."),
+    },
+}
+
+PATHS: dict[str, dict[str, Any]] = {"/api/v2/dicom/stream": {"post": STREAM_POST}}

@@ -1,0 +1,145 @@
+"""What a `POST /dicom/stream` body is, and how its bytes split into Part-10 instances.
+
+The parser is push-style and knows nothing of HTTP or storage: the consumer feeds it request
+bytes, stream reassembly feeds it chunk objects, and it calls an ``InstanceSink`` for each
+instance's bytes (preamble zeroed), so every path shares one validation.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+from studies.multipart import MultipartError, MultipartParser, PartData, PartEnd, PartStart, boundary_from_content_type
+from studies.part10 import FileMeta, NotDicom, Part10Head
+
+SINGLE_TYPES = ("application/octet-stream", "application/dicom")
+MULTIPART_TYPE = "application/dicom+stream"
+# Parts of a STOW-RS style body are application/dicom (PS3.18 §10.5); clients also send
+# octet-stream or leave the header out.
+PART_TYPES = ("", *SINGLE_TYPES)
+
+
+class Kind(enum.Enum):
+    SINGLE = "single"  # the body is one Part-10 instance
+    MULTIPART = "multipart"  # the body frames many instances like STOW-RS
+
+
+class UnsupportedMediaType(ValueError):
+    """415: not a content type this endpoint takes; ``str(exc)`` is safe to show."""
+
+
+class BadContentType(ValueError):
+    """400: a supported media type with unusable parameters (the boundary)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContentType:
+    kind: Kind
+    value: str  # normalized: what Upload/Stream rows record and streams compare
+    boundary: str | None = None
+
+
+def content_type_parse(header: str | None) -> ContentType:
+    """Classify a request's Content-Type header value (API.md §1)."""
+    media = (header or "").partition(";")[0].strip().lower()
+    if media in SINGLE_TYPES:
+        return ContentType(Kind.SINGLE, media)
+    if media == MULTIPART_TYPE:
+        try:
+            boundary = boundary_from_content_type(header or "")
+        except MultipartError as exc:
+            raise BadContentType(str(exc)) from None
+        quoted = boundary.replace("\\", "\\\\").replace('"', '\\"')
+        return ContentType(Kind.MULTIPART, f'{media}; boundary="{quoted}"', boundary)
+    raise UnsupportedMediaType(
+        "Content-Type must be application/dicom+stream; boundary=..., application/dicom or application/octet-stream."
+    )
+
+
+class InstanceSink(Protocol):
+    """Where the parser sends each instance: begin, its bytes in order, end."""
+
+    def begin(self) -> None: ...
+
+    def data(self, data: bytes) -> None: ...
+
+    def end(self, meta: FileMeta) -> None: ...
+
+
+class NullSink:
+    """Discards everything: for checking bytes that are not stored as instances (chunk 0)."""
+
+    def begin(self) -> None:
+        pass
+
+    def data(self, data: bytes) -> None:
+        pass
+
+    def end(self, meta: FileMeta) -> None:
+        pass
+
+
+class PayloadParser:
+    """Split a body into instances and check each one's Part-10 head as its bytes arrive.
+
+    Raises NotDicom (422), MultipartError (422) or UnsupportedMediaType (415, a part that is
+    not DICOM). ``head_checked`` turns true once the first instance's 132-byte head passed, so
+    a caller can stop reading ahead until then and refuse a non-DICOM body early.
+    """
+
+    def __init__(self, content_type: ContentType, sink: InstanceSink) -> None:
+        self._sink = sink
+        self._head: Part10Head | None = None
+        self._multipart = MultipartParser(content_type.boundary) if content_type.boundary else None
+        self.instances = 0
+
+    @property
+    def head_checked(self) -> bool:
+        return self.instances > 1 or (self._head is not None and self._head.done)
+
+    def feed(self, data: bytes) -> None:
+        if self._multipart is None:
+            if self._head is None:
+                self._begin()
+            self._data(data)
+            return
+        for event in self._multipart.feed(data):
+            if isinstance(event, PartData):
+                self._data(event.data)
+            elif isinstance(event, PartStart):
+                part_type = event.headers.get("content-type", "").partition(";")[0].strip().lower()
+                if part_type not in PART_TYPES:
+                    raise UnsupportedMediaType(f"part {self.instances + 1} is {part_type}, not application/dicom")
+                self._begin()
+            elif isinstance(event, PartEnd):
+                self._end()
+
+    def finish(self) -> None:
+        """End of body: complete the last instance; raise if the body was empty or cut short."""
+        if self._multipart is None:
+            if self._head is None:
+                raise NotDicom("the body is empty")
+            self._end()
+            return
+        self._multipart.close()
+        if self.instances == 0:
+            raise NotDicom("the multipart body holds no instance")
+
+    def _begin(self) -> None:
+        self._head = Part10Head()
+        self.instances += 1
+        self._sink.begin()
+
+    def _data(self, data: bytes) -> None:
+        assert self._head is not None
+        out = self._head.feed(data)
+        if out:
+            self._sink.data(out)
+
+    def _end(self) -> None:
+        assert self._head is not None
+        self._head.finish()
+        assert self._head.meta is not None
+        self._sink.end(self._head.meta)

@@ -1,0 +1,112 @@
+"""The receive pipeline: body bytes in, one stored object per instance out, hashed on the way.
+
+One ``Receiver`` serves every way bytes reach the server: a single HTTP request (fed by the
+consumer as `http.request` messages arrive), a reassembled chunked stream (fed from its chunk
+objects) and any other transport that can hand over bytes in order (WebSocket). It is
+synchronous and does blocking file I/O: async callers run ``feed``/``finish``/``abort`` in a
+worker thread, one call at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from studies.objects import storage
+from studies.part10 import FileMeta
+from studies.payload import ContentType, PayloadParser
+from studies.storage import ObjectWriter
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    position: int
+    object_key: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    items: list[StoredItem]
+    bytes_received: int  # body bytes, framing included
+    sha256: str  # of the bytes stored: the instance objects, in order
+
+
+def upload_prefix(organization_id: int, upload_id: str) -> str:
+    """Where an upload's instances live (the key scheme the indexer relies on)."""
+    return f"uploads/{organization_id}/{upload_id}/"
+
+
+class InstanceStore:
+    """An ``InstanceSink`` writing each instance to ``<prefix><position:06d>.dcm``."""
+
+    def __init__(self, prefix: str, *, many: bool) -> None:
+        self._prefix = prefix
+        # A single instance's own digest is the upload's; only a multipart body needs a
+        # second digest over the concatenation of its instances.
+        self._total = hashlib.sha256() if many else None
+        self._writer: ObjectWriter | None = None
+        self._hash = hashlib.sha256()
+        self.items: list[StoredItem] = []
+
+    def _key(self) -> str:
+        return f"{self._prefix}{len(self.items):06d}.dcm"
+
+    def begin(self) -> None:
+        self._writer = storage().writer(self._key())
+        self._hash = hashlib.sha256()
+
+    def data(self, data: bytes) -> None:
+        assert self._writer is not None
+        self._writer.write(data)
+        self._hash.update(data)
+        if self._total is not None:
+            self._total.update(data)
+
+    def end(self, meta: FileMeta) -> None:
+        assert self._writer is not None
+        writer, self._writer = self._writer, None
+        writer.commit()  # on failure LocalWriter removes its temp file itself
+        self.items.append(StoredItem(len(self.items), self._key(), writer.size, self._hash.hexdigest()))
+
+    def sha256(self) -> str:
+        if self._total is None:
+            return self.items[0].sha256 if self.items else hashlib.sha256().hexdigest()
+        return self._total.hexdigest()
+
+    def abort(self) -> None:
+        """Remove everything written: the object in progress and every committed one."""
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None
+        for item in self.items:
+            storage().delete(item.object_key)
+        self.items = []
+
+
+class Receiver:
+    """Parse and store one upload's body: ``feed`` pieces in order, then ``finish`` or ``abort``.
+
+    Raises what PayloadParser raises; after an exception the caller must ``abort``.
+    """
+
+    def __init__(self, content_type: ContentType, *, organization_id: int, upload_id: str) -> None:
+        self._store = InstanceStore(upload_prefix(organization_id, upload_id), many=content_type.boundary is not None)
+        self._parser = PayloadParser(content_type, self._store)
+        self.bytes_received = 0
+
+    @property
+    def head_checked(self) -> bool:
+        return self._parser.head_checked
+
+    def feed(self, data: bytes) -> None:
+        self.bytes_received += len(data)
+        self._parser.feed(data)
+
+    def finish(self) -> Received:
+        self._parser.finish()
+        return Received(list(self._store.items), self.bytes_received, self._store.sha256())
+
+    def abort(self) -> None:
+        self._store.abort()

@@ -1,0 +1,44 @@
+"""Why an upload is refused, as an HTTP status (API.md, Common headers and errors)."""
+
+from __future__ import annotations
+
+from studies.multipart import MultipartError
+from studies.part10 import NotDicom
+from studies.payload import BadContentType, UnsupportedMediaType
+
+
+class Refused(Exception):
+    """An upload or chunk the server will not take; ``detail`` is safe to show the client."""
+
+    def __init__(self, status: int, detail: str, *, slug: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.slug = slug
+
+
+def refusal(exc: Exception) -> Refused | None:
+    """The refusal a pipeline exception stands for; None for a real failure (a bug, a disk)."""
+    if isinstance(exc, Refused):
+        return exc
+    if isinstance(exc, NotDicom):
+        return Refused(422, f"The body is not valid DICOM: {exc}.", slug="not-dicom")
+    if isinstance(exc, MultipartError):
+        return Refused(422, f"The multipart body is malformed: {exc}.", slug="bad-multipart")
+    if isinstance(exc, UnsupportedMediaType):
+        return Refused(415, str(exc), slug="unsupported-media-type")
+    if isinstance(exc, BadContentType):
+        return Refused(400, f"Bad Content-Type: {exc}.", slug="bad-content-type")
+    return None
+
+
+def too_large(limit: int) -> Refused:
+    return Refused(413, f"The payload exceeds {limit} bytes, the most this request may carry.", slug="too-large")
+
+
+def conflict(detail: str) -> Refused:
+    return Refused(409, detail, slug="conflict")
+
+
+def bad_request(detail: str) -> Refused:
+    return Refused(400, detail, slug="bad-request")

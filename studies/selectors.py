@@ -1,0 +1,67 @@
+"""Reads of the studies app, always scoped to one organization: the only way views reach
+tenant rows, so another organization's data cannot be asked for by mistake."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from django.db.models import Exists, OuterRef, QuerySet
+from django.http import Http404
+
+from accounts.models import Organization
+from studies.models import Series, Stream, Study, Upload
+
+
+@dataclass(frozen=True)
+class StudyFilters:
+    patient_id: str | None = None
+    patient_name: str | None = None  # prefix
+    modality: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    accession_number: str | None = None
+
+
+def study_get(*, organization: Organization, study_uid: str) -> Study | None:
+    return Study.objects.select_related("patient").filter(organization=organization, study_uid=study_uid).first()
+
+
+def study_list(*, organization: Organization, filters: StudyFilters) -> QuerySet[Study]:
+    """Matching studies with their patients; the caller orders and pages them."""
+    studies = Study.objects.select_related("patient").filter(organization=organization)
+    if filters.patient_id is not None:
+        studies = studies.filter(patient__organization=organization, patient__patient_id=filters.patient_id)
+    if filters.patient_name:
+        studies = studies.filter(patient__name__startswith=filters.patient_name)
+    if filters.accession_number is not None:
+        studies = studies.filter(accession_number=filters.accession_number)
+    if filters.date_from is not None:
+        studies = studies.filter(study_date__gte=filters.date_from)
+    if filters.date_to is not None:
+        studies = studies.filter(study_date__lte=filters.date_to)
+    if filters.modality:
+        # Through the series (indexed by study), not the JSON list: works on every database.
+        studies = studies.filter(Exists(Series.objects.filter(study=OuterRef("pk"), modality=filters.modality)))
+    return studies
+
+
+def series_list(*, study: Study) -> QuerySet[Series]:
+    """The series of a study obtained from study_get (so already scoped)."""
+    return Series.objects.filter(study=study).order_by("number", "id")
+
+
+def upload_get(*, organization: Organization, upload_id: str) -> Upload:
+    """The organization's upload with this id (= request id); Http404 for anyone else's."""
+    upload = Upload.objects.filter(organization=organization, pk=upload_id).first()
+    if upload is None:
+        raise Http404
+    return upload
+
+
+def stream_get(*, organization: Organization, stream_id: str) -> Stream:
+    """The organization's stream with this X-Stream-Id; Http404 for anyone else's."""
+    stream = Stream.objects.filter(organization=organization, stream_id=stream_id).first()
+    if stream is None:
+        raise Http404
+    return stream

@@ -1,0 +1,206 @@
+"""Writes to chunked, resumable streams (API.md §1): open, store a chunk, assemble, abort, expire.
+
+A chunk becomes durable (its object fsync'd and renamed, its row committed) before the client
+hears 2xx. The transaction that stores a stream's last missing chunk claims the reassembly by
+linking a new `receiving` Upload to the stream while it holds the stream's row lock, so exactly
+one request assembles, however many processes race. Reassembly feeds the chunk objects, in
+order, through the same Receiver as a single request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from accounts.models import APIKey, Organization
+from studies.models import Chunk, Stream, StreamState, Upload
+from studies.objects import storage
+from studies.payload import ContentType
+from studies.receiver import Receiver
+from studies.refusals import conflict
+from studies.storage import ObjectWriter
+from studies.uploads import upload_complete, upload_discard, upload_id_free, uploads_sweep
+
+READ_PIECE = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSlot:
+    """What a chunk request needs to know before reading its body."""
+
+    pk: int
+    created: bool  # this request made the stream row (removed again if the chunk is refused)
+    held_bytes: int  # bytes of the chunks already stored
+    held_sha256: str | None  # the stored chunk with this seq, if any: a retry
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkStored:
+    stream_state: str
+    assemble_as: str | None  # an upload id: this request completed the stream and assembles it
+    upload_id: str | None  # the stream's upload once assembled (or being assembled)
+
+
+def chunk_key(organization_id: int, stream_pk: int, seq: int) -> str:
+    return f"streams/{organization_id}/{stream_pk}/{seq:08d}.chunk"
+
+
+def stream_open(*, organization: Organization, stream_id: str, seq: int, content_type: ContentType) -> StreamSlot:
+    """Find or create the stream a chunk names. Raises Refused(409) for a content type other
+    than the first chunk's, or a stream that is over (unless this is a retry of a stored chunk)."""
+    stream, created = Stream.objects.get_or_create(
+        organization=organization, stream_id=stream_id, defaults={"content_type": content_type.value}
+    )
+    if stream.content_type != content_type.value:
+        raise conflict(f"This stream's chunks are {stream.content_type}; a chunk cannot change that.")
+    held = Chunk.objects.filter(stream=stream, seq=seq).values_list("sha256", flat=True).first()
+    if stream.state != StreamState.OPEN and held is None:
+        raise conflict(f"The stream is {stream.state}: it takes no new chunks.")
+    total = Chunk.objects.filter(stream=stream).aggregate(total=Sum("size"))["total"] or 0
+    return StreamSlot(pk=stream.pk, created=created, held_bytes=total, held_sha256=held)
+
+
+def stream_forget(*, stream_pk: int) -> None:
+    """Remove a stream this request created when its first chunk is refused (if still empty)."""
+    Stream.objects.filter(pk=stream_pk, state=StreamState.OPEN, chunks__isnull=True).delete()
+
+
+def chunk_store(
+    *,
+    stream_pk: int,
+    seq: int,
+    last: bool,
+    writer: ObjectWriter | None,
+    sha256: str,
+    api_key: APIKey | None,
+    request_id: str,
+) -> ChunkStored:
+    """Commit a received chunk (``writer`` None: the body was only hashed, against a stored
+    chunk). Same seq with the same bytes is a no-op; other bytes, a seq past the last one, or
+    a second last chunk are Refused(409) and the bytes are dropped."""
+    try:
+        with transaction.atomic():
+            stream = Stream.objects.select_for_update().filter(pk=stream_pk).first()
+            if stream is None:
+                raise conflict("The stream was removed while this chunk arrived; send it again.")
+            _check_and_commit(stream, seq, last, writer, sha256)
+            stream.updated = timezone.now()
+            stream.save(update_fields=["last_seq", "updated"])
+            assemble_as = _claim(stream, api_key, request_id)
+    finally:
+        if writer is not None:
+            writer.abort()  # a no-op once committed; drops the bytes of a refused chunk
+    upload_id = assemble_as or (str(stream.upload_id) if stream.upload_id else None)
+    return ChunkStored(stream_state=stream.state, assemble_as=assemble_as, upload_id=upload_id)
+
+
+def _check_and_commit(stream: Stream, seq: int, last: bool, writer: ObjectWriter | None, sha256: str) -> None:
+    held = Chunk.objects.filter(stream=stream, seq=seq).first()
+    if held is not None:
+        if held.sha256 != sha256:
+            raise conflict(f"Chunk {seq} is already stored with other bytes.")
+    elif stream.state != StreamState.OPEN:
+        raise conflict(f"The stream is {stream.state}: it takes no new chunks.")
+    if stream.last_seq is not None and (seq > stream.last_seq or (last and seq != stream.last_seq)):
+        raise conflict(f"Chunk {stream.last_seq} was marked the last one.")
+    if last and Chunk.objects.filter(stream=stream, seq__gt=seq).exists():
+        raise conflict("A chunk after this one is already stored: it cannot be the last.")
+    if held is None:
+        assert writer is not None  # the body was stored, not just hashed, when nothing was held
+        writer.commit()
+        key = chunk_key(stream.organization_id, stream.pk, seq)
+        Chunk.objects.create(stream=stream, seq=seq, size=writer.size, sha256=sha256, object_key=key)
+    if last:
+        stream.last_seq = seq
+
+
+def _claim(stream: Stream, api_key: APIKey | None, request_id: str) -> str | None:
+    """Link a new upload if every chunk 0..last is now held and nobody assembles yet."""
+    if stream.state != StreamState.OPEN or stream.upload_id is not None or stream.last_seq is None:
+        return None
+    if Chunk.objects.filter(stream=stream).count() != stream.last_seq + 1:
+        return None
+    upload = Upload.objects.create(
+        id=upload_id_free(request_id),
+        organization_id=stream.organization_id,
+        api_key=api_key,
+        content_type=stream.content_type,
+    )
+    stream.upload = upload
+    stream.save(update_fields=["upload"])
+    return str(upload.id)
+
+
+def stream_assemble(*, stream_pk: int, upload_id: str, content_type: ContentType) -> Upload:
+    """Feed the chunks, in order, through the upload pipeline; complete the stream. Refused
+    content aborts the stream (its chunks freed, no upload left) and re-raises."""
+    stream = Stream.objects.get(pk=stream_pk)
+    receiver = Receiver(content_type, organization_id=stream.organization_id, upload_id=upload_id)
+    try:
+        for key in Chunk.objects.filter(stream=stream).order_by("seq").values_list("object_key", flat=True):
+            with storage().open(key) as fh:
+                while piece := fh.read(READ_PIECE):
+                    receiver.feed(piece)
+        received = receiver.finish()
+    except Exception:
+        receiver.abort()
+        with transaction.atomic():
+            upload_discard(upload_id=upload_id, organization_id=stream.organization_id)
+            _finish(stream, StreamState.ABORTED)
+        raise
+    with transaction.atomic():
+        upload = upload_complete(upload_id=upload_id, received=received)
+        _finish(stream, StreamState.COMPLETE)
+    return upload
+
+
+def stream_abort(*, stream: Stream) -> None:
+    """DELETE: stop an open stream and free its chunks; aborting twice is fine."""
+    with transaction.atomic():
+        locked = Stream.objects.select_for_update().get(pk=stream.pk)
+        if locked.state == StreamState.COMPLETE or locked.upload_id is not None:
+            raise conflict("The stream is complete (or being assembled): there is nothing to abort.")
+        if locked.state == StreamState.OPEN:
+            _finish(locked, StreamState.ABORTED)
+
+
+def streams_expire(*, before: datetime) -> int:
+    """Expire open streams idle since ``before`` and free their chunks (the periodic job)."""
+    expired = 0
+    idle = Stream.objects.filter(state=StreamState.OPEN, upload__isnull=True, updated__lt=before)
+    for pk in list(idle.values_list("pk", flat=True)):
+        with transaction.atomic():
+            stream = Stream.objects.select_for_update().filter(pk=pk, state=StreamState.OPEN).first()
+            # Re-checked under the lock: a chunk may have arrived or completed it meanwhile.
+            if stream is None or stream.upload_id is not None or stream.updated >= before:
+                continue
+            _finish(stream, StreamState.EXPIRED)
+            expired += 1
+    return expired
+
+
+def ingest_expire(*, now: datetime | None = None) -> tuple[int, int]:
+    """The periodic job: expire streams idle for PRIZMED_STREAM_TTL seconds, and remove uploads
+    stuck `receiving` that long (their process died). Returns (streams, uploads) removed."""
+    before = (now or timezone.now()) - timedelta(seconds=settings.PRIZMED_STREAM_TTL)
+    return streams_expire(before=before), uploads_sweep(before=before)
+
+
+def _finish(stream: Stream, state: str) -> None:
+    """Set the stream's final state; delete its chunk objects once that is committed (rows stay,
+    so a late retry of a chunk still meets its digest)."""
+    stream.state = state
+    stream.updated = timezone.now()
+    stream.save(update_fields=["state", "updated"])
+    keys = list(Chunk.objects.filter(stream=stream).values_list("object_key", flat=True))
+    transaction.on_commit(lambda: _delete_objects(keys))
+
+
+def _delete_objects(keys: list[str]) -> None:
+    for key in keys:
+        storage().delete(key)

@@ -1,0 +1,84 @@
+"""Writes to uploads: open one for a request id, complete it (and queue indexing), discard it.
+
+An Upload row exists from the moment its bytes start arriving (`receiving`), so the same
+request id sent again meanwhile is a conflict and one sent after completion replays the
+result. A refused or abandoned upload leaves nothing: its objects and its row go.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import APIKey, Organization
+from prizmed.tasks import enqueue
+from studies import tasks
+from studies.models import Upload, UploadItem, UploadState
+from studies.objects import storage
+from studies.receiver import Received, upload_prefix
+from studies.refusals import conflict
+
+
+def upload_open(*, organization: Organization, api_key: APIKey | None, upload_id: str, content_type: str) -> Upload:
+    """Create the `receiving` upload; a completed one with this id is returned as it is (the
+    caller replays its result). Raises Refused(409) while that id is still receiving, or when
+    another organization used it (ids are global; whose it is is not said)."""
+    try:
+        with transaction.atomic():
+            return Upload.objects.create(
+                id=upload_id, organization=organization, api_key=api_key, content_type=content_type
+            )
+    except IntegrityError:
+        existing = Upload.objects.filter(pk=upload_id).first()
+    if existing is None or existing.organization_id != organization.pk or existing.state == UploadState.RECEIVING:
+        raise conflict("An upload with this X-Request-Id is in progress or belongs elsewhere.") from None
+    return existing
+
+
+def upload_id_free(upload_id: str) -> str:
+    """``upload_id`` if no upload has it yet, else a fresh uuid4 (for stream reassembly)."""
+    return str(uuid.uuid4()) if Upload.objects.filter(pk=upload_id).exists() else upload_id
+
+
+def upload_complete(*, upload_id: str, received: Received) -> Upload:
+    """Record the stored instances and queue the upload for indexing, exactly once."""
+    now = timezone.now()
+    with transaction.atomic():
+        upload = Upload.objects.select_for_update().get(pk=upload_id)
+        UploadItem.objects.bulk_create(
+            UploadItem(upload=upload, position=i.position, object_key=i.object_key, size=i.size, sha256=i.sha256)
+            for i in received.items
+        )
+        upload.state = UploadState.QUEUED
+        upload.bytes_received = received.bytes_received
+        upload.sha256 = received.sha256
+        upload.instances_received = len(received.items)
+        upload.updated = now
+        upload.save(update_fields=["state", "bytes_received", "sha256", "instances_received", "updated"])
+        transaction.on_commit(lambda: enqueue(tasks.index_upload, str(upload.id)))
+    return upload
+
+
+def upload_discard(*, upload_id: str, organization_id: int) -> None:
+    """Remove a `receiving` upload and every object under its prefix (its own or a dead
+    process's). A completed upload is never touched."""
+    receiving = Upload.objects.filter(pk=upload_id, state=UploadState.RECEIVING)
+    if not receiving.exists():
+        return
+    # Objects first: a crash in between leaves a row the sweep finds again, never lost bytes.
+    for key in list(storage().keys(upload_prefix(organization_id, upload_id))):
+        storage().delete(key)
+    receiving.delete()
+
+
+def uploads_sweep(*, before: datetime) -> int:
+    """Discard uploads stuck in `receiving` since ``before``: their process died mid-body."""
+    stale = list(
+        Upload.objects.filter(state=UploadState.RECEIVING, updated__lt=before).values_list("pk", "organization_id")
+    )
+    for upload_id, organization_id in stale:
+        upload_discard(upload_id=str(upload_id), organization_id=organization_id)
+    return len(stale)

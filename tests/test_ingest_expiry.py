@@ -1,0 +1,90 @@
+"""Idle streams expire and free their chunks; uploads whose process died are removed; the
+upload status shows rejections the indexer recorded."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from studies.models import ItemState, Stream, StreamState, Upload, UploadItem
+from studies.objects import storage
+from studies.streams import ingest_expire
+from studies.tasks import expire_streams
+from tests.conftest import World
+from tests.dicomfactory import make_instance
+from tests.ingest_support import objects_dir, post, stored
+from tests.test_auth import assert_problem
+from tests.test_ingest_streams import send_chunk
+
+
+@pytest.fixture
+def server_storage(child_env) -> Iterator[Path]:
+    """Point this process's storage at the servers' store, so services run here see their files."""
+    saved = settings.PRIZMED_STORAGE_DIR
+    settings.PRIZMED_STORAGE_DIR = objects_dir(child_env)
+    storage.cache_clear()
+    yield objects_dir(child_env)
+    settings.PRIZMED_STORAGE_DIR = saved
+    storage.cache_clear()
+
+
+def test_it_expires_idle_streams_and_frees_their_chunks(
+    api: httpx.Client, world: World, child_env, server_storage
+) -> None:
+    instance = make_instance()
+    assert send_chunk(api, world.bob.headers, "idle", 0, instance[:300]).status_code == 202
+    assert send_chunk(api, world.bob.headers, "fresh", 0, instance[:300]).status_code == 202
+    Stream.objects.filter(stream_id="idle").update(
+        updated=timezone.now() - timedelta(seconds=settings.PRIZMED_STREAM_TTL + 1)
+    )
+    idle, fresh = Stream.objects.get(stream_id="idle"), Stream.objects.get(stream_id="fresh")
+
+    expire_streams()  # the periodic job (CELERY_BEAT_SCHEDULE)
+
+    idle.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (idle.state, fresh.state) == (StreamState.EXPIRED, StreamState.OPEN)
+    assert not stored(child_env, f"streams/{world.bob.org.pk}/{idle.pk}")
+    assert stored(child_env, f"streams/{world.bob.org.pk}/{fresh.pk}")
+    assert api.get("/dicom/streams/idle", headers=world.bob.headers).json()["state"] == "expired"
+    assert_problem(send_chunk(api, world.bob.headers, "idle", 1, instance[300:], last=True), 409)
+    assert ingest_expire() == (0, 0)  # nothing more to do: the job is idempotent
+
+
+def test_it_removes_uploads_left_receiving_by_a_dead_process(world: World, child_env, server_storage) -> None:
+    upload = Upload.objects.create(id=uuid.uuid4(), organization=world.bob.org, content_type="application/dicom")
+    key = f"uploads/{world.bob.org.pk}/{upload.pk}/000000.dcm"
+    writer = storage().writer(key)
+    writer.write(b"half an instance")
+    writer.commit()
+    stale = timezone.now() + timedelta(seconds=settings.PRIZMED_STREAM_TTL + 1)
+
+    assert ingest_expire(now=stale) == (0, 1)
+
+    assert not Upload.objects.filter(pk=upload.pk).exists()
+    assert not stored(child_env, f"uploads/{world.bob.org.pk}/{upload.pk}")
+
+
+def test_it_shows_rejections_and_study_uids(api: httpx.Client, world: World) -> None:
+    response = post(api, make_instance(), {**world.bob.headers, "Content-Type": "application/dicom"})
+    request_id = response.json()["request_id"]
+    # What the indexer records (studies/indexing.py), written here so the view is tested alone.
+    Upload.objects.filter(pk=request_id).update(state="done", instances_rejected=1, study_uids=["1.2.3"])
+    UploadItem.objects.filter(upload_id=request_id).update(
+        state=ItemState.REJECTED, reason_code="missing-patient-id", reason="no Patient ID", sop_instance_uid="1.2.3.4"
+    )
+
+    body = api.get(f"/dicom/uploads/{request_id}", headers=world.bob.headers).json()
+
+    assert body["state"] == "done" and body["study_uids"] == ["1.2.3"]
+    assert body["instances_accepted"] == 1 and body["instances_rejected"] == 1
+    assert body["rejections"] == [
+        {"position": 0, "sop_instance_uid": "1.2.3.4", "reason_code": "missing-patient-id", "reason": "no Patient ID"}
+    ]
