@@ -79,3 +79,7 @@ class APIKeyAdmin(admin.ModelAdmin[APIKey]):
 
     def has_delete_permission(self, request: HttpRequest, obj: APIKey | None = None) -> bool:
         return False  # keys are revoked, not deleted: their prefix stays resolvable in audit entries
+
+
+# The audit log's admin lives with the rest of the audit code; importing registers it.
+from accounts import audit_admin  # noqa: E402, F401

@@ -68,6 +68,19 @@ class APIKey(models.Model):
         return self.expires_at is None or self.expires_at > timezone.now()
 
 
+class AppendOnlyQuerySet(models.QuerySet["AuditEntry"]):
+    """Refuses bulk changes, so no ORM path (code, shell, admin action) can rewrite the log."""
+
+    def update(self, **kwargs: object) -> int:
+        raise PermissionError("the audit log is append-only")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise PermissionError("the audit log is append-only")
+
+    def bulk_update(self, *args: object, **kwargs: object) -> int:
+        raise PermissionError("the audit log is append-only")
+
+
 class AuditEntry(models.Model):
     """One append-only audit log entry (API.md §5). Written only by accounts.audit.audit_append,
     in the same transaction as the change it records; `entry_hash` chains it to the entry before,
@@ -96,6 +109,18 @@ class AuditEntry(models.Model):
     bytes = models.PositiveBigIntegerField(default=0)
     prev_hash = models.CharField(max_length=64)
     entry_hash = models.CharField(max_length=64, unique=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    # The one save()/delete() override in the codebase: append-only is a property of the row
+    # itself, and Model.save/delete bypass the QuerySet guards above.
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise PermissionError("the audit log is append-only")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise PermissionError("the audit log is append-only")
 
     class Meta:
         verbose_name = "audit log entry"

@@ -2,6 +2,10 @@ from __future__ import annotations
 
 from django.urls import path
 
+from accounts.audit_views import AuditEventListApi
 from accounts.views import OrganizationApi
 
-urlpatterns = [path("organization", OrganizationApi.as_view(), name="organization")]
+urlpatterns = [
+    path("organization", OrganizationApi.as_view(), name="organization"),
+    path("audit-events", AuditEventListApi.as_view(), name="audit-events"),
+]

@@ -156,6 +156,9 @@ class Series(models.Model):
     body_part = models.CharField(max_length=16, blank=True)
     instance_count = models.PositiveIntegerField(default=0)
     bytes = models.PositiveBigIntegerField(default=0)
+    # Longest "/"-ending key prefix shared by its instances' objects (kept by the indexer), so
+    # the API can name the series' storage location without looking at its instances.
+    storage_prefix = models.CharField(max_length=512, blank=True)
 
     class Meta:
         verbose_name_plural = "series"

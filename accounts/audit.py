@@ -1,0 +1,109 @@
+"""The tamper-evident audit log: append an entry, verify the chain.
+
+Each entry's `entry_hash` is SHA-256 over the previous entry's hash and the canonical JSON of
+its own fields, so editing or removing any row breaks every link after it. Appends take a lock
+first (an advisory lock on PostgreSQL; SQLite's IMMEDIATE transactions already serialize
+writers) so two concurrent appends never chain to the same predecessor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.db.models import QuerySet
+
+from accounts.models import APIKey, AuditEntry, Organization
+
+GENESIS = "0" * 64
+# Arbitrary constant naming the audit chain's advisory lock (PostgreSQL, per database).
+_CHAIN_LOCK = 0x50524D41
+HASHED_FIELDS = (
+    "created", "action", "outcome", "status_code", "organization_id_value", "organization_slug", "key_id",
+    "key_prefix", "key_role", "request_id", "client_address", "user_agent", "study_uid", "patient_id",
+    "series_count", "instance_count", "bytes", "prev_hash",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asked for a change, as the audit log records it (never the key itself)."""
+
+    organization: Organization
+    key: APIKey | None
+    request_id: str
+    client_address: str = ""
+    user_agent: str = ""
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What the audited operation was about (a study, for deletes)."""
+
+    study_uid: str = ""
+    patient_id: str = ""
+    series_count: int = 0
+    instance_count: int = 0
+    bytes: int = 0
+
+
+def entry_hash(entry: AuditEntry) -> str:
+    fields = {name: getattr(entry, name) for name in HASHED_FIELDS}
+    fields["created"] = entry.created.isoformat()
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256((entry.prev_hash + canonical).encode()).hexdigest()
+
+
+def audit_append(
+    *, action: str, outcome: str, status_code: int, actor: Actor, subject: Subject | None = None
+) -> AuditEntry:
+    """Append one entry. Inside the caller's transaction when there is one (the change and its
+    entry commit together); in a transaction of its own otherwise (a refused request)."""
+    subject = subject or Subject()
+    key = actor.key
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK])
+        prev = AuditEntry.objects.order_by("-id").values_list("entry_hash", flat=True).first() or GENESIS
+        entry = AuditEntry(
+            action=action,
+            outcome=outcome,
+            status_code=status_code,
+            organization_id_value=actor.organization.pk,
+            organization_slug=actor.organization.slug,
+            key_id=key.pk if key else None,
+            key_prefix=key.prefix if key else "",
+            key_role=key.role if key else "",
+            request_id=actor.request_id,
+            client_address=actor.client_address[:64],
+            user_agent=actor.user_agent[:300],
+            study_uid=subject.study_uid[:64],
+            patient_id=subject.patient_id[:64],
+            series_count=subject.series_count,
+            instance_count=subject.instance_count,
+            bytes=subject.bytes,
+            prev_hash=prev,
+        )
+        entry.entry_hash = entry_hash(entry)
+        entry.save()
+    return entry
+
+
+def audit_verify() -> int | None:
+    """The id of the first entry whose link is broken (edited, inserted or a predecessor
+    removed), or None when the whole chain holds."""
+    prev = GENESIS
+    for entry in AuditEntry.objects.order_by("id").iterator(chunk_size=2000):
+        if entry.prev_hash != prev or entry_hash(entry) != entry.entry_hash:
+            return entry.pk
+        prev = entry.entry_hash
+    return None
+
+
+def audit_entry_list(*, organization: Organization, before: int | None = None) -> QuerySet[AuditEntry]:
+    """The organization's entries, newest first; `before` an entry id, for paging."""
+    entries = AuditEntry.objects.filter(organization_id_value=organization.pk).order_by("-id")
+    return entries.filter(id__lt=before) if before is not None else entries

@@ -1,0 +1,70 @@
+"""Audit entries as FHIR R4 AuditEvent resources (the DICOM audit vocabulary of PS3.15 A.5,
+as FHIR's AuditEvent expects it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from accounts.models import AuditEntry
+
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
+SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
+# PS3.16 CID 400: "DICOM Study Deleted" is the audit event ID of a study deletion.
+EVENT_TYPES = {"study.delete": {"system": DCM, "code": "110105", "display": "DICOM Study Deleted"}}
+# FHIR AuditEvent.outcome: 0 success, 4 minor failure (a refused request), 8 serious failure.
+OUTCOMES = {"success": "0"}
+
+
+def audit_event(entry: AuditEntry) -> dict[str, Any]:
+    agent: dict[str, Any] = {
+        "type": {"coding": [{"system": DCM, "code": "110153", "display": "Source Role ID"}]},
+        "who": {"identifier": {"system": "urn:prizmed:api-key-prefix", "value": entry.key_prefix or "-"}},
+        "requestor": True,
+    }
+    if entry.key_role:
+        agent["role"] = [{"text": entry.key_role}]
+    if entry.client_address:
+        agent["network"] = {"address": entry.client_address, "type": "2"}  # 2 = IP address
+    details = [
+        ("organization", entry.organization_slug),
+        ("request_id", entry.request_id),
+        ("user_agent", entry.user_agent),
+        ("series_count", str(entry.series_count)),
+        ("instance_count", str(entry.instance_count)),
+        ("bytes", str(entry.bytes)),
+        ("status_code", str(entry.status_code)),
+    ]
+    entities: list[dict[str, Any]] = [
+        {
+            "what": {"identifier": {"system": "urn:dicom:uid", "value": f"urn:oid:{entry.study_uid or '0'}"}},
+            "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
+            "role": {"system": OBJECT_ROLE, "code": "3", "display": "Report"},
+            "name": entry.study_uid or "-",
+            "detail": [{"type": name, "valueString": value} for name, value in details if value],
+        }
+    ]
+    if entry.patient_id:
+        entities.append(
+            {
+                "what": {"identifier": {"value": entry.patient_id}},
+                "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
+                "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"},
+            }
+        )
+    return {
+        "resourceType": "AuditEvent",
+        "id": str(entry.pk),
+        "type": EVENT_TYPES.get(entry.action, {"system": DCM, "code": "110100", "display": "Application Activity"}),
+        "action": "D",
+        "recorded": entry.created.isoformat(),
+        "outcome": OUTCOMES.get(entry.outcome, "4"),
+        "outcomeDesc": entry.outcome,
+        "agent": [agent],
+        "source": {
+            "observer": {"display": "PrizMed"},
+            "type": [{"system": SOURCE_TYPE, "code": "4", "display": "Application Server"}],
+        },
+        "entity": entities,
+    }

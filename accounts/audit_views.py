@@ -1,0 +1,54 @@
+"""`GET /audit-events`: the organization's audit log for admin keys, as a FHIR searchset Bundle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.audit import audit_entry_list
+from accounts.audit_fhir import audit_event
+from accounts.models import APIKey
+from accounts.permissions import IsAdminKey
+
+FHIR_JSON = "application/fhir+json"
+
+
+class AuditEventListApi(APIView):
+    """Newest first; `_count` per page, and the Bundle's `next` link for the page after."""
+
+    permission_classes = [IsAdminKey]
+
+    class Input(serializers.Serializer[Any]):
+        _count = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
+        _before = serializers.IntegerField(required=False, min_value=1)
+
+    @extend_schema(
+        parameters=[Input],
+        responses={200: OpenApiResponse(description="FHIR R4 Bundle (searchset) of AuditEvent")},
+        operation_id="audit_events_list",
+    )
+    def get(self, request: Request) -> Response:
+        params = self.Input(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        count: int = params.validated_data["_count"]
+        key: APIKey = request.auth  # type: ignore[assignment]  # IsAdminKey guarantees it
+        entries = list(
+            audit_entry_list(organization=key.organization, before=params.validated_data.get("_before"))[: count + 1]
+        )
+        base = request.build_absolute_uri(request.path)
+        links = [{"relation": "self", "url": request.build_absolute_uri()}]
+        if len(entries) > count:
+            entries = entries[:count]
+            links.append({"relation": "next", "url": f"{base}?_count={count}&_before={entries[-1].pk}"})
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "link": links,
+            "entry": [{"resource": audit_event(entry), "search": {"mode": "match"}} for entry in entries],
+        }
+        return Response(bundle, content_type=FHIR_JSON)

@@ -1,0 +1,421 @@
+"""Indexing the stored instances of an upload into Patient / Study / Series / Instance (API.md §2).
+
+An upload is indexed in parts of PART_SIZE positions, each its own task, so several workers
+share a big upload. A part reads headers outside any transaction (the slow step) and writes
+each batch of BATCH_SIZE items in one transaction. Every step is idempotent: a batch re-locks
+its items and skips those no longer `stored`, so a task run again after a crash or run twice
+at once indexes every instance exactly once.
+
+Lock order, the same everywhere (no deadlocks): upload, its items, patients by Patient ID,
+studies by Study Instance UID, then instances. Counts and bytes of a study and its series
+change only under the study's row lock, so they stay exact with any number of workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.models import Organization
+from records.services import record_patient_changed, record_study_changed, record_study_deleted
+from studies.headers import InstanceHeader, InvalidInstance, read_header
+from studies.models import (
+    Instance,
+    ItemState,
+    Patient,
+    Series,
+    Study,
+    Upload,
+    UploadItem,
+    UploadState,
+)
+from studies.objects import storage
+from studies.services import objects_delete_on_commit
+
+log = logging.getLogger("prizmed.indexing")
+
+PART_SIZE = 250  # positions per task
+BATCH_SIZE = 250  # items per transaction
+RETRIES = 5  # a batch that lost a race (unique insert, deleted study, deadlock) runs again
+TOO_LARGE = "study-too-large"
+MISSING = "missing-object"
+
+
+class _Retry(Exception):
+    """A row this batch relied on vanished (a concurrent delete): run the batch again."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    code: str
+    reason: str
+
+
+@dataclass
+class _Batch:
+    """What one transaction writes: filled while walking the batch's items in order."""
+
+    organization: Organization
+    indexed: list[UploadItem] = field(default_factory=list)
+    rejected: list[UploadItem] = field(default_factory=list)
+    doomed_keys: list[str] = field(default_factory=list)
+    now: datetime = field(default_factory=timezone.now)
+    created: dict[str, Instance] = field(default_factory=dict)
+    replaced: dict[str, Instance] = field(default_factory=dict)
+    study_uids: set[str] = field(default_factory=set)
+    # Series outside this batch that re-sent instances left: id -> (instances, bytes) to subtract.
+    moved_out: dict[int, tuple[int, int]] = field(default_factory=dict)
+    other_studies: set[int] = field(default_factory=set)  # their studies, recounted too
+
+
+def upload_index_begin(*, upload_id: str) -> list[tuple[int, int]]:
+    """Move a queued upload to `indexing`; the [start, stop) position ranges still to index.
+    Empty when there is nothing to do (the upload is then finished, or is not indexable)."""
+    with transaction.atomic():
+        upload = Upload.objects.select_for_update().filter(pk=upload_id).first()
+        if upload is None or upload.state not in (UploadState.QUEUED, UploadState.INDEXING):
+            return []
+        if upload.state == UploadState.QUEUED:
+            Upload.objects.filter(pk=upload.pk).update(state=UploadState.INDEXING, updated=timezone.now())
+        positions = list(
+            UploadItem.objects.filter(upload=upload, state=ItemState.STORED)
+            .order_by("position")
+            .values_list("position", flat=True)
+        )
+    if not positions:
+        upload_finish(upload_id=upload_id)
+        return []
+    starts = positions[::PART_SIZE]
+    return [(start, stop) for start, stop in zip(starts, [*starts[1:], positions[-1] + 1], strict=True)]
+
+
+def upload_index_part(*, upload_id: str, start: int, stop: int) -> None:
+    """Index the stored items of positions [start, stop), then finish the upload if it is whole."""
+    upload = Upload.objects.select_related("organization__plan").filter(pk=upload_id).first()
+    if upload is None or upload.state != UploadState.INDEXING:
+        return
+    try:
+        items = list(
+            UploadItem.objects.filter(
+                upload=upload, state=ItemState.STORED, position__gte=start, position__lt=stop
+            ).order_by("position")
+        )
+        for first in range(0, len(items), BATCH_SIZE):
+            batch = items[first : first + BATCH_SIZE]
+            _index_batch(upload, [(item, _read(item)) for item in batch])
+    except Exception:
+        log.exception("indexing upload %s failed", upload_id)
+        upload_fail(upload_id=upload_id, error="The upload could not be indexed; its instances were not all stored.")
+        raise
+    upload_finish(upload_id=upload_id)
+
+
+def upload_finish(*, upload_id: str) -> None:
+    """`done` once no item is left `stored` (any part may be the last to get here)."""
+    with transaction.atomic():
+        upload = Upload.objects.select_for_update().filter(pk=upload_id, state=UploadState.INDEXING).first()
+        if upload is None or UploadItem.objects.filter(upload=upload, state=ItemState.STORED).exists():
+            return
+        Upload.objects.filter(pk=upload.pk).update(state=UploadState.DONE, updated=timezone.now())
+
+
+def upload_fail(*, upload_id: str, error: str) -> None:
+    Upload.objects.filter(pk=upload_id, state=UploadState.INDEXING).update(
+        state=UploadState.FAILED, error=error, updated=timezone.now()
+    )
+
+
+def _read(item: UploadItem) -> InstanceHeader | Rejection:
+    try:
+        with storage().open(item.object_key) as fp:
+            return read_header(fp)
+    except InvalidInstance as exc:
+        return Rejection(exc.code, exc.message)
+    except FileNotFoundError:
+        return Rejection(MISSING, "the stored instance is missing")
+
+
+def _index_batch(upload: Upload, parsed: list[tuple[UploadItem, InstanceHeader | Rejection]]) -> None:
+    for attempt in range(RETRIES):
+        try:
+            with transaction.atomic():
+                _write_batch(upload, parsed)
+            return
+        except (IntegrityError, DatabaseError, _Retry):
+            # Lost a race: a concurrent copy inserted the same row, a study was deleted under
+            # us, or PostgreSQL broke a deadlock. The next attempt sees the committed state.
+            if attempt == RETRIES - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
+def _write_batch(upload: Upload, parsed: list[tuple[UploadItem, InstanceHeader | Rejection]]) -> None:
+    if Upload.objects.select_for_update().filter(pk=upload.pk).values_list("pk").first() is None:
+        return  # the upload was removed meanwhile (its organization deleted): nothing to index
+    live = set(
+        UploadItem.objects.select_for_update()
+        .filter(pk__in=[item.pk for item, _ in parsed], state=ItemState.STORED)
+        .values_list("pk", flat=True)
+    )
+    parsed = [(item, header) for item, header in parsed if item.pk in live]
+    if not parsed:
+        return
+    batch = _Batch(organization=upload.organization)
+    headers = [header for _, header in parsed if isinstance(header, InstanceHeader)]
+    patients = _patients(batch, headers)
+    studies = _studies(batch.organization, headers, patients)
+    series = _series(studies, headers)
+    existing = {
+        instance.sop_uid: instance
+        for instance in Instance.objects.select_for_update()
+        .filter(organization=batch.organization, sop_uid__in=[h.sop_instance_uid for h in headers])
+        .select_related("series")
+    }
+    limit = upload.organization.plan.max_study_bytes
+    for item, header in parsed:
+        if isinstance(header, Rejection):
+            _reject(batch, item, header)
+        else:
+            _place(batch, item, header, studies[header.study_instance_uid], series, existing, limit)
+    _write(batch, upload, studies, series)
+
+
+def _reject(batch: _Batch, item: UploadItem, rejection: Rejection) -> None:
+    item.state, item.reason_code, item.reason = ItemState.REJECTED, rejection.code, rejection.reason[:300]
+    batch.rejected.append(item)
+    batch.doomed_keys.append(item.object_key)
+
+
+def _place(
+    batch: _Batch,
+    item: UploadItem,
+    header: InstanceHeader,
+    study: Study,
+    series: dict[tuple[int, str], Series],
+    existing: dict[str, Instance],
+    limit: int | None,
+) -> None:
+    old = existing.get(header.sop_instance_uid)
+    old_here = old is not None and old.series.study_id == study.pk
+    growth = item.size - (old.size if old is not None and old_here else 0)
+    if limit is not None and study.bytes + growth > limit:
+        item.sop_instance_uid = header.sop_instance_uid
+        _reject(batch, item, Rejection(TOO_LARGE, f"the study would exceed the plan's {limit} bytes"))
+        return
+    target = series[(study.pk, header.series_instance_uid)]
+    if old is not None:
+        # A re-sent instance replaces the old one: its bytes go, its counts move.
+        batch.doomed_keys.append(old.object_key)
+        owner = next((s for s in series.values() if s.pk == old.series_id), None)
+        if owner is not None:
+            owner.instance_count -= 1
+            owner.bytes -= old.size
+        else:
+            count, size = batch.moved_out.get(old.series_id, (0, 0))
+            batch.moved_out[old.series_id] = (count + 1, size + old.size)
+        if old_here:
+            study.bytes -= old.size
+        else:
+            batch.other_studies.add(old.series.study_id)
+        instance = old
+        if old.pk is not None:
+            batch.replaced[header.sop_instance_uid] = old
+    else:
+        instance = Instance(organization=batch.organization, sop_uid=header.sop_instance_uid)
+        batch.created[header.sop_instance_uid] = instance
+        existing[header.sop_instance_uid] = instance
+    instance.series = target
+    instance.sop_class_uid = header.sop_class_uid
+    instance.transfer_syntax_uid = header.transfer_syntax_uid
+    instance.number = header.instance_number
+    instance.object_key, instance.size, instance.sha256 = item.object_key, item.size, item.sha256
+    instance.received = timezone.now()
+    target.instance_count += 1
+    target.bytes += item.size
+    target.storage_prefix = _common_prefix(target.storage_prefix, item.object_key)
+    study.bytes += item.size
+    batch.study_uids.add(study.study_uid)
+    item.state, item.sop_instance_uid = ItemState.INDEXED, header.sop_instance_uid
+    batch.indexed.append(item)
+
+
+def _write(batch: _Batch, upload: Upload, studies: dict[str, Study], series: dict[tuple[int, str], Series]) -> None:
+    Instance.objects.bulk_create(batch.created.values(), batch_size=500)
+    Instance.objects.bulk_update(
+        batch.replaced.values(),
+        ["series", "sop_class_uid", "transfer_syntax_uid", "number", "object_key", "size", "sha256", "received"],
+        batch_size=500,
+    )
+    for series_id, (count, size) in batch.moved_out.items():
+        Series.objects.filter(pk=series_id).update(instance_count=F("instance_count") - count, bytes=F("bytes") - size)
+    Series.objects.bulk_update(series.values(), ["instance_count", "bytes", "storage_prefix"])
+    others = Study.objects.select_for_update().filter(pk__in=batch.other_studies - {s.pk for s in studies.values()})
+    touched = [*studies.values(), *others]
+    Series.objects.filter(study__in=touched, instance_count=0).delete()
+    for study in sorted(touched, key=lambda s: s.study_uid):
+        was_live = study.instance_count > 0  # not changed in memory: the value read under the lock
+        _recount(study)
+        if study.instance_count == 0:  # every instance rejected, or moved to another study
+            study.delete()
+            if was_live:
+                record_study_deleted(
+                    organization_id=study.organization_id,
+                    study_uid=study.study_uid,
+                    patient_id=study.patient.patient_id,
+                )
+            continue
+        study.last_received = batch.now
+        study.save()
+        record_study_changed(study=study)
+    _items_update([*batch.indexed, *batch.rejected])
+    objects_delete_on_commit(batch.doomed_keys)
+    # The upload row is locked by this transaction: read-merge-write of its UID list is safe.
+    known = Upload.objects.values_list("study_uids", flat=True).get(pk=upload.pk)
+    Upload.objects.filter(pk=upload.pk).update(
+        instances_indexed=F("instances_indexed") + len(batch.indexed),
+        instances_rejected=F("instances_rejected") + len(batch.rejected),
+        study_uids=[*known, *sorted(batch.study_uids - set(known))],
+        updated=batch.now,
+    )
+
+
+def _items_update(items: list[UploadItem]) -> None:
+    """Each item's outcome in one UPDATE ... FROM (VALUES ...): Django's bulk_update builds a
+    CASE per row and field, which cost more than the rest of the batch together."""
+    if not items:
+        return
+    quote = connection.ops.quote_name
+    table, columns = quote(UploadItem._meta.db_table), ["state", "reason", "reason_code", "sop_instance_uid"]
+    rows = ", ".join(["(CAST(%s AS BIGINT), %s, %s, %s, %s)"] * len(items))
+    assignments = ", ".join(f"{quote(c)} = v.{quote(c)}" for c in columns)
+    sql = (
+        f"WITH v(id, {', '.join(quote(c) for c in columns)}) AS (VALUES {rows}) "
+        f"UPDATE {table} SET {assignments} FROM v WHERE {table}.{quote('id')} = v.id"
+    )
+    params = [value for item in items for value in (item.pk, item.state, item.reason, item.reason_code,
+                                                      item.sop_instance_uid)]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _recount(study: Study) -> None:
+    """Study totals from its series rows (a handful), never from its instances."""
+    rows = list(Series.objects.filter(study=study).values_list("modality", "instance_count", "bytes"))
+    study.series_count = len(rows)
+    study.instance_count = sum(count for _, count, _ in rows)
+    study.bytes = sum(size for _, _, size in rows)
+    study.modalities = sorted({modality for modality, _, _ in rows if modality})
+
+
+def _patients(batch: _Batch, headers: list[InstanceHeader]) -> dict[str, Patient]:
+    """Patients of the batch, created or locked; demographics follow the newest instance."""
+    organization, now = batch.organization, batch.now
+    newest = {h.patient_id: h for h in headers}
+    Patient.objects.bulk_create(
+        [
+            Patient(
+                organization=organization,
+                patient_id=h.patient_id,
+                name=h.patient_name,
+                birth_date=h.patient_birth_date,
+                sex=h.patient_sex,
+                created=now,
+                updated=now,
+            )
+            for h in newest.values()
+        ],
+        ignore_conflicts=True,
+    )
+    patients = {
+        p.patient_id: p
+        for p in Patient.objects.select_for_update()
+        .filter(organization=organization, patient_id__in=sorted(newest))
+        .order_by("patient_id")
+    }
+    for patient_id, h in sorted(newest.items()):
+        patient = patients.get(patient_id)
+        if patient is None:
+            raise _Retry()
+        demographics = (h.patient_name, h.patient_birth_date, h.patient_sex)
+        if patient.created == now:  # inserted by this transaction (its timestamp is ours)
+            record_patient_changed(patient=patient)
+        elif demographics != (patient.name, patient.birth_date, patient.sex):
+            patient.name, patient.birth_date, patient.sex = demographics
+            patient.updated = now
+            patient.save(update_fields=["name", "birth_date", "sex", "updated"])
+            record_patient_changed(patient=patient)
+    return patients
+
+
+def _studies(
+    organization: Organization, headers: list[InstanceHeader], patients: dict[str, Patient]
+) -> dict[str, Study]:
+    """Studies of the batch, created or locked (in UID order); descriptive fields follow the
+    newest instance. A study deleted between create and lock makes the batch run again."""
+    newest = {h.study_instance_uid: h for h in headers}
+    Study.objects.bulk_create(
+        [Study(organization=organization, patient=patients[h.patient_id], study_uid=uid) for uid, h in newest.items()],
+        ignore_conflicts=True,
+    )
+    studies = {
+        s.study_uid: s
+        for s in Study.objects.select_for_update()
+        .filter(organization=organization, study_uid__in=sorted(newest))
+        .order_by("study_uid")
+    }
+    if len(studies) != len(newest):
+        raise _Retry()
+    for uid, h in newest.items():
+        study = studies[uid]
+        # A study keeps the patient it was created for.
+        named = patients[h.patient_id]
+        study.patient = named if named.pk == study.patient_id else Patient.objects.get(pk=study.patient_id)
+        study.study_date, study.study_time = h.study_date, h.study_time
+        study.accession_number = h.accession_number[:16]
+        study.description = h.study_description[:64]
+        study.referring_physician = h.referring_physician[:324]
+    return studies
+
+
+def _series(studies: dict[str, Study], headers: list[InstanceHeader]) -> dict[tuple[int, str], Series]:
+    """Series of the batch under their (locked) studies, keyed by (study id, Series UID)."""
+    firsts: dict[tuple[int, str], InstanceHeader] = {}
+    for h in headers:
+        firsts.setdefault((studies[h.study_instance_uid].pk, h.series_instance_uid), h)
+    Series.objects.bulk_create(
+        [
+            Series(
+                study_id=study_id,
+                series_uid=uid,
+                number=h.series_number,
+                modality=h.modality[:16],
+                description=h.series_description[:64],
+                body_part=h.body_part[:16],
+            )
+            for (study_id, uid), h in firsts.items()
+        ],
+        ignore_conflicts=True,
+    )
+    query = Q()
+    for study_id, uid in firsts:
+        query |= Q(study_id=study_id, series_uid=uid)
+    return {(s.study_id, s.series_uid): s for s in Series.objects.filter(query)}
+
+
+def _common_prefix(prefix: str, key: str) -> str:
+    """The longest "/"-ending prefix of both (`prefix` empty = none yet)."""
+    folder = key.rpartition("/")[0] + "/"
+    if not prefix:
+        return folder
+    common = []
+    for a, b in zip(prefix.split("/"), folder.split("/"), strict=False):
+        if a != b:
+            break
+        common.append(a)
+    return "/".join(common).rstrip("/") + "/" if common else ""

@@ -1,0 +1,206 @@
+"""Study metadata, search, series and permanent delete (API.md §3–§5): thin DRF views over
+studies/selectors.py and studies/services.py."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+from urllib.parse import quote
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, serializers
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.audit import Actor
+from accounts.models import APIKey
+from accounts.permissions import HasApiKey, IsAdminKey
+from prizmed.logs import current_request_id
+from studies.headers import uid_is_valid
+from studies.models import Series, Study
+from studies.objects import storage
+from studies.selectors import StudyFilters, series_list, study_get, study_list
+from studies.services import Refusal, study_delete, study_delete_refused
+
+FHIR_JSON = "application/fhir+json"
+
+
+def _key(request: Request) -> APIKey:
+    key: APIKey = request.auth  # type: ignore[assignment]  # HasApiKey / IsAdminKey guarantee it
+    return key
+
+
+def _actor(request: Request) -> Actor:
+    key = _key(request)
+    return Actor(
+        organization=key.organization,
+        key=key,
+        request_id=current_request_id.get(),
+        client_address=request.META.get("REMOTE_ADDR", ""),
+        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+    )
+
+
+def _checked_uid(study_uid: str) -> str:
+    if not uid_is_valid(study_uid):
+        raise exceptions.ValidationError({"study_uid": ["Not a DICOM UID (digits and dots, at most 64 characters)."]})
+    return study_uid
+
+
+def _study_or_404(request: Request, study_uid: str) -> Study:
+    study = study_get(organization=_key(request).organization, study_uid=_checked_uid(study_uid))
+    if study is None:
+        raise exceptions.NotFound("No such study.")
+    return study
+
+
+def study_links(study_uid: str) -> dict[str, dict[str, str]]:
+    base = f"/api/v2/studies/{study_uid}"
+    return {
+        "self": {"href": base},
+        "series": {"href": f"{base}/series"},
+        "fhir": {"href": f"/api/v2/records/stream?study={quote(study_uid)}", "type": FHIR_JSON},
+        # Bytes are reached through each series' storage location.
+        "retrieval": {"href": f"{base}/series"},
+    }
+
+
+class PatientOutput(serializers.Serializer[Any]):
+    patient_id = serializers.CharField()
+    name = serializers.CharField()
+    birth_date = serializers.DateField(allow_null=True)
+    sex = serializers.CharField()
+
+
+class StudyOutput(serializers.Serializer[Study]):
+    study_uid = serializers.CharField()
+    patient = PatientOutput()
+    study_date = serializers.DateField(allow_null=True)
+    study_time = serializers.TimeField(allow_null=True)
+    accession_number = serializers.CharField()
+    description = serializers.CharField()
+    referring_physician = serializers.CharField()
+    modalities = serializers.ListField(child=serializers.CharField())
+    series_count = serializers.IntegerField()
+    instance_count = serializers.IntegerField()
+    bytes = serializers.IntegerField()
+    first_received = serializers.DateTimeField()
+    last_received = serializers.DateTimeField()
+    links = serializers.SerializerMethodField()
+
+    def get_links(self, study: Study) -> dict[str, dict[str, str]]:
+        return study_links(study.study_uid)
+
+
+class StudyPagination(CursorPagination):
+    """Newest first, by id: a cursor stays valid however many studies arrive meanwhile."""
+
+    ordering = "-id"
+    page_size = 50
+    page_size_query_param = "limit"
+    max_page_size = 200
+
+    def decode_cursor(self, request: Request) -> Any:
+        try:
+            return super().decode_cursor(request)
+        except exceptions.NotFound:
+            raise exceptions.ValidationError({"cursor": ["Invalid cursor."]}) from None
+
+
+class StudyListApi(APIView):
+    """Search the organization's studies; paged by an opaque, stable cursor."""
+
+    class Input(serializers.Serializer[Any]):
+        patient_id = serializers.CharField(required=False, max_length=64)
+        patient_name = serializers.CharField(required=False, max_length=64, help_text="Prefix of the name.")
+        modality = serializers.CharField(required=False, max_length=16)
+        date_from = serializers.DateField(required=False)
+        date_to = serializers.DateField(required=False)
+        accession_number = serializers.CharField(required=False, max_length=16)
+
+    class Output(StudyOutput):
+        pass
+
+    @extend_schema(parameters=[Input], responses=Output(many=True), operation_id="studies_list")
+    def get(self, request: Request) -> Response:
+        params = self.Input(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        studies = study_list(organization=_key(request).organization, filters=StudyFilters(**params.validated_data))
+        paginator = StudyPagination()
+        page = paginator.paginate_queryset(studies, request, view=self)
+        return paginator.get_paginated_response(self.Output(page or [], many=True).data)  # type: ignore[arg-type]
+
+
+class StudyApi(APIView):
+    """One study's metadata (GET, any key) or its permanent deletion (DELETE, admin keys)."""
+
+    class Output(StudyOutput):
+        pass
+
+    class DeletedOutput(serializers.Serializer[Any]):
+        study_uid = serializers.CharField()
+        patient_id = serializers.CharField()
+        series_count = serializers.IntegerField()
+        instance_count = serializers.IntegerField()
+        bytes = serializers.IntegerField()
+
+    def get_permissions(self) -> list[BasePermission]:
+        return [IsAdminKey()] if self.request.method == "DELETE" else [HasApiKey()]
+
+    def permission_denied(self, request: Request, message: str | None = None, code: str | None = None) -> NoReturn:
+        # A refused delete is audited too; DRF refuses here, before the handler runs.
+        if request.method == "DELETE" and isinstance(request.auth, APIKey):
+            uid = str(self.kwargs.get("study_uid", ""))
+            study_delete_refused(actor=_actor(request), study_uid=uid, refusal=Refusal("forbidden", 403))
+        super().permission_denied(request, message, code)
+
+    @extend_schema(responses=Output, operation_id="studies_read")
+    def get(self, request: Request, study_uid: str) -> Response:
+        return Response(self.Output(_study_or_404(request, study_uid)).data)
+
+    @extend_schema(responses=DeletedOutput, operation_id="studies_delete")
+    def delete(self, request: Request, study_uid: str) -> Response:
+        actor = _actor(request)
+        if not uid_is_valid(study_uid):
+            study_delete_refused(actor=actor, study_uid=study_uid, refusal=Refusal("invalid", 400))
+            _checked_uid(study_uid)
+        deleted = study_delete(actor=actor, study_uid=study_uid)
+        if deleted is None:
+            raise exceptions.NotFound("No such study.")
+        return Response(self.DeletedOutput(deleted).data)
+
+
+class StudySeriesApi(APIView):
+    """The series of one study, each with its storage location (a storage URI, never a path)."""
+
+    class Output(serializers.Serializer[Series]):
+        series_uid = serializers.CharField()
+        number = serializers.IntegerField(allow_null=True)
+        modality = serializers.CharField()
+        description = serializers.CharField()
+        body_part = serializers.CharField()
+        instance_count = serializers.IntegerField()
+        bytes = serializers.IntegerField()
+        storage_location = serializers.SerializerMethodField()
+
+        def get_storage_location(self, series: Series) -> str | None:
+            prefix = series.storage_prefix.rstrip("/")
+            return f"{storage().uri(prefix)}/" if prefix else None
+
+    class Page(serializers.Serializer[Any]):
+        study_uid = serializers.CharField()
+        series = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(
+        responses=Page,
+        operation_id="studies_series_list",
+        parameters=[OpenApiParameter("study_uid", str, OpenApiParameter.PATH)],
+    )
+    def get(self, request: Request, study_uid: str) -> Response:
+        study = _study_or_404(request, study_uid)
+        series: QuerySet[Series] = series_list(study=study)
+        rows = self.Output(series, many=True).data  # type: ignore[arg-type]  # many=True takes an iterable
+        return Response({"study_uid": study.study_uid, "series": rows})

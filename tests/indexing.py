@@ -1,0 +1,90 @@
+"""Helpers for the indexing tests: stored uploads (rows + objects, as ingest leaves them),
+real HTTP uploads, running the indexer in-process, and bounded waiting."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+from accounts.models import Organization
+from studies.indexing import upload_index_begin, upload_index_part
+from studies.models import Upload, UploadItem, UploadState
+from studies.multipart import build_multipart
+from studies.objects import storage
+from studies.storage import LocalStorage, Storage
+from tests.conftest import Party
+
+BOUNDARY = "pzm-index-test-boundary"
+T = TypeVar("T")
+
+
+def stored_upload(organization: Organization, instances: list[bytes], store: Storage | None = None) -> Upload:
+    """A `queued` upload whose instances are stored under the ingest key scheme."""
+    store = store or storage()
+    upload = Upload.objects.create(
+        organization=organization, content_type="application/dicom+stream", state=UploadState.QUEUED,
+        instances_received=len(instances), bytes_received=sum(map(len, instances)),
+    )  # fmt: skip
+    for position, data in enumerate(instances):
+        key = f"uploads/{organization.pk}/{upload.pk}/{position:06d}.dcm"
+        writer = store.writer(key)
+        writer.write(data)
+        writer.commit()
+        UploadItem.objects.create(
+            upload=upload, position=position, object_key=key, size=len(data), sha256=hashlib.sha256(data).hexdigest()
+        )
+    return upload
+
+
+def index_now(upload: Upload) -> Upload:
+    """Run every part of the indexing here, in order (what the tasks do, without a broker)."""
+    for start, stop in upload_index_begin(upload_id=str(upload.pk)):
+        upload_index_part(upload_id=str(upload.pk), start=start, stop=stop)
+    upload.refresh_from_db()
+    return upload
+
+
+def http_upload(api: httpx.Client, party: Party, instances: list[bytes]) -> str:
+    """POST the instances as one dicom+stream body; the upload (request) id."""
+    request_id = str(uuid.uuid4())
+    response = api.post(
+        "/dicom/stream",
+        content=build_multipart(instances, BOUNDARY),
+        headers={
+            **party.headers,
+            "Content-Type": f'application/dicom+stream; boundary="{BOUNDARY}"',
+            "X-Request-Id": request_id,
+        },
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["instances_accepted"] == len(instances)
+    return request_id
+
+
+def wait_for(condition: Callable[[], T | None], timeout: float = 60, what: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_indexed(upload_id: str, timeout: float = 60) -> Upload:
+    return wait_for(
+        lambda: Upload.objects.filter(pk=upload_id, state__in=[UploadState.DONE, UploadState.FAILED]).first(),
+        timeout,
+        f"upload {upload_id} to be indexed",
+    )
+
+
+def child_storage(run_dir: Path) -> LocalStorage:
+    """The object store of the servers and workers the tests start (their PRIZMED_DATA_DIR)."""
+    return LocalStorage(run_dir / "data" / "objects")

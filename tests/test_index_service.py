@@ -1,0 +1,161 @@
+"""The indexer itself (studies/indexing.py), run in-process on uploads stored as ingest stores
+them: rows, counts, replacement, rejection, plan limit, idempotency and concurrent copies."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+from pydicom import uid as uids
+
+from records.models import EventKind, RecordEvent
+from studies.indexing import upload_index_begin, upload_index_part
+from studies.models import Instance, ItemState, Patient, PendingObjectDeletion, Series, Study, UploadItem, UploadState
+from studies.objects import storage
+from tests import dicomfactory as dcm
+from tests.conftest import World
+from tests.indexing import index_now, stored_upload
+
+
+def test_it_indexes_a_multi_series_upload_with_exact_counts(world: World) -> None:
+    acme = world.alice.org
+    instances = dcm.make_study(n_series=3, per_series=4, patient_id="P-7", modality="MR", study_description="Head")
+    upload = index_now(stored_upload(acme, instances))
+
+    assert upload.state == UploadState.DONE
+    assert (upload.instances_indexed, upload.instances_rejected) == (12, 0)
+    study = Study.objects.get(organization=acme)
+    assert upload.study_uids == [study.study_uid]
+    assert (study.series_count, study.instance_count, study.bytes) == (3, 12, sum(map(len, instances)))
+    assert study.modalities == ["MR"] and study.description == "Head" and study.patient.patient_id == "P-7"
+    for series in Series.objects.filter(study=study):
+        assert series.instance_count == 4 == series.instances.count()
+        assert series.bytes == sum(i.size for i in series.instances.all())
+        assert series.storage_prefix == f"uploads/{acme.pk}/{upload.pk}/"
+    assert set(UploadItem.objects.filter(upload=upload).values_list("state", flat=True)) == {ItemState.INDEXED}
+    for instance in Instance.objects.filter(organization=acme):
+        with storage().open(instance.object_key) as fp:
+            assert fp.read()[128:132] == b"DICM"
+    kinds = list(RecordEvent.objects.filter(organization=acme).values_list("kind", flat=True))
+    assert kinds.count(EventKind.PATIENT) == 1 and EventKind.STUDY in kinds
+
+
+def test_it_indexes_each_instance_once_when_run_again_after_a_crash(world: World) -> None:
+    acme = world.alice.org
+    upload = stored_upload(acme, dcm.make_study(n_series=1, per_series=6))
+    [(start, _)] = upload_index_begin(upload_id=str(upload.pk))
+    upload_index_part(upload_id=str(upload.pk), start=start, stop=3)  # a worker died after half
+    upload = index_now(upload)  # the redelivered task
+    index_now(upload)  # and once more, for good measure
+
+    assert upload.state == UploadState.DONE and upload.instances_indexed == 6
+    assert Instance.objects.filter(organization=acme).count() == 6
+    assert Study.objects.get(organization=acme).instance_count == 6
+
+
+def test_it_replaces_a_re_sent_instance_and_its_bytes(world: World) -> None:
+    acme = world.alice.org
+    study_uid, series_uid, sop_uid = uids.generate_uid(), uids.generate_uid(), uids.generate_uid()
+    first = dcm.make_instance(study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid, pixel_bytes=1000)
+    other = dcm.make_instance(study_uid=study_uid, series_uid=series_uid, pixel_bytes=1000)
+    old = index_now(stored_upload(acme, [first, other]))
+    old_key = Instance.objects.get(sop_uid=sop_uid).object_key
+
+    again = dcm.make_instance(study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid, pixel_bytes=3000)
+    new = index_now(stored_upload(acme, [again]))
+
+    instance = Instance.objects.get(organization=acme, sop_uid=sop_uid)
+    assert instance.size == len(again) and instance.object_key.startswith(f"uploads/{acme.pk}/{new.pk}/")
+    study = Study.objects.get(organization=acme)
+    assert (study.instance_count, study.bytes) == (2, len(again) + len(other))
+    series = Series.objects.get(study=study)
+    assert (series.instance_count, series.bytes) == (2, len(again) + len(other))
+    assert series.storage_prefix == f"uploads/{acme.pk}/"  # the two uploads' common folder
+    assert not storage().exists(old_key) and storage().exists(instance.object_key)
+    assert not PendingObjectDeletion.objects.exists()
+    assert old.pk != new.pk and new.instances_indexed == 1
+
+
+def test_it_rejects_malformed_instances_with_reasons_and_removes_their_bytes(world: World) -> None:
+    acme = world.alice.org
+    good = dcm.make_instance()
+    bad = {
+        "truncated": dcm.truncated(dcm.make_instance(pixel_bytes=4000), 2500),
+        "missing-patient-id": dcm.without_patient_id(),
+        "invalid-uid": dcm.with_bad_uid("study_uid", "1.2.03.4"),
+        "too-deep": dcm.deeply_nested(40),
+    }
+    upload = index_now(stored_upload(acme, [good, *bad.values()]))
+
+    assert upload.state == UploadState.DONE
+    assert (upload.instances_indexed, upload.instances_rejected) == (1, 4)
+    items = list(UploadItem.objects.filter(upload=upload).order_by("position"))
+    assert items[0].state == ItemState.INDEXED
+    assert [i.reason_code for i in items[1:]] == list(bad)
+    assert all(i.state == ItemState.REJECTED and i.reason for i in items[1:])
+    assert not any(storage().exists(i.object_key) for i in items[1:])
+    assert Instance.objects.filter(organization=acme).count() == 1
+
+
+def test_it_keeps_a_study_within_the_plans_size_and_rejects_the_rest(world: World) -> None:
+    acme = world.alice.org
+    instances = dcm.make_study(n_series=1, per_series=4, pixel_bytes=2000)
+    acme.plan.max_study_bytes = len(instances[0]) * 2 + 10
+    acme.plan.save()
+    upload = index_now(stored_upload(acme, instances))
+
+    items = list(UploadItem.objects.filter(upload=upload).order_by("position"))
+    assert [i.state for i in items] == [ItemState.INDEXED] * 2 + [ItemState.REJECTED] * 2
+    assert {i.reason_code for i in items[2:]} == {"study-too-large"}
+    study = Study.objects.get(organization=acme)
+    assert study.instance_count == 2 and study.bytes <= acme.plan.max_study_bytes
+    assert not storage().exists(items[3].object_key)
+
+
+def test_it_leaves_no_study_behind_when_its_only_instance_is_refused(world: World) -> None:
+    acme = world.alice.org
+    acme.plan.max_study_bytes = 100
+    acme.plan.save()
+    upload = index_now(stored_upload(acme, [dcm.make_instance()]))
+    assert upload.instances_rejected == 1 and upload.study_uids == []
+    assert not Study.objects.filter(organization=acme).exists()
+
+
+def test_it_keeps_the_same_study_uid_apart_per_organization(world: World) -> None:
+    instances = dcm.make_study(n_series=1, per_series=2)
+    index_now(stored_upload(world.alice.org, instances))
+    index_now(stored_upload(world.carol.org, instances))
+    assert Study.objects.count() == 2 and Instance.objects.count() == 4
+    assert Patient.objects.filter(patient_id="P1").count() == 2
+
+
+@pytest.mark.parametrize("copies", [2, 4])
+def test_it_gives_one_row_for_concurrent_copies_of_an_instance(world: World, copies: int) -> None:
+    acme = world.alice.org
+    instances = dcm.make_study(n_series=2, per_series=5)
+    uploads = [stored_upload(acme, instances) for _ in range(copies)]
+    errors: list[BaseException] = []
+
+    def run(upload_id: str) -> None:
+        try:
+            for start, stop in upload_index_begin(upload_id=upload_id):
+                upload_index_part(upload_id=upload_id, start=start, stop=stop)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(str(u.pk),)) for u in uploads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    assert Instance.objects.filter(organization=acme).count() == 10
+    study = Study.objects.get(organization=acme)
+    assert (study.series_count, study.instance_count, study.bytes) == (2, 10, sum(map(len, instances)))
+    live_keys = set(Instance.objects.values_list("object_key", flat=True))
+    every_key = set(UploadItem.objects.values_list("object_key", flat=True))
+    assert all(storage().exists(k) for k in live_keys)
+    assert not any(storage().exists(k) for k in every_key - live_keys)  # replaced copies are gone
