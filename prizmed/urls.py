@@ -5,6 +5,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from prizmed import health, problems
+from records.dashboard import live_activity
 
 admin.site.site_header = "PrizMed dashboard"
 admin.site.site_title = "PrizMed"
@@ -23,6 +24,7 @@ urlpatterns = [
     path("healthz", health.healthz),
     path("readyz", health.readyz),
     path("admin/", admin.site.urls),
+    path("dashboard/live/", live_activity, name="live-activity"),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(
         "api/docs/",

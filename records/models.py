@@ -35,6 +35,7 @@ class RecordEvent(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organization", "seq"], name="event_seq_per_org")]
+        indexes = [models.Index(fields=["organization", "created"])]  # retention pruning
 
 
 class RecordSession(models.Model):
@@ -48,3 +49,24 @@ class RecordSession(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organization", "session_id"], name="record_session_per_org")]
+
+
+class RecordResource(models.Model):
+    """The current FHIR resource of each patient and study: the log compacted to its latest state.
+
+    Written by the same transaction as the event that produced it (a `deleted` event removes the
+    study's row), so `seq` says which event it reflects. Snapshots and exports read this table,
+    which keeps them valid after old events are pruned from the log.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=EventKind.choices)  # Patient or ImagingStudy
+    key = models.CharField(max_length=64)  # DICOM Patient ID or Study Instance UID
+    patient_id = models.CharField(max_length=64, blank=True)  # for the `patient` filter
+    study_uid = models.CharField(max_length=64, blank=True)  # for the `study` filter
+    seq = models.BigIntegerField()
+    resource = models.JSONField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "kind", "key"], name="record_resource_per_org")]
+        indexes = [models.Index(fields=["organization", "id"]), models.Index(fields=["organization", "seq"])]

@@ -4,4 +4,85 @@ from __future__ import annotations
 
 from typing import Any
 
-PATHS: dict[str, dict[str, Any]] = {}
+from studies.ingest_openapi import PROBLEM
+
+
+def _header(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": False, "description": description, "schema": schema}
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {"schema": PROBLEM}}}
+
+
+_SEQ = {"type": "integer", "minimum": 0, "format": "int64"}
+_RESOURCE = {
+    "type": "object",
+    "description": "A FHIR R4 Patient or ImagingStudy (with series, instances and a contained Endpoint).",
+    "properties": {"resourceType": {"type": "string", "enum": ["Patient", "ImagingStudy"]}},
+}
+_BUNDLE = {
+    "type": "object",
+    "description": "A FHIR R4 searchset Bundle; `link` has `self` and, when more follow, `next`.",
+    "properties": {
+        "resourceType": {"type": "string", "enum": ["Bundle"]},
+        "type": {"type": "string", "enum": ["searchset"]},
+        "total": {"type": "integer"},
+        "link": {"type": "array", "items": {"type": "object"}},
+        "entry": {"type": "array", "items": {"type": "object", "properties": {"resource": _RESOURCE}}},
+    },
+}
+_SEQ_HEADER = {"description": "The log head when the answer was read: resume live from here.", "schema": _SEQ}
+
+RECORDS_STREAM_GET: dict[str, Any] = {
+    "operationId": "records_stream",
+    "summary": "The organization's FHIR records: a Bundle, an NDJSON export, or a live SSE stream",
+    "description": (
+        "Chosen by Accept. `application/fhir+json`: a searchset Bundle page of the current Patient and "
+        "ImagingStudy resources (`_count`, `next` link). `application/fhir+ndjson`: every current resource, "
+        "one per line, streamed. `text/event-stream`: Server-Sent Events; without a position the current "
+        "resources come first (events without `id`), then `snapshot-end` whose `id` is the log head; then "
+        "every change: `event:` Patient, ImagingStudy or `deleted`, `id:` its sequence number, `data:` the "
+        "resource. A position (Last-Event-ID, X-Record-Seq or `since`) resumes with exactly the events "
+        "after it; one older than the retained log gets `event: reset`, then the snapshot again. "
+        "Heartbeat comments keep idle connections open. See docs/records.md."
+    ),
+    "tags": ["records"],
+    "parameters": [
+        _query("patient", "Only this DICOM Patient ID (its Patient and its studies).", {"type": "string"}),
+        _query("study", "Only this Study Instance UID.", {"type": "string"}),
+        _query("since", "Sequence number: only changes after it (SSE: resume after it).", _SEQ),
+        _query("_count", "Bundle page size, 1-1000 (default 100).", {"type": "integer", "minimum": 1}),
+        _query("_cursor", "Bundle paging position, taken from a `next` link.", {"type": "integer"}),
+        _header("X-Record-Id", "UUID v4 naming this request; echoed.", {"type": "string", "format": "uuid"}),
+        _header(
+            "X-Record-Stream",
+            "Session id (1-128 of A-Za-z0-9._~:-): the server remembers the last event sent on it, and a "
+            "reconnect naming it continues from there.",
+            {"type": "string"},
+        ),
+        _header("X-Record-Seq", "Resume after this sequence number.", _SEQ),
+        _header("Last-Event-ID", "Resume after this sequence number (sent by EventSource).", _SEQ),
+    ],
+    "responses": {
+        "200": {
+            "description": "The records in the negotiated media type.",
+            "headers": {"X-Record-Seq": _SEQ_HEADER},
+            "content": {
+                "application/fhir+json": {"schema": _BUNDLE},
+                "application/fhir+ndjson": {"schema": {"type": "string", "description": "One resource per line."}},
+                "text/event-stream": {"schema": {"type": "string", "description": "Server-Sent Events."}},
+            },
+        },
+        "400": _problem("A malformed header or parameter."),
+        "401": _problem("Missing, malformed, unknown, revoked or expired API key."),
+        "406": _problem("None of the three media types is acceptable."),
+        "429": _problem("The organization's rate limit, or the key's concurrent stream cap, is reached."),
+    },
+}
+
+PATHS: dict[str, dict[str, Any]] = {"/api/v2/records/stream": {"get": RECORDS_STREAM_GET}}

@@ -8,14 +8,18 @@ starts in a fresh one-minute window so counters never leak between tests.
 from __future__ import annotations
 
 import os
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import APIKey, Organization, Role
@@ -114,6 +118,8 @@ def clock(clock_file: Path) -> Iterator[Clock]:
 @pytest.fixture(scope="session")
 def child_env(django_db_setup: None, run_dir: Path, clock_file: Path) -> dict[str, str]:
     extra = {"REDIS_URL": settings.REDIS_URL} if settings.REDIS_URL else {}
+    # Record streams: heartbeats and log re-reads every second, so tests wait less.
+    extra.update(RECORDS_HEARTBEAT_SECONDS="1", RECORDS_POLL_SECONDS="1")
     return live.child_env(
         database_url=live.database_url(settings.DATABASES["default"]),
         data_dir=run_dir / "data",
@@ -135,6 +141,48 @@ def server2(child_env: dict[str, str], run_dir: Path) -> Iterator[live.Server]:
     srv = live.server(child_env, run_dir)
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
+    """pytest-django empties tables between tests with TRUNCATE, which the audit log's
+    trigger refuses (accounts/migrations/0004): disable that one trigger in the test database."""
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE accounts_auditentry DISABLE TRIGGER auditentry_no_truncate")
+
+
+def start_worker(env: dict[str, str], log_dir: Path, **extra_env: str) -> live.Process:
+    """A real `celery worker` on this run's queue (PRIZMED_NAMESPACE), started and ready."""
+    if not settings.REDIS_URL:
+        pytest.fail("a Celery worker needs REDIS_URL; mark the test @pytest.mark.services")
+    argv = [sys.executable, "-m", "celery", "-A", "prizmed", "worker", "-l", "INFO", "--concurrency", "1",
+            "-Q", env["PRIZMED_NAMESPACE"], "--without-mingle", "--without-gossip", "--without-heartbeat",
+            "-n", f"w{live.free_port()}@%h"]  # fmt: skip
+    proc = live.Process(argv=argv, env={**env, **extra_env}, log_path=log_dir / f"worker-{live.free_port()}.log")
+    proc.start()
+    deadline = time.monotonic() + 30
+    while " ready." not in proc.log():
+        assert proc.proc is not None
+        if proc.proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"worker did not start:\n{proc.log()[-3000:]}")
+        time.sleep(0.1)
+    return proc
+
+
+@pytest.fixture
+def worker(child_env: dict[str, str], run_dir: Path) -> Iterator[live.Process]:
+    proc = start_worker(child_env, run_dir)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def indexer(request: pytest.FixtureRequest) -> live.Process | None:
+    """Whoever indexes uploads in this mode: a Celery worker with Redis; without, the server's
+    own background thread (embedded mode), so there is nothing to start."""
+    return request.getfixturevalue("worker") if settings.REDIS_URL else None  # type: ignore[no-any-return]
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ import httpx
 import pytest
 
 from accounts.keys import PRODUCT_PREFIX
+from accounts.models import Role
+from accounts.services import key_issue
 from studies.models import Chunk, Instance, Patient, Series, Stream, Study, Upload
 from tests.conftest import World
 
@@ -35,6 +37,32 @@ UNKNOWN_KEY = PRODUCT_PREFIX + "A" * 32 + "000000"
 STUDY_UID = "1.2.826.0.1.3680043.10.511.1"
 UPLOAD_ID = "6c1d1f7e-4a57-4a8e-9f3c-2b9d6c1e5a10"
 STREAM_ID = "acme-stream-1"
+
+# Streaming DICOM ingest (issue 3).
+ROUTES |= {
+    ("POST", "/api/v2/dicom/stream"): Route("POST", "/dicom/stream"),
+    ("GET", "/api/v2/dicom/uploads/{request_id}"): Route("GET", f"/dicom/uploads/{UPLOAD_ID}", tenant_resource=True),
+    ("GET", "/api/v2/dicom/streams/{stream_id}"): Route("GET", f"/dicom/streams/{STREAM_ID}", tenant_resource=True),
+    ("DELETE", "/api/v2/dicom/streams/{stream_id}"): Route(
+        "DELETE", f"/dicom/streams/{STREAM_ID}", tenant_resource=True
+    ),
+}
+
+# Index, studies, delete and audit log (issue 4).
+ROUTES |= {
+    ("GET", "/api/v2/studies"): Route("GET", "/studies"),
+    ("GET", "/api/v2/studies/{study_uid}"): Route("GET", f"/studies/{STUDY_UID}", tenant_resource=True),
+    ("DELETE", "/api/v2/studies/{study_uid}"): Route(
+        "DELETE", f"/studies/{STUDY_UID}", admin_only=True, tenant_resource=True
+    ),
+    ("GET", "/api/v2/studies/{study_uid}/series"): Route("GET", f"/studies/{STUDY_UID}/series", tenant_resource=True),
+    ("GET", "/api/v2/audit-events"): Route("GET", "/audit-events", admin_only=True),
+}
+
+# Patient records: Bundle, NDJSON and SSE (issue 5).
+ROUTES |= {
+    ("GET", "/api/v2/records/stream"): Route("GET", "/records/stream"),
+}
 
 
 @pytest.fixture
@@ -121,3 +149,21 @@ def test_it_accepts_a_valid_key_and_records_last_use(api: httpx.Client, world: W
     api.get("/organization", headers=world.bob.headers)
     world.bob.key.refresh_from_db()
     assert world.bob.key.last_used == first_use  # not rewritten within the minute
+
+
+@pytest.mark.parametrize("route", [r for r in routes() if r.admin_only], ids=lambda r: f"{r.method} {r.path}")
+def test_it_refuses_a_standard_key_on_admin_routes(
+    api: httpx.Client, world: World, acme_resources: None, route: Route
+) -> None:
+    assert_problem(send(api, route, world.bob.headers), 403)
+
+
+@pytest.mark.parametrize("route", [r for r in routes() if r.tenant_resource], ids=lambda r: f"{r.method} {r.path}")
+def test_it_hides_another_tenants_resources(
+    api: httpx.Client, world: World, acme_resources: None, route: Route
+) -> None:
+    headers = world.carol.headers
+    if route.admin_only:  # an admin of globex: the role passes, the resource still does not exist
+        _, token = key_issue(organization=world.carol.org, name="carol-admin", role=Role.ADMIN)
+        headers = {"Authorization": f"Bearer {token}"}
+    assert_problem(send(api, route, headers), 404)

@@ -1,0 +1,203 @@
+"""FHIR R4 Patient and ImagingStudy resources from the index rows, as plain JSON dicts.
+
+Built as dicts, not `fhir.resources` models: constructing the pydantic models costs far more
+than the rest of an export (docs/records.md has the numbers), so the models validate every shape
+in the tests instead. Only elements with a value are written (FHIR forbids empty ones).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, time
+from typing import Any
+
+from django.conf import settings
+
+DCM_SYSTEM = "http://dicom.nema.org/resources/ontology/DCM"
+DICOM_UID_SYSTEM = "urn:dicom:uid"
+RFC3986_SYSTEM = "urn:ietf:rfc:3986"
+V2_0203_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0203"
+ENDPOINT_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/endpoint-connection-type"
+GENDERS = {"M": "male", "F": "female", "O": "other"}
+OTHER_MODALITY = "OT"  # DICOM's "Other", for a series whose (Type 1) modality is missing
+
+
+@dataclass(frozen=True)
+class InstanceRow:
+    sop_uid: str
+    sop_class_uid: str
+    number: int | None
+
+
+@dataclass(frozen=True)
+class SeriesRow:
+    series_uid: str
+    number: int | None
+    modality: str
+    description: str
+    body_part: str
+    instance_count: int
+    instances: Sequence[InstanceRow]
+
+
+def patient_system(organization_slug: str) -> str:
+    """Patient IDs are only unique within an organization, hence a system per organization."""
+    return f"urn:prizmed:org:{organization_slug}:patient-id"
+
+
+def patient_resource_id(organization_id: int, patient_id: str) -> str:
+    # DICOM Patient IDs may hold characters a FHIR id may not, and a URL should not show them.
+    return hashlib.sha256(f"{organization_id}\x00{patient_id}".encode()).hexdigest()[:32]
+
+
+def study_retrieval_url(study_uid: str) -> str:
+    return f"{settings.PRIZMED_PUBLIC_URL}/api/v2/studies/{study_uid}"
+
+
+def human_name(person_name: str) -> dict[str, Any] | None:
+    """A DICOM PN (PS3.5 §6.2.1: family^given^middle^prefix^suffix, alphabetic group first)."""
+    parts = [part.strip() for part in person_name.split("=")[0].split("^")]
+    parts += [""] * (5 - len(parts))
+    family, given, middle, prefix, suffix = parts[:5]
+    name: dict[str, Any] = {}
+    if family:
+        name["family"] = family
+    if given or middle:
+        name["given"] = [part for part in (given, middle) if part]
+    if prefix:
+        name["prefix"] = [prefix]
+    if suffix:
+        name["suffix"] = [suffix]
+    if not name:
+        return None
+    name["text"] = " ".join(part for part in (prefix, given, middle, family, suffix) if part)
+    return name
+
+
+def patient_resource(
+    *, organization_id: int, organization_slug: str, patient_id: str, name: str, birth_date: date | None, sex: str
+) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Patient",
+        "id": patient_resource_id(organization_id, patient_id),
+        "identifier": [{"system": patient_system(organization_slug), "value": patient_id}],
+        "gender": GENDERS.get(sex.upper(), "unknown"),
+    }
+    parsed = human_name(name)
+    if parsed is not None:
+        resource["name"] = [parsed]
+    if birth_date is not None:
+        resource["birthDate"] = birth_date.isoformat()
+    return resource
+
+
+def started(study_date: date | None, study_time: time | None) -> str | None:
+    """DICOM dates and times carry no zone; they are read as UTC (the server's TIME_ZONE)."""
+    if study_date is None:
+        return None
+    if study_time is None:
+        return study_date.isoformat()
+    return f"{study_date.isoformat()}T{study_time.replace(microsecond=0).isoformat()}+00:00"
+
+
+def _unsigned(number: int | None) -> int | None:
+    # FHIR `number` is unsignedInt; DICOM's IS may be negative.
+    return number if number is not None and number >= 0 else None
+
+
+def _series(row: SeriesRow) -> dict[str, Any]:
+    series: dict[str, Any] = {
+        "uid": row.series_uid,
+        "modality": {"system": DCM_SYSTEM, "code": row.modality or OTHER_MODALITY},
+        "numberOfInstances": row.instance_count,
+    }
+    if (number := _unsigned(row.number)) is not None:
+        series["number"] = number
+    if row.description:
+        series["description"] = row.description
+    if row.body_part:
+        series["bodySite"] = {"display": row.body_part}
+    instances = []
+    for instance in row.instances:
+        item: dict[str, Any] = {
+            "uid": instance.sop_uid,
+            "sopClass": {"system": RFC3986_SYSTEM, "code": f"urn:oid:{instance.sop_class_uid}"},
+        }
+        if (number := _unsigned(instance.number)) is not None:
+            item["number"] = number
+        instances.append(item)
+    if instances:
+        series["instance"] = instances
+    return series
+
+
+def imaging_study_resource(
+    *,
+    organization_id: int,
+    patient_id: str,
+    patient_name: str,
+    study_uid: str,
+    study_date: date | None,
+    study_time: time | None,
+    accession_number: str,
+    description: str,
+    referring_physician: str,
+    modalities: Iterable[str],
+    series_count: int,
+    instance_count: int,
+    series: Sequence[SeriesRow],
+) -> dict[str, Any]:
+    identifiers: list[dict[str, Any]] = [{"system": DICOM_UID_SYSTEM, "value": f"urn:oid:{study_uid}"}]
+    if accession_number:
+        identifiers.append(
+            {"type": {"coding": [{"system": V2_0203_SYSTEM, "code": "ACSN"}]}, "value": accession_number}
+        )
+    subject: dict[str, Any] = {"reference": f"Patient/{patient_resource_id(organization_id, patient_id)}"}
+    if parsed := human_name(patient_name):
+        subject["display"] = parsed["text"]
+    resource: dict[str, Any] = {
+        "resourceType": "ImagingStudy",
+        "id": study_uid,
+        # The Endpoint travels inside the study, so a client needs no second request to retrieve it.
+        "contained": [
+            {
+                "resourceType": "Endpoint",
+                "id": "wado",
+                "status": "active",
+                "connectionType": {"system": ENDPOINT_TYPE_SYSTEM, "code": "dicom-wado-rs"},
+                "payloadType": [{"text": "DICOM"}],
+                "payloadMimeType": ["application/dicom"],
+                "address": study_retrieval_url(study_uid),
+            }
+        ],
+        "identifier": identifiers,
+        "status": "available",
+        "subject": subject,
+        "endpoint": [{"reference": "#wado"}],
+        "numberOfSeries": series_count,
+        "numberOfInstances": instance_count,
+    }
+    codes = sorted({code for code in modalities if code})
+    if codes:
+        resource["modality"] = [{"system": DCM_SYSTEM, "code": code} for code in codes]
+    if (when := started(study_date, study_time)) is not None:
+        resource["started"] = when
+    if referring_physician and (referrer := human_name(referring_physician)):
+        resource["referrer"] = {"display": referrer["text"]}
+    if description:
+        resource["description"] = description
+    if series:
+        resource["series"] = [_series(row) for row in series]
+    return resource
+
+
+def deleted_payload(*, study_uid: str, patient_id: str, organization_id: int) -> dict[str, Any]:
+    """What a `deleted` event says: which ImagingStudy is gone, and whose it was."""
+    return {
+        "resourceType": "ImagingStudy",
+        "id": study_uid,
+        "identifier": [{"system": DICOM_UID_SYSTEM, "value": f"urn:oid:{study_uid}"}],
+        "subject": {"reference": f"Patient/{patient_resource_id(organization_id, patient_id)}"},
+    }

@@ -1,0 +1,55 @@
+"""The cap on concurrent record streams per principal (an API key, or a dashboard user).
+
+Counted in the Django cache: Redis in production, so every server process shares one count
+(INCR and DECR are atomic), process memory when embedded. A process that dies holding slots
+cannot give them back; the count's TTL, refreshed by live streams, is the safety net that lets
+the leak heal once the principal's streams go quiet.
+
+The synchronous cache calls are deliberate: Django's async cache methods (`aincr`, ...) are a
+read-modify-write for most backends, which loses counts when streams end at the same moment.
+"""
+
+from __future__ import annotations
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.cache import cache
+
+
+def _key(principal: str) -> str:
+    return f"records:streams:{principal}"
+
+
+def _ttl() -> int:
+    return max(60, 4 * settings.RECORDS_HEARTBEAT_SECONDS)
+
+
+def _acquire(principal: str) -> bool:
+    key = _key(principal)
+    cache.add(key, 0, timeout=_ttl())
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=_ttl())
+        count = 1
+    if count > settings.RECORDS_MAX_STREAMS_PER_KEY:
+        _release(principal)
+        return False
+    return True
+
+
+def _release(principal: str) -> None:
+    try:
+        cache.decr(_key(principal))
+    except ValueError:  # already expired: nothing to give back
+        pass
+
+
+def _refresh(principal: str) -> None:
+    cache.touch(_key(principal), _ttl())
+
+
+# Off the event loop, but not on the one thread that serves the database calls.
+slot_acquire = sync_to_async(_acquire, thread_sensitive=False)
+slot_release = sync_to_async(_release, thread_sensitive=False)
+slot_refresh = sync_to_async(_refresh, thread_sensitive=False)

@@ -1,0 +1,185 @@
+"""The bodies of GET /records/stream: a Bundle page, an NDJSON export, and the SSE event stream.
+
+The two streamed bodies are async generators: the consumer sends each chunk before asking for
+the next, so at most one batch (BATCH resources or events) is in memory per connection however
+slow the client reads — uvicorn's send waits while its write buffer is full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from records.request import StreamRequest
+from records.selectors import (
+    RecordFilter,
+    events_after,
+    log_head,
+    resources_after,
+    resources_count,
+)
+from records.services import session_advance, session_open
+
+BATCH = 500
+# Streams of a process all read the log when it grows; off the one database thread, so those
+# reads overlap instead of queueing behind each other (each thread has its own connection).
+read_events = database_sync_to_async(events_after, thread_sensitive=False)
+RETRY_MS = 2000  # the reconnection delay an EventSource should use
+PATH = "/api/v2/records/stream"
+
+
+def sse(*, data: str, event: str | None = None, seq: int | None = None) -> bytes:
+    """One event (WHATWG HTML §9.2.5); `data` is a JSON text, hence a single line."""
+    lines = []
+    if event is not None:
+        lines.append(f"event: {event}")
+    if seq is not None:
+        lines.append(f"id: {seq}")
+    lines.append(f"data: {data}")
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def _link(flt: RecordFilter, count: int, since: int | None, cursor: int) -> str:
+    params: dict[str, Any] = {"_count": count}
+    if flt.patient is not None:
+        params["patient"] = flt.patient
+    if flt.study is not None:
+        params["study"] = flt.study
+    if since is not None:
+        params["since"] = since
+    if cursor:
+        params["_cursor"] = cursor
+    return f"{settings.PRIZMED_PUBLIC_URL}{PATH}?{urlencode(params)}"
+
+
+def bundle_page(*, organization_id: int, req: StreamRequest) -> tuple[bytes, int]:
+    """One searchset Bundle page (JSON) and the log head it was read at."""
+    head = log_head(organization_id=organization_id)
+    rows = resources_after(
+        organization_id=organization_id,
+        after_id=req.cursor,
+        flt=req.flt,
+        limit=req.count + 1,  # one more than the page says whether a next page exists
+        changed_after=req.position,
+    )
+    page = rows[: req.count]
+    links = [{"relation": "self", "url": _link(req.flt, req.count, req.position, req.cursor)}]
+    if len(rows) > req.count:
+        links.append({"relation": "next", "url": _link(req.flt, req.count, req.position, page[-1].id)})
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": resources_count(organization_id=organization_id, flt=req.flt, changed_after=req.position),
+        "link": links,
+        "entry": [{"resource": json.loads(row.body), "search": {"mode": "match"}} for row in page],
+    }
+    return json.dumps(bundle, separators=(",", ":")).encode(), head
+
+
+async def ndjson_lines(*, organization_id: int, req: StreamRequest) -> AsyncIterator[bytes]:
+    """Every current resource (changed after the position, if one is given), one per line."""
+    after = 0
+    while True:
+        rows = await database_sync_to_async(resources_after)(
+            organization_id=organization_id, after_id=after, flt=req.flt, limit=BATCH, changed_after=req.position
+        )
+        if not rows:
+            return
+        yield "".join(f"{row.body}\n" for row in rows).encode()
+        after = rows[-1].id
+
+
+@dataclass
+class SseStream:
+    """One SSE connection: the snapshot (unless resuming), then every event after its position.
+
+    `wake` is set by the consumer on a channel-layer wake-up; the log is re-read on every wake
+    and at least every RECORDS_POLL_SECONDS, so a lost wake-up costs latency, never an event.
+    """
+
+    organization_id: int
+    api_key_id: int | None
+    req: StreamRequest
+    wake: asyncio.Event
+    position: int = 0
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        yield f"retry: {RETRY_MS}\n\n".encode()
+        start = self.req.position
+        if self.req.session_id is not None:
+            stored, created = await database_sync_to_async(session_open)(
+                organization_id=self.organization_id, session_id=self.req.session_id, api_key_id=self.api_key_id
+            )
+            if start is None and not created:
+                start = stored
+        if start is None:
+            async for chunk in self._snapshot(reason=None):
+                yield chunk
+        else:
+            self.position = start
+        loop = asyncio.get_running_loop()
+        last_sent = loop.time()
+        while True:
+            async for chunk in self._catch_up():
+                yield chunk
+                last_sent = loop.time()
+            idle = loop.time() - last_sent
+            if idle >= settings.RECORDS_HEARTBEAT_SECONDS:
+                yield b": heartbeat\n\n"  # a comment: keeps proxies from closing an idle stream
+                last_sent, idle = loop.time(), 0.0
+            try:
+                wait = min(settings.RECORDS_POLL_SECONDS, settings.RECORDS_HEARTBEAT_SECONDS - idle)
+                async with asyncio.timeout(wait):
+                    await self.wake.wait()
+            except TimeoutError:
+                pass
+            self.wake.clear()  # before reading: a wake-up during the read triggers another
+
+    async def _snapshot(self, *, reason: str | None) -> AsyncIterator[bytes]:
+        """The current resources as of the log head, then `snapshot-end` carrying the head as id.
+
+        A resource changed after the head is left out: its event (after the head) follows live."""
+        head = await database_sync_to_async(log_head)(organization_id=self.organization_id)
+        if reason is not None:
+            yield sse(event="reset", data=json.dumps({"reason": reason, "seq": head}))
+        after = count = 0
+        while True:
+            rows = await database_sync_to_async(resources_after)(
+                organization_id=self.organization_id, after_id=after, flt=self.req.flt, limit=BATCH, at_most=head
+            )
+            if not rows:
+                break
+            yield b"".join(sse(event=row.kind, data=row.body) for row in rows)
+            after, count = rows[-1].id, count + len(rows)
+        yield sse(event="snapshot-end", seq=head, data=json.dumps({"seq": head, "resources": count}))
+        await self._advance(head)
+
+    async def _catch_up(self) -> AsyncIterator[bytes]:
+        while True:
+            batch = await read_events(
+                organization_id=self.organization_id, position=self.position, flt=self.req.flt, limit=BATCH
+            )
+            if batch.expired:
+                async for chunk in self._snapshot(reason="position-expired"):
+                    yield chunk
+                continue
+            if batch.events:
+                yield b"".join(sse(event=e.kind, seq=e.seq, data=e.body) for e in batch.events)
+            if batch.scanned_to != self.position:
+                await self._advance(batch.scanned_to)
+            if len(batch.events) < BATCH:
+                return
+
+    async def _advance(self, seq: int) -> None:
+        self.position = seq
+        if self.req.session_id is not None:
+            await database_sync_to_async(session_advance)(
+                organization_id=self.organization_id, session_id=self.req.session_id, seq=seq
+            )

@@ -1,0 +1,163 @@
+"""Record stream test helpers: index rows written with the ORM (as the indexer would, with its
+record events in the same transaction), an SSE reader over httpx, and FHIR validation."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from datetime import time as dtime
+from typing import Any
+
+import httpx
+from django.db import transaction
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.imagingstudy import ImagingStudy
+from fhir.resources.R4B.patient import Patient as FhirPatient
+
+from accounts.models import Organization
+from records.services import record_patient_changed, record_study_changed, record_study_deleted
+from studies.models import Instance, Patient, Series, Study
+
+FHIR_MODELS: dict[str, Any] = {"Patient": FhirPatient, "ImagingStudy": ImagingStudy, "Bundle": Bundle}
+READ_TIMEOUT = 20.0  # seconds without a byte before a test read gives up (heartbeats come faster)
+
+
+def index_study(
+    org: Organization,
+    *,
+    patient_id: str = "P1",
+    study_uid: str = "1.2.3.1",
+    name: str = "Doe^Jane",
+    series: int = 1,
+    instances: int = 2,
+    modality: str = "CT",
+) -> Study:
+    """Patient, study, series and instances rows, and their Patient and ImagingStudy events."""
+    with transaction.atomic():
+        patient, created = Patient.objects.get_or_create(
+            organization=org,
+            patient_id=patient_id,
+            defaults={"name": name, "birth_date": date(1980, 1, 2), "sex": "F"},
+        )
+        if created:
+            record_patient_changed(patient=patient)
+        study = Study.objects.create(
+            organization=org, patient=patient, study_uid=study_uid, study_date=date(2024, 1, 2),
+            study_time=dtime(10, 11, 12), accession_number="ACC1", description="Chest CT", modalities=[modality],
+            series_count=series, instance_count=series * instances, bytes=series * instances * 10,
+        )  # fmt: skip
+        for s in range(1, series + 1):
+            row = Series.objects.create(
+                study=study, series_uid=f"{study_uid}.{s}", number=s, modality=modality, description="axial",
+                body_part="CHEST", instance_count=instances, bytes=instances * 10,
+            )  # fmt: skip
+            Instance.objects.bulk_create(
+                Instance(organization=org, series=row, sop_uid=f"{study_uid}.{s}.{i}", number=i,
+                         sop_class_uid="1.2.840.10008.5.1.4.1.1.2", transfer_syntax_uid="1.2.840.10008.1.2.1",
+                         object_key=f"k/{study_uid}/{s}/{i}", size=10, sha256="0" * 64)
+                for i in range(1, instances + 1)
+            )  # fmt: skip
+        record_study_changed(study=study)
+    return study
+
+
+def rename_patient(org: Organization, patient_id: str, name: str) -> None:
+    with transaction.atomic():
+        patient = Patient.objects.select_for_update().get(organization=org, patient_id=patient_id)
+        patient.name = name
+        patient.save()
+        record_patient_changed(patient=patient)
+
+
+def delete_study(org: Organization, study_uid: str) -> None:
+    with transaction.atomic():
+        study = Study.objects.select_related("patient").get(organization=org, study_uid=study_uid)
+        patient_id = study.patient.patient_id
+        study.delete()
+        record_study_deleted(organization_id=org.pk, study_uid=study_uid, patient_id=patient_id)
+
+
+def validate(resource: dict[str, Any]) -> Any:
+    """The resource parsed by the fhir.resources R4B model of its type (raises if invalid)."""
+    return FHIR_MODELS[resource["resourceType"]].model_validate(resource)
+
+
+@dataclass
+class SseEvent:
+    event: str
+    data: str
+    id: str | None
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+@dataclass
+class SseClient:
+    """Reads one SSE response line by line (WHATWG HTML §9.2.6), comments kept apart."""
+
+    response: httpx.Response
+    lines: Iterator[str] = field(init=False)
+    comments: list[str] = field(default_factory=list)
+    retry: int | None = None
+
+    def __post_init__(self) -> None:
+        self.lines = self.response.iter_lines()
+
+    def next(self) -> SseEvent:
+        event, last_id = "message", None
+        data: list[str] = []
+        for line in self.lines:
+            if line == "":
+                if data:
+                    return SseEvent(event, "\n".join(data), last_id)
+                continue
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "":
+                self.comments.append(value)
+            elif name == "event":
+                event = value
+            elif name == "data":
+                data.append(value)
+            elif name == "id":
+                last_id = value
+            elif name == "retry":
+                self.retry = int(value)
+        raise EOFError("the stream ended")
+
+    def next_comment(self) -> str:
+        for line in self.lines:
+            if line.startswith(":"):
+                return line[1:].strip()
+        raise EOFError("the stream ended")
+
+    def until(self, event: str) -> list[SseEvent]:
+        """Every event up to and including the next one of this type."""
+        seen = []
+        while True:
+            seen.append(self.next())
+            if seen[-1].event == event:
+                return seen
+
+    def take(self, count: int) -> list[SseEvent]:
+        return [self.next() for _ in range(count)]
+
+
+def stream_timeout() -> httpx.Timeout:
+    return httpx.Timeout(10.0, read=READ_TIMEOUT)
+
+
+def wait_for(condition: Any, *, timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Poll until condition() is truthy (bounded), returning its value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
