@@ -24,7 +24,7 @@ from studies.objects import storage
 from studies.pacing import pacer
 from studies.payload import NullSink, PayloadParser
 from studies.receiver import Receiver
-from studies.refusals import refusal, too_large
+from studies.refusals import answer_for, too_large
 from studies.selectors import upload_get
 from studies.streams import chunk_key, chunk_store, stream_assemble, stream_forget, stream_open
 from studies.upload_headers import MAX_REQUEST_BYTES, ChunkHeaders, UploadHeaders, digest_check, upload_headers
@@ -204,12 +204,8 @@ class DicomStreamConsumer:
         except ClientGone:
             log.info("client disconnected mid-body; what it sent was removed")
             return
-        except Exception as exc:
-            refused = refusal(exc)
-            if refused is None:
-                log.exception("upload failed")
-                await send_problem(send, 500, "The server failed to handle this request.")
-                return
+        except Exception as exc:  # noqa: BLE001 - answer_for logs what is not a refusal
+            refused = answer_for(exc)
             await send_problem(send, refused.status, refused.detail, slug=refused.slug)
             return
         upload = body if "instances_accepted" in body else body.get("upload")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from studies.multipart import MultipartError
 from studies.part10 import NotDicom
 from studies.payload import BadContentType, UnsupportedMediaType
+
+log = logging.getLogger("prizmed.ingest")
 
 
 class Refused(Exception):
@@ -30,6 +34,16 @@ def refusal(exc: Exception) -> Refused | None:
     if isinstance(exc, BadContentType):
         return Refused(400, f"Bad Content-Type: {exc}.", slug="bad-content-type")
     return None
+
+
+def answer_for(exc: Exception) -> Refused:
+    """What to tell the client about a failed upload: its refusal, or a 500 for a real failure
+    (logged here with its traceback, never shown)."""
+    refused = refusal(exc)
+    if refused is None:
+        log.error("upload failed", exc_info=exc)
+        refused = Refused(500, "The server failed to handle this upload.", slug="internal-error")
+    return refused
 
 
 def too_large(limit: int) -> Refused:

@@ -33,7 +33,7 @@ from studies.consumers import Ingest
 from studies.models import UploadState
 from studies.pacing import pacer
 from studies.payload import content_type_parse
-from studies.refusals import Refused, bad_request, refusal, too_large
+from studies.refusals import answer_for, bad_request, refusal, too_large
 from studies.selectors import upload_get
 from studies.upload_headers import UploadHeaders
 
@@ -122,11 +122,8 @@ class DicomWebSocketConsumer:
         except ClientGone:
             log.info("WebSocket client left mid-upload; what it sent was removed")
             return
-        except Exception as exc:
-            refused = refusal(exc)
-            if refused is None:
-                log.exception("WebSocket upload failed")
-                refused = Refused(500, "The server failed to handle this upload.", slug="internal-error")
+        except Exception as exc:  # noqa: BLE001 - answer_for logs what is not a refusal
+            refused = answer_for(exc)
             problem = problem_body(refused.status, refused.detail, slug=refused.slug)
             await send_json(send, {"type": "error", "problem": problem})
             await send({"type": "websocket.close", "code": 4000 + refused.status})
