@@ -147,7 +147,12 @@ def test_it_defers_durability_to_one_sync_over_many_objects(
 ) -> None:
     synced: list[int] = []
     real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+
+    def counting_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
     keys = [f"u/1/{i:06d}.dcm" for i in range(5)]
     for i, key in enumerate(keys):
         writer = storage.writer(key)
