@@ -150,7 +150,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BEAT_SCHEDULE["studies.sweep_pending_objects"] = {"task": "studies.sweep_pending_objects", "schedule": 300}
 
 PRIZMED_STORAGE_DIR = Path(envstr("PRIZMED_STORAGE_DIR", str(DATA_DIR / "objects"))).resolve()
-PRIZMED_SPOOL_DIR = Path(envstr("PRIZMED_SPOOL_DIR", str(DATA_DIR / "spool"))).resolve()
 # Test hook: a file holding epoch seconds that replaces the wall clock for rate-limit windows,
 # so tests across processes can pin or advance time instead of sleeping.
 PRIZMED_CLOCK_FILE = envstr("PRIZMED_CLOCK_FILE", "")

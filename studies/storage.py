@@ -63,6 +63,11 @@ class Storage(Protocol):
         """Make objects committed with ``durable=False`` durable, all at once."""
         ...
 
+    def partials_sweep(self, *, before: float) -> int:
+        """Remove objects still being written that nobody wrote to since ``before`` (epoch
+        seconds): what a process killed mid-write left. Returns how many."""
+        ...
+
 
 def check_key(key: str) -> str:
     """Return ``key`` if it is a safe relative name; raise ValueError otherwise.
@@ -167,6 +172,17 @@ class LocalStorage(Storage):
         paths = [self.path(key) for key in keys]
         list(_syncers.map(_fsync_file, paths))
         list(_syncers.map(_fsync_dir, {path.parent for path in paths}))
+
+    def partials_sweep(self, *, before: float) -> int:
+        removed = 0
+        for entry in os.scandir(self._partial):
+            try:
+                if entry.is_file() and entry.stat().st_mtime < before:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:
+                continue  # its writer committed or aborted meanwhile
+        return removed
 
     def keys(self, prefix: str) -> Iterator[str]:
         """Committed keys starting with ``prefix``, in sorted order ("" lists everything)."""

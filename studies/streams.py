@@ -184,11 +184,13 @@ def streams_expire(*, before: datetime) -> int:
     return expired
 
 
-def ingest_expire(*, now: datetime | None = None) -> tuple[int, int]:
+def ingest_expire(*, now: datetime | None = None) -> tuple[int, int, int]:
     """The periodic job: expire streams idle for PRIZMED_STREAM_TTL seconds, and remove uploads
-    stuck `receiving` that long (their process died). Returns (streams, uploads) removed."""
+    stuck `receiving` that long and temp files not written to for as long (their process
+    died). Returns (streams, uploads, temp files) removed."""
     before = (now or timezone.now()) - timedelta(seconds=settings.PRIZMED_STREAM_TTL)
-    return streams_expire(before=before), uploads_sweep(before=before)
+    partials = storage().partials_sweep(before=before.timestamp())
+    return streams_expire(before=before), uploads_sweep(before=before), partials
 
 
 def _finish(stream: Stream, state: str) -> None:

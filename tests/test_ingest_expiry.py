@@ -3,6 +3,8 @@ upload status shows rejections the indexer recorded."""
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -19,7 +21,7 @@ from studies.streams import ingest_expire
 from studies.tasks import expire_streams
 from tests.conftest import World
 from tests.dicomfactory import make_instance
-from tests.ingest_support import objects_dir, post, stored
+from tests.ingest_support import objects_dir, partials, post, stored
 from tests.test_auth import assert_problem
 from tests.test_ingest_streams import send_chunk
 
@@ -55,7 +57,7 @@ def test_it_expires_idle_streams_and_frees_their_chunks(
     assert stored(child_env, f"streams/{world.bob.org.pk}/{fresh.pk}")
     assert api.get("/dicom/streams/idle", headers=world.bob.headers).json()["state"] == "expired"
     assert_problem(send_chunk(api, world.bob.headers, "idle", 1, instance[300:], last=True), 409)
-    assert ingest_expire() == (0, 0)  # nothing more to do: the job is idempotent
+    assert ingest_expire() == (0, 0, 0)  # nothing more to do: the job is idempotent
 
 
 def test_it_removes_uploads_left_receiving_by_a_dead_process(world: World, child_env, server_storage) -> None:
@@ -66,7 +68,7 @@ def test_it_removes_uploads_left_receiving_by_a_dead_process(world: World, child
     writer.commit()
     stale = timezone.now() + timedelta(seconds=settings.PRIZMED_STREAM_TTL + 1)
 
-    assert ingest_expire(now=stale) == (0, 1)
+    assert ingest_expire(now=stale) == (0, 1, 0)
 
     assert not Upload.objects.filter(pk=upload.pk).exists()
     assert not stored(child_env, f"uploads/{world.bob.org.pk}/{upload.pk}")
@@ -88,3 +90,19 @@ def test_it_shows_rejections_and_study_uids(api: httpx.Client, world: World) -> 
     assert body["rejections"] == [
         {"position": 0, "sop_instance_uid": "1.2.3.4", "reason_code": "missing-patient-id", "reason": "no Patient ID"}
     ]
+
+
+def test_it_removes_temp_files_a_killed_process_left(world: World, child_env, server_storage) -> None:
+    storage().writer("uploads/x/dead.dcm").write(b"never committed: its process was killed")
+    [dead_file] = partials(child_env)
+    long_ago = time.time() - settings.PRIZMED_STREAM_TTL - 60
+    os.utime(dead_file, (long_ago, long_ago))
+    alive = storage().writer("uploads/x/alive.dcm")
+    alive.write(b"still being written")
+
+    assert ingest_expire() == (0, 0, 1)
+
+    assert not dead_file.exists()
+    alive.write(b", and finished")
+    alive.commit()
+    assert storage().open("uploads/x/alive.dcm").read() == b"still being written, and finished"
