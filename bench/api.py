@@ -20,6 +20,7 @@ from bench import common
 
 
 def run(url: str, headers: dict[str, str], total: int, concurrency: int) -> tuple[float, float, float]:
+    """Requests/s and latency p50/p95 (ms) of `total` GETs from `concurrency` threads."""
     local = threading.local()
     latencies: list[float] = []
 
@@ -45,8 +46,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    print("| mode | route | requests/s | p50 ms | p95 ms |")
-    print("|---|---|---|---|---|")
+    print("| mode | route | requests/s | p50 ms | p95 ms | server CPU per request |")
+    print("|---|---|---|---|---|---|")
     for services in (False, True):
         s = common.setup(services=services)
         key = s.issue_key("bench", plan="professional", role="standard")
@@ -58,8 +59,11 @@ def main() -> None:
             auth = {"Authorization": f"Bearer {key}"}
             for route, headers in (("/healthz", {}), ("/api/v2/organization", auth)):
                 run(server.url + route, headers, 200, args.concurrency)  # warm-up
+                assert server.proc is not None
+                cpu = common.cpu_seconds(server.proc.pid)
                 rate, p50, p95 = run(server.url + route, headers, args.requests, args.concurrency)
-                print(f"| {mode} | `{route}` | {rate:,.0f} | {p50:.1f} | {p95:.1f} |")
+                per_request = (common.cpu_seconds(server.proc.pid) - cpu) / args.requests * 1000
+                print(f"| {mode} | `{route}` | {rate:,.0f} | {p50:.1f} | {p95:.1f} | {per_request:.2f} ms |")
         finally:
             server.stop()
 

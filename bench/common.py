@@ -6,6 +6,7 @@ fresh PostgreSQL database when --services is given) so a run never touches real 
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -72,6 +73,12 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process (all its threads) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:

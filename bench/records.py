@@ -214,7 +214,8 @@ def main() -> None:
         server.stop()
     as_dict, as_model = build_costs()
 
-    print(f"Mode: PostgreSQL + Redis, one uvicorn process, DB_CONN_MAX_AGE={s.env['DB_CONN_MAX_AGE']}.\n")
+    pool = s.env.get("DB_POOL_MAX_SIZE", "10 (default)")
+    print(f"Mode: PostgreSQL + Redis, one uvicorn process, connection pool DB_POOL_MAX_SIZE={pool}.\n")
     print("| measurement | result |")
     print("|---|---|")
     print(f"| event latency, commit → SSE event, {args.clients} clients × {args.changes} changes | "
