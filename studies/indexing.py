@@ -169,7 +169,7 @@ def _write_batch(upload: Upload, parsed: list[tuple[UploadItem, InstanceHeader |
     batch = _Batch(organization=upload.organization)
     headers = [header for _, header in parsed if isinstance(header, InstanceHeader)]
     patients = _patients(batch, headers)
-    studies = _studies(batch.organization, headers, patients)
+    studies = _studies(batch.organization, headers, patients, batch.now)
     series = _series(studies, headers)
     existing = {
         instance.sop_uid: instance
@@ -354,13 +354,22 @@ def _patients(batch: _Batch, headers: list[InstanceHeader]) -> dict[str, Patient
 
 
 def _studies(
-    organization: Organization, headers: list[InstanceHeader], patients: dict[str, Patient]
+    organization: Organization, headers: list[InstanceHeader], patients: dict[str, Patient], now: datetime
 ) -> dict[str, Study]:
     """Studies of the batch, created or locked (in UID order); descriptive fields follow the
     newest instance. A study deleted between create and lock makes the batch run again."""
     newest = {h.study_instance_uid: h for h in headers}
     Study.objects.bulk_create(
-        [Study(organization=organization, patient=patients[h.patient_id], study_uid=uid) for uid, h in newest.items()],
+        [
+            Study(
+                organization=organization,
+                patient=patients[h.patient_id],
+                study_uid=uid,
+                first_received=now,  # the batch's time, as last_received: first ≤ last always
+                last_received=now,
+            )
+            for uid, h in newest.items()
+        ],
         ignore_conflicts=True,
     )
     studies = {

@@ -50,6 +50,8 @@ def test_it_shows_a_studys_metadata_and_links(api: httpx.Client, world: World) -
         },
     }
     assert study.bytes > 6 * 1024
+    assert study.first_received <= study.last_received
+    assert body["first_received"] <= body["last_received"]  # ISO 8601 in UTC: text order is time order
 
 
 def test_it_lists_series_with_storage_uris_never_paths(api: httpx.Client, world: World) -> None:

@@ -19,6 +19,6 @@ class Command(BaseCommand):
         if not user_model.objects.filter(username="admin").exists():
             password = secrets.token_urlsafe(12)
             user_model.objects.create_superuser("admin", "", password)
-            self.stdout.write(f"Dashboard: http://127.0.0.1:8000/admin/  user admin  password {password}")
+            self.stdout.write(f"Dashboard (/admin/): user admin, password {password}")
         _, plaintext = key_issue(organization=org, name="make run", role=Role.ADMIN)
         self.stdout.write(f"API key (admin role, organization demo): {plaintext}")
