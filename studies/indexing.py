@@ -411,6 +411,8 @@ def _series(studies: dict[str, Study], headers: list[InstanceHeader]) -> dict[tu
         ],
         ignore_conflicts=True,
     )
+    if not firsts:
+        return {}  # an empty Q() matches every row: every organization's series
     query = Q()
     for study_id, uid in firsts:
         query |= Q(study_id=study_id, series_uid=uid)

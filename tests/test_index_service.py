@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from pydicom import uid as uids
 
 from records.models import EventKind, RecordEvent
@@ -120,6 +121,18 @@ def test_it_leaves_no_study_behind_when_its_only_instance_is_refused(world: Worl
     upload = index_now(stored_upload(acme, [dcm.make_instance()]))
     assert upload.instances_rejected == 1 and upload.study_uids == []
     assert not Study.objects.filter(organization=acme).exists()
+
+
+def test_it_leaves_other_organizations_alone_when_a_whole_batch_is_rejected(world: World) -> None:
+    index_now(stored_upload(world.carol.org, dcm.make_study(n_series=2, per_series=2)))
+    rejected = stored_upload(world.alice.org, [dcm.without_patient_id(), dcm.truncated(dcm.make_instance(), 400)])
+
+    with CaptureQueriesContext(connection) as queries:
+        upload = index_now(rejected)
+
+    assert upload.instances_rejected == 2
+    # Rewriting rows it does not own (globex's series, read unlocked) would lose concurrent updates.
+    assert not [q["sql"] for q in queries if q["sql"].startswith('UPDATE "studies_series"')]
 
 
 def test_it_keeps_the_same_study_uid_apart_per_organization(world: World) -> None:
