@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+
+log = logging.getLogger("prizmed.health")
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -18,13 +22,15 @@ def readyz(request: HttpRequest) -> JsonResponse:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         checks["database"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - any failure means not ready
-        checks["database"] = f"error: {type(exc).__name__}"
+    except Exception:  # any failure means not ready; details go to the log, not to callers
+        log.warning("readiness: database unavailable", exc_info=True)
+        checks["database"] = "error"
     if settings.REDIS_URL:
         try:
             cache.set("prizmed:readyz", "1", timeout=5)
             checks["redis"] = "ok"
-        except Exception as exc:  # noqa: BLE001
-            checks["redis"] = f"error: {type(exc).__name__}"
+        except Exception:
+            log.warning("readiness: Redis unavailable", exc_info=True)
+            checks["redis"] = "error"
     ready = all(value == "ok" for value in checks.values())
     return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)

@@ -57,6 +57,9 @@ class RecordStreamConsumer(AsyncConsumer):  # type: ignore[misc]  # channels shi
     async def http_request(self, message: dict[str, Any]) -> None:
         if message.get("more_body") or self.task is not None:
             return  # a GET body is ignored
+        if self.scope["method"] != "GET":
+            await send_problem(self.send, 405, "Only GET is allowed here.", headers=[(b"allow", b"GET")])
+            return
         self.task = asyncio.create_task(self._respond())
 
     async def dispatch(self, message: dict[str, Any]) -> None:

@@ -94,7 +94,8 @@ class Ingest:
         )
         if upload.state != UploadState.RECEIVING:
             return 202, upload_answer(upload)  # the same request id again: its earlier result
-        receiver = Receiver(self.headers.content_type, organization_id=self.organization.pk, upload_id=self.request_id)
+        upload_id = str(upload.id)  # the request id, unless another organization had used it
+        receiver = Receiver(self.headers.content_type, organization_id=self.organization.pk, upload_id=upload_id)
         body_hash = hashlib.sha256() if self.headers.sha256 is not None else None
 
         def feed(data: bytes) -> None:
@@ -107,12 +108,10 @@ class Ingest:
             received = await asyncio.to_thread(receiver.finish)
             if body_hash is not None:
                 digest_check(self.headers.sha256, body_hash.digest())
-            upload = await database_sync_to_async(upload_complete)(upload_id=self.request_id, received=received)
+            upload = await database_sync_to_async(upload_complete)(upload_id=upload_id, received=received)
         except BaseException:
             await asyncio.to_thread(receiver.abort)
-            await database_sync_to_async(upload_discard)(
-                upload_id=self.request_id, organization_id=self.organization.pk
-            )
+            await database_sync_to_async(upload_discard)(upload_id=upload_id, organization_id=self.organization.pk)
             raise
         return 202, upload_answer(upload)
 

@@ -23,6 +23,7 @@ from studies.objects import storage
 from studies.payload import ContentType
 from studies.receiver import Receiver
 from studies.refusals import conflict
+from studies.services import objects_delete_on_commit
 from studies.storage import ObjectWriter
 from studies.uploads import upload_complete, upload_discard, upload_id_free, uploads_sweep
 
@@ -199,10 +200,6 @@ def _finish(stream: Stream, state: str) -> None:
     stream.state = state
     stream.updated = timezone.now()
     stream.save(update_fields=["state", "updated"])
-    keys = list(Chunk.objects.filter(stream=stream).values_list("object_key", flat=True))
-    transaction.on_commit(lambda: _delete_objects(keys))
-
-
-def _delete_objects(keys: list[str]) -> None:
-    for key in keys:
-        storage().delete(key)
+    # Recorded as pending in this transaction: a crash before the unlink leaves work for the
+    # sweep, never a chunk file nothing points at.
+    objects_delete_on_commit(Chunk.objects.filter(stream=stream).values_list("object_key", flat=True))

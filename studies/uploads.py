@@ -23,9 +23,10 @@ from studies.refusals import conflict
 
 
 def upload_open(*, organization: Organization, api_key: APIKey | None, upload_id: str, content_type: str) -> Upload:
-    """Create the `receiving` upload; a completed one with this id is returned as it is (the
-    caller replays its result). Raises Refused(409) while that id is still receiving, or when
-    another organization used it (ids are global; whose it is is not said)."""
+    """Create the `receiving` upload; a completed one of this organization with this id is
+    returned as it is (the caller replays its result). Raises Refused(409) while that id is
+    still receiving. Upload ids are global but tenants are not: when another organization
+    already used the id, this upload quietly gets a fresh one, so nothing says the id exists."""
     try:
         with transaction.atomic():
             return Upload.objects.create(
@@ -33,8 +34,12 @@ def upload_open(*, organization: Organization, api_key: APIKey | None, upload_id
             )
     except IntegrityError:
         existing = Upload.objects.filter(pk=upload_id).first()
-    if existing is None or existing.organization_id != organization.pk or existing.state == UploadState.RECEIVING:
-        raise conflict("An upload with this X-Request-Id is in progress or belongs elsewhere.") from None
+    if existing is None or existing.organization_id != organization.pk:
+        return Upload.objects.create(
+            id=uuid.uuid4(), organization=organization, api_key=api_key, content_type=content_type
+        )
+    if existing.state == UploadState.RECEIVING:
+        raise conflict("An upload with this X-Request-Id is still being received.") from None
     return existing
 
 

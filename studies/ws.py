@@ -84,10 +84,15 @@ class WebSocketIngest(Ingest):
             if received > limit:
                 raise too_large(limit)
             yield data
-            ack = {"type": "ack", "seq": seq, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            digest = await asyncio.to_thread(_sha256, data)  # up to 8 MiB: not on the event loop
+            ack = {"type": "ack", "seq": seq, "bytes": len(data), "sha256": digest}
             await send_json(self.send, ack)
             seq += 1
             await pacer().pace(organization_id=self.organization.pk, bps=self.plan.bandwidth_bps, nbytes=len(data))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 async def disconnected(receive: Receive) -> None:
@@ -136,9 +141,11 @@ class DicomWebSocketConsumer:
             content_type = content_type_parse(str(header.get("content_type", "")))
         except ValueError as exc:
             raise refusal(exc) or exc from None
-        request_id = header.get("request_id", scope["request_id"])
-        if not isinstance(request_id, str) or parse_uuid4(request_id) is None:
+        given = header.get("request_id", scope["request_id"])
+        parsed = parse_uuid4(given) if isinstance(given, str) else None
+        if parsed is None:
             raise bad_request("request_id must be a UUID v4.")
+        request_id = str(parsed)  # canonical form: storage keys and sweeps rebuild it from the row
         headers = UploadHeaders(content_type=content_type, content_length=None, chunk=None, sha256=None)
         ingest = WebSocketIngest(dict(scope, request_id=request_id), receive, send, headers)
         _, answer = await ingest.upload()

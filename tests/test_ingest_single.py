@@ -84,3 +84,25 @@ def test_it_shows_the_upload_to_its_organization_only(api: httpx.Client, world: 
     assert mine.status_code == 200
     assert mine.json()["request_id"] == request_id and mine.json()["instances_accepted"] == 1
     assert theirs.status_code == 404 and theirs.headers["content-type"] == "application/problem+json"
+
+
+def test_it_gives_a_fresh_id_when_another_organization_used_the_request_id(
+    api: httpx.Client, world: World, child_env
+) -> None:
+    request_id = str(uuid.uuid4())
+    acme_instance, globex_instance = make_instance(patient_id="A-1"), make_instance(patient_id="G-1")
+    acme = post(
+        api, acme_instance, {**world.bob.headers, "Content-Type": "application/dicom", "X-Request-Id": request_id}
+    )
+
+    globex = post(
+        api, globex_instance, {**world.carol.headers, "Content-Type": "application/dicom", "X-Request-Id": request_id}
+    )
+
+    assert (acme.status_code, globex.status_code) == (202, 202)  # not 409: nothing says the id is taken
+    fresh = globex.json()["request_id"]
+    assert fresh != request_id and globex.json()["sha256"] == sha(globex_instance)
+    assert Upload.objects.get(pk=request_id).organization == world.bob.org
+    assert Upload.objects.get(pk=fresh).organization == world.carol.org
+    (path,) = stored(child_env, f"uploads/{world.carol.org.pk}/{fresh}")
+    assert path.read_bytes() == globex_instance

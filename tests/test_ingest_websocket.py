@@ -73,6 +73,17 @@ def test_it_acknowledges_every_frame_and_pushes_progress_to_done(
     assert Instance.objects.filter(organization=world.bob.org).count() == 1
 
 
+def test_it_stores_an_upper_case_request_id_under_its_canonical_form(
+    server: live.Server, world: World, child_env: dict[str, str]
+) -> None:
+    request_id = str(uuid.uuid4())
+    with ws(server, world.bob.token) as conn:
+        send_payload(conn, dicomfactory.make_instance(), "application/dicom", request_id=request_id.upper())
+        received = json.loads(conn.recv(timeout=30))
+    assert received["request_id"] == request_id
+    assert stored(child_env, f"uploads/{world.bob.org.pk}/{request_id}")
+
+
 def test_it_takes_a_multipart_stream_of_instances(server: live.Server, world: World, child_env: dict[str, str]) -> None:
     from studies.multipart import build_multipart
 

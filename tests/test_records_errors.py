@@ -51,6 +51,13 @@ def test_it_refuses_an_unsupported_accept_with_406(server: live.Server, world: W
         assert_problem(response, 406)
 
 
+def test_it_refuses_other_methods_with_405(server: live.Server, world: World) -> None:
+    for method in ("POST", "DELETE", "PUT"):
+        response = httpx.request(method, f"{server.url}{PATH}", headers=world.bob.headers)
+        assert_problem(response, 405)
+        assert response.headers["allow"] == "GET"
+
+
 def test_it_chooses_by_accept_quality(server: live.Server, world: World) -> None:
     accept = "application/fhir+json;q=0.5, application/fhir+ndjson;q=0.9"
     response = httpx.get(f"{server.url}{PATH}", headers={**world.bob.headers, "Accept": accept})
