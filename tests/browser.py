@@ -12,6 +12,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
 
 def chromium(profile_dir: Path) -> Iterator[WebDriver]:
@@ -41,3 +42,5 @@ def admin_login(driver: WebDriver, base_url: str, username: str, password: str) 
     driver.find_element(By.NAME, "username").send_keys(username)
     driver.find_element(By.NAME, "password").send_keys(password)
     driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    # Wait for the page after login, so the caller's next step does not race the navigation.
+    WebDriverWait(driver, 20).until(lambda d: "/admin/login/" not in d.current_url)

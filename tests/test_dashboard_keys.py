@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from accounts.models import APIKey
 from tests import browser, live
@@ -39,7 +39,7 @@ def test_it_shows_a_new_key_exactly_once_and_revokes_it(
     Select(driver.find_element(By.NAME, "role")).select_by_value("admin")
     driver.find_element(By.NAME, "_save").click()
 
-    plaintext = driver.find_element(By.ID, "new-api-key").text
+    plaintext = WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "new-api-key")).text
     driver.save_screenshot(str(run_dir / "key-created.png"))
     key = APIKey.objects.get(name="pacs gateway")
     assert plaintext.startswith(key.prefix) and key.role == "admin"
@@ -56,7 +56,7 @@ def test_it_shows_a_new_key_exactly_once_and_revokes_it(
     driver.find_element(By.CSS_SELECTOR, f"input[name=_selected_action][value='{key.pk}']").click()
     Select(driver.find_element(By.NAME, "action")).select_by_value("revoke_keys")
     driver.find_element(By.NAME, "index").click()
-    assert "revoked" in driver.page_source
+    WebDriverWait(driver, 20).until(lambda d: "Selected keys are revoked" in d.page_source)
     assert httpx.get(f"{server.url}/api/v2/organization", headers=auth).status_code == 401
     key.refresh_from_db()
     assert key.revoked_at is not None
