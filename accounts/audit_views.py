@@ -12,10 +12,8 @@ from rest_framework.views import APIView
 
 from accounts.audit import audit_entry_list
 from accounts.audit_fhir import audit_event
-from accounts.models import APIKey
-from accounts.permissions import IsAdminKey
-
-FHIR_JSON = "application/fhir+json"
+from accounts.permissions import IsAdminKey, request_key
+from records.request import FHIR_JSON
 
 
 class AuditEventListApi(APIView):
@@ -36,7 +34,7 @@ class AuditEventListApi(APIView):
         params = self.Input(data=request.query_params)
         params.is_valid(raise_exception=True)
         count: int = params.validated_data["_count"]
-        key: APIKey = request.auth  # type: ignore[assignment]  # IsAdminKey guarantees it
+        key = request_key(request)
         entries = list(
             audit_entry_list(organization=key.organization, before=params.validated_data.get("_before"))[: count + 1]
         )

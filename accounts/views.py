@@ -6,7 +6,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import APIKey
+from accounts.permissions import request_key
 
 
 class PlanOutput(serializers.Serializer[object]):
@@ -34,6 +34,6 @@ class OrganizationApi(APIView):
 
     @extend_schema(responses=Output, operation_id="organization_read")
     def get(self, request: Request) -> Response:
-        key: APIKey = request.auth  # type: ignore[assignment]  # HasApiKey guarantees it
+        key = request_key(request)
         org = key.organization
         return Response(self.Output({"slug": org.slug, "name": org.name, "plan": org.plan, "key": key}).data)

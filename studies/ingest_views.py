@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import APIKey
+from accounts.permissions import request_key
 from prizmed.problems import problem_response
 from studies.models import Chunk, ItemState, Stream, Upload
 from studies.refusals import Refused
@@ -23,11 +23,6 @@ from studies.selectors import stream_get, upload_get
 from studies.streams import stream_abort
 
 API = "/api/v2"
-
-
-def _key(request: Request) -> APIKey:
-    key: APIKey = request.auth  # type: ignore[assignment]  # HasApiKey guarantees it
-    return key
 
 
 class RejectionOutput(serializers.Serializer[Any]):
@@ -61,7 +56,7 @@ class UploadOutput(serializers.Serializer[Upload]):
 class UploadApi(APIView):
     @extend_schema(operation_id="upload_status", responses=UploadOutput, summary="An upload's progress")
     def get(self, request: Request, request_id: UUID) -> Response:
-        upload = upload_get(organization=_key(request).organization, upload_id=str(request_id))
+        upload = upload_get(organization=request_key(request).organization, upload_id=str(request_id))
         return Response(UploadOutput(upload).data)
 
 
@@ -126,7 +121,7 @@ def upload_href(upload_id: object) -> str:
 class StreamApi(APIView):
     @extend_schema(operation_id="stream_status", responses=StreamOutput, summary="Chunks held, to resume")
     def get(self, request: Request, stream_id: str) -> Response:
-        stream = stream_get(organization=_key(request).organization, stream_id=stream_id)
+        stream = stream_get(organization=request_key(request).organization, stream_id=stream_id)
         return Response(StreamOutput(stream).data)
 
     @extend_schema(
@@ -135,7 +130,7 @@ class StreamApi(APIView):
         summary="Abort a stream and free its chunks",
     )
     def delete(self, request: Request, stream_id: str) -> HttpResponseBase:
-        stream = stream_get(organization=_key(request).organization, stream_id=stream_id)
+        stream = stream_get(organization=request_key(request).organization, stream_id=stream_id)
         try:
             stream_abort(stream=stream)
         except Refused as exc:

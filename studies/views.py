@@ -17,24 +17,18 @@ from rest_framework.views import APIView
 
 from accounts.audit import Actor
 from accounts.models import APIKey
-from accounts.permissions import HasApiKey, IsAdminKey
+from accounts.permissions import HasApiKey, IsAdminKey, request_key
 from prizmed.logs import current_request_id
+from records.request import FHIR_JSON
 from studies.headers import uid_is_valid
 from studies.models import Series, Study
 from studies.objects import storage
 from studies.selectors import StudyFilters, series_list, study_get, study_list
 from studies.services import Refusal, study_delete, study_delete_refused
 
-FHIR_JSON = "application/fhir+json"
-
-
-def _key(request: Request) -> APIKey:
-    key: APIKey = request.auth  # type: ignore[assignment]  # HasApiKey / IsAdminKey guarantee it
-    return key
-
 
 def _actor(request: Request) -> Actor:
-    key = _key(request)
+    key = request_key(request)
     return Actor(
         organization=key.organization,
         key=key,
@@ -51,7 +45,7 @@ def _checked_uid(study_uid: str) -> str:
 
 
 def _study_or_404(request: Request, study_uid: str) -> Study:
-    study = study_get(organization=_key(request).organization, study_uid=_checked_uid(study_uid))
+    study = study_get(organization=request_key(request).organization, study_uid=_checked_uid(study_uid))
     if study is None:
         raise exceptions.NotFound("No such study.")
     return study
@@ -128,7 +122,9 @@ class StudyListApi(APIView):
     def get(self, request: Request) -> Response:
         params = self.Input(data=request.query_params)
         params.is_valid(raise_exception=True)
-        studies = study_list(organization=_key(request).organization, filters=StudyFilters(**params.validated_data))
+        studies = study_list(
+            organization=request_key(request).organization, filters=StudyFilters(**params.validated_data)
+        )
         paginator = StudyPagination()
         page = paginator.paginate_queryset(studies, request, view=self)
         return paginator.get_paginated_response(self.Output(page or [], many=True).data)  # type: ignore[arg-type]
