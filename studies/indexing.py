@@ -45,6 +45,7 @@ BATCH_SIZE = 250  # items per transaction
 RETRIES = 5  # a batch that lost a race (unique insert, deleted study, deadlock) runs again
 TOO_LARGE = "study-too-large"
 MISSING = "missing-object"
+FAILED = "indexing-failed"
 
 
 class _Retry(Exception):
@@ -100,19 +101,15 @@ def upload_index_part(*, upload_id: str, start: int, stop: int) -> None:
     upload = Upload.objects.select_related("organization__plan").filter(pk=upload_id).first()
     if upload is None or upload.state != UploadState.INDEXING:
         return
-    try:
-        items = list(
-            UploadItem.objects.filter(
-                upload=upload, state=ItemState.STORED, position__gte=start, position__lt=stop
-            ).order_by("position")
-        )
-        for first in range(0, len(items), BATCH_SIZE):
-            batch = items[first : first + BATCH_SIZE]
-            _index_batch(upload, [(item, _read(item)) for item in batch])
-    except Exception:
-        log.exception("indexing upload %s failed", upload_id)
-        upload_fail(upload_id=upload_id, error="The upload could not be indexed; its instances were not all stored.")
-        raise
+    # A failure propagates: the task retries it (studies/tasks.py), and gives up with upload_fail.
+    items = list(
+        UploadItem.objects.filter(
+            upload=upload, state=ItemState.STORED, position__gte=start, position__lt=stop
+        ).order_by("position")
+    )
+    for first in range(0, len(items), BATCH_SIZE):
+        batch = items[first : first + BATCH_SIZE]
+        _index_batch(upload, [(item, _read(item)) for item in batch])
     upload_finish(upload_id=upload_id)
 
 
@@ -126,9 +123,21 @@ def upload_finish(*, upload_id: str) -> None:
 
 
 def upload_fail(*, upload_id: str, error: str) -> None:
-    Upload.objects.filter(pk=upload_id, state=UploadState.INDEXING).update(
-        state=UploadState.FAILED, error=error, updated=timezone.now()
-    )
+    """Give up on an upload: the items not indexed yet are rejected and their bytes removed,
+    so a failed upload keeps no object that no row will ever point at."""
+    with transaction.atomic():
+        upload = Upload.objects.select_for_update().filter(pk=upload_id, state=UploadState.INDEXING).first()
+        if upload is None:
+            return
+        left = UploadItem.objects.filter(upload=upload, state=ItemState.STORED)
+        objects_delete_on_commit(list(left.values_list("object_key", flat=True)))
+        count = left.update(state=ItemState.REJECTED, reason_code=FAILED, reason=error[:300])
+        Upload.objects.filter(pk=upload.pk).update(
+            state=UploadState.FAILED,
+            error=error,
+            instances_rejected=F("instances_rejected") + count,
+            updated=timezone.now(),
+        )
 
 
 def _read(item: UploadItem) -> InstanceHeader | Rejection:

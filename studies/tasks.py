@@ -2,26 +2,45 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+import logging
+from typing import Any
+
+from celery import Task, shared_task
+from django.db import DatabaseError
 
 from prizmed.tasks import enqueue
-from studies.indexing import upload_index_begin, upload_index_part
+from studies.indexing import upload_fail, upload_index_begin, upload_index_part
 from studies.services import pending_objects_sweep
+
+log = logging.getLogger("prizmed.indexing")
+
+
+# A database or disk that fails for a while is retried with backoff (1, 2, 4, 8, 16 s); after
+# that, or at once where there is no broker to retry through, the upload fails cleanly.
+TRANSIENT = (DatabaseError, OSError)
+RETRIES = 5
+GIVE_UP = "The upload could not be indexed: the database or storage kept failing."
 
 
 @shared_task(name="studies.index_upload", acks_late=True, reject_on_worker_lost=True)
 def index_upload(upload_id: str) -> None:
-    """Index an upload: its first part here, the others as tasks of their own (other workers)."""
-    parts = upload_index_begin(upload_id=upload_id)
-    for start, stop in parts[1:]:
+    """Split an upload into parts, each a task of its own, so several workers share it."""
+    for start, stop in upload_index_begin(upload_id=upload_id):
         enqueue(index_upload_part, upload_id, start, stop)
-    if parts:
-        upload_index_part(upload_id=upload_id, start=parts[0][0], stop=parts[0][1])
 
 
-@shared_task(name="studies.index_upload_part", acks_late=True, reject_on_worker_lost=True)
-def index_upload_part(upload_id: str, start: int, stop: int) -> None:
-    upload_index_part(upload_id=upload_id, start=start, stop=stop)
+@shared_task(
+    bind=True, name="studies.index_upload_part", acks_late=True, reject_on_worker_lost=True, max_retries=RETRIES
+)
+def index_upload_part(self: Task[Any, Any], upload_id: str, start: int, stop: int) -> None:
+    try:
+        upload_index_part(upload_id=upload_id, start=start, stop=stop)
+    except TRANSIENT as exc:
+        if self.request.called_directly or self.request.retries >= RETRIES:
+            log.exception("indexing upload %s failed for good", upload_id)
+            upload_fail(upload_id=upload_id, error=GIVE_UP)
+            raise
+        raise self.retry(exc=exc, countdown=2**self.request.retries) from exc
 
 
 @shared_task(name="studies.sweep_pending_objects", acks_late=True)

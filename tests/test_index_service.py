@@ -6,11 +6,12 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from pydicom import uid as uids
 
 from records.models import EventKind, RecordEvent
+from studies import tasks
 from studies.indexing import upload_index_begin, upload_index_part
 from studies.models import Instance, ItemState, Patient, PendingObjectDeletion, Series, Study, UploadItem, UploadState
 from studies.objects import storage
@@ -172,3 +173,45 @@ def test_it_gives_one_row_for_concurrent_copies_of_an_instance(world: World, cop
     every_key = set(UploadItem.objects.values_list("object_key", flat=True))
     assert all(storage().exists(k) for k in live_keys)
     assert not any(storage().exists(k) for k in every_key - live_keys)  # replaced copies are gone
+
+
+def test_it_retries_a_part_after_a_transient_database_error(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    upload = stored_upload(world.alice.org, dcm.make_study(n_series=1, per_series=3))
+    [(start, stop)] = upload_index_begin(upload_id=str(upload.pk))
+    calls: list[int] = []
+
+    def flaky(**kwargs: object) -> None:
+        calls.append(1)
+        if len(calls) < 3:
+            raise OperationalError("server closed the connection unexpectedly")
+        upload_index_part(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tasks, "upload_index_part", flaky)
+
+    tasks.index_upload_part.apply(args=(str(upload.pk), start, stop)).get()  # eager: retries at once
+
+    upload.refresh_from_db()
+    assert len(calls) == 3
+    assert (upload.state, upload.instances_indexed) == (UploadState.DONE, 3)
+
+
+def test_it_fails_cleanly_when_the_errors_do_not_stop(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    upload = stored_upload(world.alice.org, dcm.make_study(n_series=1, per_series=3))
+    [(start, stop)] = upload_index_begin(upload_id=str(upload.pk))
+    keys = list(UploadItem.objects.filter(upload=upload).values_list("object_key", flat=True))
+
+    def broken(**kwargs: object) -> None:
+        raise OperationalError("the database is gone")
+
+    monkeypatch.setattr(tasks, "upload_index_part", broken)
+
+    with pytest.raises(OperationalError):
+        tasks.index_upload_part.apply(args=(str(upload.pk), start, stop)).get()
+
+    upload.refresh_from_db()
+    assert upload.state == UploadState.FAILED and upload.error == tasks.GIVE_UP
+    assert upload.instances_rejected == 3
+    assert set(UploadItem.objects.filter(upload=upload).values_list("state", "reason_code")) == {
+        (ItemState.REJECTED, "indexing-failed")
+    }
+    assert not any(storage().exists(key) for key in keys)  # no bytes left that nothing points at
