@@ -28,7 +28,7 @@ from studies.refusals import answer_for, too_large
 from studies.selectors import upload_get
 from studies.streams import chunk_key, chunk_store, stream_assemble, stream_forget, stream_open
 from studies.upload_headers import MAX_REQUEST_BYTES, ChunkHeaders, UploadHeaders, digest_check, upload_headers
-from studies.uploads import upload_complete, upload_discard, upload_open
+from studies.uploads import upload_complete, upload_discard, upload_href, upload_open
 
 log = logging.getLogger("prizmed.ingest")
 API = "/api/v2"
@@ -42,7 +42,7 @@ def upload_answer(upload: Upload) -> dict[str, Any]:
         "bytes_received": upload.bytes_received,
         "sha256": upload.sha256,
         "instances_accepted": upload.instances_received,
-        "links": {"status": {"href": f"{API}/dicom/uploads/{upload.id}"}},
+        "links": {"status": {"href": upload_href(upload.id)}},
     }
 
 

@@ -21,8 +21,7 @@ from studies.models import Chunk, ItemState, Stream, Upload
 from studies.refusals import Refused
 from studies.selectors import stream_get, upload_get
 from studies.streams import stream_abort
-
-API = "/api/v2"
+from studies.uploads import upload_href
 
 
 class RejectionOutput(serializers.Serializer[Any]):
@@ -112,10 +111,6 @@ class StreamOutput(serializers.Serializer[Stream]):
         if stream.state != "open":
             return None
         return (stream.updated + timedelta(seconds=settings.PRIZMED_STREAM_TTL)).isoformat()
-
-
-def upload_href(upload_id: object) -> str:
-    return f"{API}/dicom/uploads/{upload_id}"
 
 
 class StreamApi(APIView):

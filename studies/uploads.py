@@ -22,6 +22,11 @@ from studies.receiver import Received, upload_prefix
 from studies.refusals import conflict
 
 
+def upload_href(upload_id: object) -> str:
+    """Where an upload's status is read (GET /api/v2/dicom/uploads/{request_id})."""
+    return f"/api/v2/dicom/uploads/{upload_id}"
+
+
 def upload_open(*, organization: Organization, api_key: APIKey | None, upload_id: str, content_type: str) -> Upload:
     """Create the `receiving` upload; a completed one of this organization with this id is
     returned as it is (the caller replays its result). Raises Refused(409) while that id is
