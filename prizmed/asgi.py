@@ -6,25 +6,27 @@ Django's handler reads a whole request body before a view runs; everything else 
 
 from __future__ import annotations
 
+import gc
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "prizmed.settings")
-django_app = get_asgi_application()
+django.setup(set_prefix=False)
 
 # Imported after Django is set up: these modules import models.
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from accounts.middleware import ApiKeyMiddleware  # noqa: E402
+from prizmed.django_asgi import OneHopASGIHandler  # noqa: E402
 from prizmed.gateway import RequestIdMiddleware  # noqa: E402
 from prizmed.routing import http_routes, websocket_routes  # noqa: E402
 from prizmed.tasks import start_embedded_beat  # noqa: E402
 
 start_embedded_beat()
 
-django_route = re_path(r"", django_app)  # type: ignore[arg-type]  # an ASGI app, which URLRouter accepts
+django_route = re_path(r"", OneHopASGIHandler())  # type: ignore[arg-type]  # an ASGI app, which URLRouter accepts
 application = RequestIdMiddleware(
     ProtocolTypeRouter(
         {
@@ -33,3 +35,7 @@ application = RequestIdMiddleware(
         }
     )
 )
+
+# What is loaded by now lives as long as the process: keep the cyclic collector from walking it
+# again and again (a full collection over Django's import graph is a latency tail of its own).
+gc.freeze()

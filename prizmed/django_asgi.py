@@ -1,0 +1,60 @@
+"""Django under ASGI in one thread hop per request.
+
+Django's own ASGIHandler runs an async middleware chain: every sync middleware hook, the view
+and both request signals each hop to a fresh per-request thread (~17 hand-offs for our
+middleware), which cost ~1.5 ms of CPU per request here (docs/benchmarks.md). Every view and
+middleware of ours is sync, so this handler reads the (small: uploads are consumers) body on the
+event loop, then runs the whole sync request, as WSGI would, in one call on a pooled thread, and
+sends the response from the loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.base import BaseHandler
+from django.http import HttpResponseBase
+from django.urls import set_script_prefix
+
+
+class OneHopASGIHandler(ASGIHandler):
+    def __init__(self) -> None:
+        BaseHandler.__init__(self)
+        self.load_middleware(is_async=False)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        try:
+            # thread_sensitive=False: a thread of the loop's pool, so concurrent requests run
+            # side by side; the whole request (signals, middleware, view, close) stays on it, so
+            # its database connection is used by one thread only.
+            response = await sync_to_async(self._respond, thread_sensitive=False)(scope, body_file)
+            try:
+                await self.send_response(response, send)
+            finally:
+                if response.streaming:  # only WhiteNoise's static files, which touch no database
+                    await sync_to_async(response.close, thread_sensitive=False)()
+        finally:
+            body_file.close()
+
+    def _respond(self, scope: dict[str, Any], body_file: Any) -> HttpResponseBase:
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            assert error_response is not None
+            return error_response
+        response = self.get_response(request)
+        response._handler_class = self.__class__  # type: ignore[attr-defined]  # read by response.close()
+        if not response.streaming:
+            # The content is already bytes: close now, on this thread, so request_finished
+            # hands this thread's database connection back to the pool.
+            response.close()
+        return response
