@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from accounts.keys import key_digest, key_is_well_formed, key_prefix
 from accounts.models import APIKey
+from prizmed.lookups import CompiledLookup
 
 # last_used is advisory: writing it at most once a minute keeps reads read-only.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -23,12 +24,18 @@ def bearer_token(header: str | None) -> str | None:
     return token.strip() or None
 
 
+# Every API request makes this lookup: compiled once (prizmed/lookups.py).
+_key_by_prefix = CompiledLookup(
+    lambda prefix: APIKey.objects.select_related("organization__plan").filter(prefix=prefix), prefix="\x00prefix"
+)
+
+
 def key_authenticate(header: str | None) -> APIKey | None:
     """The active key named by an Authorization header value, or None (for any reason)."""
     token = bearer_token(header)
     if token is None or not key_is_well_formed(token):
         return None
-    key = APIKey.objects.select_related("organization__plan").filter(prefix=key_prefix(token)).first()
+    key = _key_by_prefix.first(prefix=key_prefix(token))
     if key is None or not hmac.compare_digest(key.digest, key_digest(token)) or not key.is_active():
         return None
     now = timezone.now()

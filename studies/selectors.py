@@ -10,6 +10,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 
 from accounts.models import Organization
+from prizmed.lookups import CompiledLookup
 from studies.models import Series, Stream, Study, Upload
 
 
@@ -23,8 +24,18 @@ class StudyFilters:
     accession_number: str | None = None
 
 
+# The hottest read of the API: compiled once (prizmed/lookups.py).
+_study_by_uid = CompiledLookup(
+    lambda organization_id, study_uid: Study.objects.select_related("patient").filter(
+        organization_id=organization_id, study_uid=study_uid
+    ),
+    organization_id=-1,
+    study_uid="\x00study_uid",
+)
+
+
 def study_get(*, organization: Organization, study_uid: str) -> Study | None:
-    return Study.objects.select_related("patient").filter(organization=organization, study_uid=study_uid).first()
+    return _study_by_uid.first(organization_id=organization.pk, study_uid=study_uid)
 
 
 def study_list(*, organization: Organization, filters: StudyFilters) -> QuerySet[Study]:

@@ -1,0 +1,81 @@
+"""CompiledLookup gives what the QuerySet's .first() gives, in one query, however often it runs."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.db.models import Count
+from django.test.utils import CaptureQueriesContext
+
+from accounts.models import APIKey, Organization
+from accounts.services import organization_ensure
+from prizmed.lookups import CompiledLookup
+from studies.models import Patient, Study
+
+pytestmark = pytest.mark.django_db
+
+study_lookup: CompiledLookup[Study] = CompiledLookup(
+    lambda org_id, uid: Study.objects.select_related("patient").filter(organization_id=org_id, study_uid=uid),
+    org_id=-1,
+    uid="\x00uid",
+)
+
+
+def _study(org: Organization, uid: str, **fields: object) -> Study:
+    patient = Patient.objects.create(organization=org, patient_id=f"P-{uid}", name="Doe^Jane",
+                                     birth_date=datetime.date(1970, 1, 2))  # fmt: skip
+    return Study.objects.create(organization=org, patient=patient, study_uid=uid, **fields)
+
+
+def _fields(obj: object) -> dict[str, object]:
+    return {k: v for k, v in vars(obj).items() if k != "_state"}
+
+
+def test_it_returns_the_row_the_queryset_returns_with_its_related_row() -> None:
+    org = organization_ensure(slug="acme", plan_slug="professional", name="Acme")
+    _study(org, "1.2.3", modalities=["CT", "MR"], study_date=datetime.date(2024, 5, 6), instance_count=7)
+    _study(org, "1.2.4")
+    for uid in ("1.2.3", "1.2.4", "1.2.3"):  # the second 1.2.3 runs the kept plan
+        expected = Study.objects.select_related("patient").get(organization=org, study_uid=uid)
+        with CaptureQueriesContext(connection) as queries:
+            got = study_lookup.first(org_id=org.pk, uid=uid)
+            assert got is not None
+            assert _fields(got) == _fields(expected)  # converters applied: JSON list, dates
+            assert _fields(got.patient) == _fields(expected.patient)
+        assert len(queries) == 1  # the patient came with the study
+    got = study_lookup.first(org_id=org.pk, uid="1.2.3")
+    assert got is not None and got.modalities == ["CT", "MR"] and got.study_date == datetime.date(2024, 5, 6)
+
+
+def test_it_returns_none_for_no_row_and_never_crosses_its_parameters() -> None:
+    acme = organization_ensure(slug="acme", plan_slug="professional", name="Acme")
+    globex = organization_ensure(slug="globex", plan_slug="professional", name="Globex")
+    _study(acme, "1.2.3")
+    assert study_lookup.first(org_id=globex.pk, uid="1.2.3") is None
+    assert study_lookup.first(org_id=acme.pk, uid="1.2.9") is None
+
+
+def test_it_loads_a_key_with_its_organization_and_plan() -> None:
+    from accounts.auth import _key_by_prefix
+    from accounts.services import key_issue
+
+    org = organization_ensure(slug="acme", plan_slug="professional", name="Acme")
+    issued, _ = key_issue(organization=org, name="k", role="admin")
+    expected = APIKey.objects.select_related("organization__plan").get(pk=issued.pk)
+    with CaptureQueriesContext(connection) as queries:
+        got = _key_by_prefix.first(prefix=expected.prefix)
+        assert got is not None
+        assert _fields(got) == _fields(expected)
+        assert got.organization.slug == "acme" and got.organization.plan.slug == "professional"
+    assert len(queries) == 1
+
+
+def test_it_refuses_a_placeholder_that_is_not_a_parameter_or_an_annotated_query() -> None:
+    unused = CompiledLookup(lambda uid: Study.objects.filter(study_uid="1.2"), uid="\x00uid")
+    with pytest.raises(ValueError):
+        unused.first(uid="1.2")
+    annotated = CompiledLookup(lambda uid: Study.objects.annotate(n=Count("series")).filter(study_uid=uid), uid="\x00")
+    with pytest.raises(ValueError):
+        annotated.first(uid="1.2")
