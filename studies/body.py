@@ -62,8 +62,8 @@ async def pump(pieces: AsyncIterator[bytes], feed: Callable[[bytes], None], *, e
                 continue
             if pending is not None:
                 await pending
-            data, buf, size = b"".join(buf), [], 0  # one copy; none for a single piece
-            pending = asyncio.ensure_future(asyncio.to_thread(feed, data))
+            batch, buf, size = buf, [], 0
+            pending = asyncio.ensure_future(asyncio.to_thread(_feed_joined, feed, batch))
             if early:
                 await pending
                 pending = None
@@ -71,10 +71,15 @@ async def pump(pieces: AsyncIterator[bytes], feed: Callable[[bytes], None], *, e
             await pending
             pending = None
         if buf:
-            await asyncio.to_thread(feed, b"".join(buf))
+            await asyncio.to_thread(_feed_joined, feed, buf)
     finally:
         if pending is not None:
             # Failing mid-body: the feed in flight must end before the caller cleans up.
             await asyncio.wait([pending])
             if not pending.cancelled():
                 pending.exception()  # retrieved: the first error is the one that propagates
+
+
+def _feed_joined(feed: Callable[[bytes], None], pieces: list[bytes]) -> None:
+    # Joined on the worker thread, not the event loop, which also reads the socket.
+    feed(b"".join(pieces))  # one copy; none for a single piece

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from studies.hashing import HashPipe
 from studies.objects import storage
 from studies.part10 import FileMeta
 from studies.payload import ContentType, PayloadParser
@@ -52,6 +53,7 @@ class InstanceStore:
         self._durable_each = not many
         self._writer: ObjectWriter | None = None
         self._hash = hashlib.sha256()
+        self._hashing = HashPipe()
         self.items: list[StoredItem] = []
 
     def _key(self) -> str:
@@ -63,13 +65,15 @@ class InstanceStore:
 
     def data(self, data: bytes) -> None:
         assert self._writer is not None
+        if self._total is None:
+            self._hashing.update(data, self._hash)
+        else:
+            self._hashing.update(data, self._hash, self._total)
         self._writer.write(data)
-        self._hash.update(data)
-        if self._total is not None:
-            self._total.update(data)
 
     def end(self, meta: FileMeta) -> None:
         assert self._writer is not None
+        self._hashing.drain()
         writer, self._writer = self._writer, None
         writer.commit(durable=self._durable_each)  # on failure the writer removes its temp file
         self.items.append(StoredItem(len(self.items), self._key(), writer.size, self._hash.hexdigest()))
@@ -79,12 +83,17 @@ class InstanceStore:
             storage().sync([item.object_key for item in self.items])
 
     def sha256(self) -> str:
+        self._hashing.drain()
         if self._total is None:
             return self.items[0].sha256 if self.items else hashlib.sha256().hexdigest()
         return self._total.hexdigest()
 
     def abort(self) -> None:
         """Remove everything written: the object in progress and every committed one."""
+        try:
+            self._hashing.drain()
+        except Exception:  # noqa: BLE001 - the upload is being thrown away; its digests with it
+            pass
         if self._writer is not None:
             self._writer.abort()
             self._writer = None
