@@ -11,13 +11,16 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 MAX_KEY_LEN = 512
 PARTIAL_DIR = ".partial"
 WRITE_BUFFER = 1024 * 1024  # pieces arrive ~1 MiB at a time; bigger writes bypass the buffer
+# A large object starts going to disk while it is still arriving, so the fsync before its 2xx
+# waits for the last stretch only, not for the whole object.
+WRITEBACK_EVERY = 64 * 1024 * 1024
 
 _syncers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="prizmed-fsync")
 _KEY_RE = re.compile(r"[A-Za-z0-9._/-]+")
@@ -93,12 +96,25 @@ class LocalWriter:
         # Large buffer: small writes coalesce and 1 MiB pieces go straight to the file.
         self._file: BinaryIO | None = os.fdopen(fd, "wb", buffering=WRITE_BUFFER)
         self.size = 0
+        self._writeback: Future[None] | None = None
+        self._written_back = 0
 
     def write(self, data: bytes) -> None:
         if self._file is None:
             raise ValueError("writer is already committed or aborted")
         self._file.write(data)
         self.size += len(data)
+        if self.size - self._written_back >= WRITEBACK_EVERY and (self._writeback is None or self._writeback.done()):
+            self._writeback_wait()
+            self._file.flush()
+            self._written_back = self.size
+            self._writeback = _syncers.submit(os.fdatasync, self._file.fileno())
+
+    def _writeback_wait(self) -> None:
+        """The file descriptor stays open until the writeback using it is over."""
+        if self._writeback is not None:
+            writeback, self._writeback = self._writeback, None
+            writeback.result()
 
     def commit(self, *, durable: bool = True) -> None:
         """flush + fsync the file, rename it into place, fsync the directory: after a crash
@@ -108,6 +124,7 @@ class LocalWriter:
             raise ValueError("writer is already committed or aborted")
         file, self._file = self._file, None
         try:
+            self._writeback_wait()
             file.flush()
             if durable:
                 os.fsync(file.fileno())
@@ -125,6 +142,10 @@ class LocalWriter:
         if self._file is None:
             return  # aborted already, or committed: the object stays
         file, self._file = self._file, None
+        try:
+            self._writeback_wait()
+        except OSError:
+            pass  # the object is being dropped anyway
         file.close()
         self._temp.unlink(missing_ok=True)
 

@@ -164,3 +164,26 @@ def test_it_defers_durability_to_one_sync_over_many_objects(
     assert len(synced) - created_dirs == 5 + 1  # every file, then their one directory
     with pytest.raises(FileNotFoundError):
         storage.sync(["u/1/missing.dcm"])
+
+
+def test_it_writes_a_large_object_back_while_it_arrives_and_waits_for_it(
+    storage: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import studies.storage as module
+
+    monkeypatch.setattr(module, "WRITEBACK_EVERY", 1024)
+    synced: list[int] = []
+    real = os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_size)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    pieces = [bytes([n]) * 1500 for n in range(8)]
+    write(storage, KEY, *pieces).commit()
+    assert storage.path(KEY).read_bytes() == b"".join(pieces)
+    assert synced and all(size >= 1500 for size in synced)  # started before the commit
+    aborted = write(storage, "other/key", *pieces)
+    aborted.abort()
+    assert partial_files(storage) == []
