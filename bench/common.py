@@ -6,7 +6,9 @@ fresh PostgreSQL database when --services is given) so a run never touches real 
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -41,6 +43,8 @@ class Setup:
 def setup(*, services: bool) -> Setup:
     """A migrated database in a temp dir; with `services`, a fresh PostgreSQL db plus Redis."""
     data_dir = Path(tempfile.mkdtemp(prefix="prizmed-bench-"))
+    # A run stores gigabytes: nothing of it outlives the run.
+    atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
     clock = data_dir / "clock"
     extra = {"PRIZMED_NAMESPACE": f"bench-{uuid.uuid4().hex[:8]}", "PRIZMED_CLOCK_FILE": ""}
     if services:
@@ -49,6 +53,7 @@ def setup(*, services: bool) -> Setup:
         name = f"prizmed_bench_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {name}")
+        atexit.register(_drop_database, name)
         db_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
         extra["REDIS_URL"] = REDIS_URL
     else:
@@ -58,6 +63,13 @@ def setup(*, services: bool) -> Setup:
     s = Setup(env=env, data_dir=data_dir)
     s.manage("migrate", "-v0")
     return s
+
+
+def _drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def peak_rss_mb(pid: int) -> float:
