@@ -151,6 +151,7 @@ class Ingest:
                 sha256=chunk_hash.hexdigest(),
                 api_key=self.key,
                 request_id=self.request_id,
+                max_total=self.plan.max_study_bytes,
             )
         except BaseException:
             if writer is not None:

@@ -22,7 +22,7 @@ from studies.models import Chunk, Stream, StreamState, Upload
 from studies.objects import storage
 from studies.payload import ContentType
 from studies.receiver import Receiver
-from studies.refusals import conflict
+from studies.refusals import conflict, too_large
 from studies.services import objects_delete_on_commit
 from studies.storage import ObjectWriter
 from studies.uploads import upload_complete, upload_discard, upload_id_free, uploads_sweep
@@ -80,16 +80,18 @@ def chunk_store(
     sha256: str,
     api_key: APIKey | None,
     request_id: str,
+    max_total: int | None,
 ) -> ChunkStored:
     """Commit a received chunk (``writer`` None: the body was only hashed, against a stored
     chunk). Same seq with the same bytes is a no-op; other bytes, a seq past the last one, or
-    a second last chunk are Refused(409) and the bytes are dropped."""
+    a second last chunk are Refused(409), a chunk taking the stream past ``max_total`` bytes
+    Refused(413), and the bytes are dropped."""
     try:
         with transaction.atomic():
             stream = Stream.objects.select_for_update().filter(pk=stream_pk).first()
             if stream is None:
                 raise conflict("The stream was removed while this chunk arrived; send it again.")
-            _check_and_commit(stream, seq, last, writer, sha256)
+            _check_and_commit(stream, seq, last, writer, sha256, max_total)
             stream.updated = timezone.now()
             stream.save(update_fields=["last_seq", "updated"])
             assemble_as = _claim(stream, api_key, request_id)
@@ -100,7 +102,9 @@ def chunk_store(
     return ChunkStored(stream_state=stream.state, assemble_as=assemble_as, upload_id=upload_id)
 
 
-def _check_and_commit(stream: Stream, seq: int, last: bool, writer: ObjectWriter | None, sha256: str) -> None:
+def _check_and_commit(
+    stream: Stream, seq: int, last: bool, writer: ObjectWriter | None, sha256: str, max_total: int | None
+) -> None:
     held = Chunk.objects.filter(stream=stream, seq=seq).first()
     if held is not None:
         if held.sha256 != sha256:
@@ -113,6 +117,12 @@ def _check_and_commit(stream: Stream, seq: int, last: bool, writer: ObjectWriter
         raise conflict("A chunk after this one is already stored: it cannot be the last.")
     if held is None:
         assert writer is not None  # the body was stored, not just hashed, when nothing was held
+        if max_total is not None:
+            # Checked again here, under the stream's lock: chunks sent in parallel each fit
+            # what was held when they began, but not necessarily together.
+            total = Chunk.objects.filter(stream=stream).aggregate(total=Sum("size"))["total"] or 0
+            if total + writer.size > max_total:
+                raise too_large(max(0, max_total - total))
         writer.commit()
         key = chunk_key(stream.organization_id, stream.pk, seq)
         Chunk.objects.create(stream=stream, seq=seq, size=writer.size, sha256=sha256, object_key=key)

@@ -223,3 +223,30 @@ def test_it_refuses_a_stream_growing_past_the_plan_study_size(api: httpx.Client,
     assert_problem(response, 413)
     assert [c["seq"] for c in api.get("/dicom/streams/huge", headers=world.bob.headers).json()["chunks"]] == [0]
     wait_for(lambda: not partials(child_env))
+
+
+def test_it_holds_the_plan_study_size_when_chunks_arrive_in_parallel(
+    server: live.Server, world: World, child_env
+) -> None:
+    set_plan(world.bob.org, max_study_bytes=1_500_000)
+    instance = make_instance(pixel_bytes=1_800_000)
+    first, second, third = instance[:600_000], instance[600_000:1_200_000], instance[1_200_000:1_800_000]
+    with httpx.Client(base_url=f"{server.url}/api/v2", timeout=30) as client:
+        assert send_chunk(client, world.bob.headers, "wide", 0, first).status_code == 202
+    # Both bodies begin while 600,000 bytes are held: each fits the 900,000 left, not both.
+    requests = []
+    for seq, data in ((1, second), (2, third)):
+        headers = {**world.bob.headers, **DICOM, "X-Stream-Id": "wide", "X-Chunk-Seq": str(seq),
+                   "Content-Length": str(len(data))}  # fmt: skip
+        request = RawRequest(server.url, "/api/v2/dicom/stream", headers)
+        request.send(data[:-1])
+        requests.append((request, data))
+    wait_for(lambda: len(partials(child_env)) == 2)  # both are being written
+    for request, data in requests:
+        request.send(data[-1:])
+    statuses = sorted(request.response().status for request, _ in requests)
+
+    assert statuses == [202, 413]
+    held = Chunk.objects.filter(stream__stream_id="wide")
+    assert sorted(chunk.size for chunk in held) == [600_000, 600_000]
+    wait_for(lambda: not partials(child_env))
