@@ -92,9 +92,9 @@ def _databases() -> dict[str, Any]:
         }
         test_name = str(DATA_DIR / f"{test_name}.sqlite3")
     elif db["ENGINE"] == "django.db.backends.postgresql" and (pool_size := envint("DB_POOL_MAX_SIZE", 10)) > 0:
-        # Under ASGI each request runs its ORM calls on a fresh thread (the key lookup in the
-        # middleware, the view in another), so persistent connections cannot be reused and a
-        # new connection costs ~5 ms: a per-process pool makes that ~0.
+        # Every request, and every database call of a consumer, gives its connection back when
+        # it ends (the key lookup and the view even run on different threads), and a new
+        # connection costs ~5 ms: a per-process pool makes that ~0.
         if db.get("CONN_MAX_AGE"):
             raise ConfigError("DB_CONN_MAX_AGE must be 0 while the connection pool is on (DB_POOL_MAX_SIZE)")
         db["OPTIONS"] = {"pool": {"min_size": 1, "max_size": pool_size, "timeout": 10}}
