@@ -60,7 +60,9 @@ class InstanceStore:
         return f"{self._prefix}{len(self.items):06d}.dcm"
 
     def begin(self) -> None:
-        self._writer = storage().writer(self._key())
+        # Unstaged when many: nothing reads an upload's objects before it completes, and a
+        # failed or dead upload is discarded by prefix; one rename less per instance.
+        self._writer = storage().writer(self._key(), staged=self._durable_each)
         self._hash = hashlib.sha256()
 
     def data(self, data: bytes) -> None:

@@ -46,7 +46,11 @@ class ObjectWriter(Protocol):
 class Storage(Protocol):
     """A flat key -> bytes store; "/" in keys is only a naming convention."""
 
-    def writer(self, key: str) -> ObjectWriter: ...
+    def writer(self, key: str, *, staged: bool = True) -> ObjectWriter:
+        """``staged=False`` may show the object under its key, incomplete, while it is written:
+        only for keys nothing reads until the caller says so (an upload's own instances, which
+        its discard removes by prefix), where staging would cost a rename per object."""
+        ...
 
     def open(self, key: str) -> BinaryIO: ...
 
@@ -87,12 +91,18 @@ def check_key(key: str) -> str:
 
 
 class LocalWriter:
-    """Writes to a temp file under ``.partial/``, renamed into place on ``commit``."""
+    """Writes to a temp file under ``.partial/``, renamed into place on ``commit``; with no
+    ``partial_dir``, to the final file itself (see ``Storage.writer``)."""
 
-    def __init__(self, final: Path, partial_dir: Path) -> None:
+    def __init__(self, final: Path, partial_dir: Path | None) -> None:
         self._final = final
-        fd, name = tempfile.mkstemp(dir=partial_dir, suffix=".part")
-        self._temp = Path(name)
+        if partial_dir is None:
+            _make_dirs(final.parent)
+            fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            self._temp = final
+        else:
+            fd, name = tempfile.mkstemp(dir=partial_dir, suffix=".part")
+            self._temp = Path(name)
         # Large buffer: small writes coalesce and 1 MiB pieces go straight to the file.
         self._file: BinaryIO | None = os.fdopen(fd, "wb", buffering=WRITE_BUFFER)
         self.size = 0
@@ -118,8 +128,8 @@ class LocalWriter:
 
     def commit(self, *, durable: bool = True) -> None:
         """flush + fsync the file, rename it into place, fsync the directory: after a crash
-        the object is either absent or complete, never torn. With ``durable=False`` the two
-        fsyncs are left to ``LocalStorage.sync``."""
+        a staged object is either absent or complete, never torn. With ``durable=False`` the
+        two fsyncs are left to ``LocalStorage.sync``."""
         if self._file is None:
             raise ValueError("writer is already committed or aborted")
         file, self._file = self._file, None
@@ -129,8 +139,9 @@ class LocalWriter:
             if durable:
                 os.fsync(file.fileno())
             file.close()
-            _make_dirs(self._final.parent)
-            os.replace(self._temp, self._final)
+            if self._temp != self._final:
+                _make_dirs(self._final.parent)
+                os.replace(self._temp, self._final)
         except BaseException:
             file.close()
             self._temp.unlink(missing_ok=True)
@@ -166,8 +177,8 @@ class LocalStorage(Storage):
         """The file holding ``key``, for local readers (pydicom, FileResponse)."""
         return self.root / check_key(key)
 
-    def writer(self, key: str) -> LocalWriter:
-        return LocalWriter(self.path(key), self._partial)
+    def writer(self, key: str, *, staged: bool = True) -> LocalWriter:
+        return LocalWriter(self.path(key), self._partial if staged else None)
 
     def open(self, key: str) -> BinaryIO:
         """Open for reading; FileNotFoundError if the key is missing."""

@@ -187,3 +187,16 @@ def test_it_writes_a_large_object_back_while_it_arrives_and_waits_for_it(
     aborted = write(storage, "other/key", *pieces)
     aborted.abort()
     assert partial_files(storage) == []
+
+
+def test_it_writes_an_unstaged_object_in_place_and_removes_it_on_abort(storage: LocalStorage) -> None:
+    writer = storage.writer(KEY, staged=False)
+    writer.write(b"DICM")
+    assert storage.exists(KEY) and partial_files(storage) == []  # in place, no temp file
+    writer.commit(durable=False)
+    storage.sync([KEY])
+    assert storage.path(KEY).read_bytes() == b"DICM"
+    dropped = storage.writer("x/unstaged.dcm", staged=False)
+    dropped.write(b"DI")
+    dropped.abort()
+    assert not storage.exists("x/unstaged.dcm")
