@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -76,18 +76,10 @@ def raw_limit(payload: bytes, directory: Path, *, hashed: bool = False) -> float
     return len(payload) / MB / elapsed
 
 
-def pieces(body: bytes) -> Iterator[bytes]:
-    # httpcore sends one bytes body with `buffer = buffer[n:]` after each send(): quadratic
-    # copying for a 1 GB body. 1 MiB pieces with an explicit Content-Length avoid it.
-    view = memoryview(body)
-    for start in range(0, len(body), MIB):
-        yield bytes(view[start : start + MIB])
-
-
 def post(url: str, key: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}", "Content-Length": str(len(body)), **headers}
     with httpx.Client(timeout=600) as client:
-        response = client.post(f"{url}/api/v2/dicom/stream", content=pieces(body), headers=headers)
+        response = client.post(f"{url}/api/v2/dicom/stream", content=common.pieces(body), headers=headers)
     assert response.status_code == 202, response.text
     return response
 
