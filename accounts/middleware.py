@@ -1,15 +1,20 @@
-"""ASGI middleware: authenticate the Bearer key and apply the organization's rate limit.
+"""Authenticate the Bearer key and apply the organization's rate limit, for every request under
+/api/v2/ and /ws/v2/.
 
-It runs for every request under /api/v2/ and /ws/v2/, before Django or a consumer sees it, so
-DRF views and streaming consumers share one authentication and one limiter. The key (or None)
-is left in scope["api_key"]; whoever serves the route decides whether one is required.
+One check (``_authenticate_and_count``) in two wrappers: ``ApiKeyMiddleware`` in front of the
+Channels consumers (ASGI), ``ApiKeyDjangoMiddleware`` first in Django's chain, where it runs on
+the request's own thread instead of a thread hop of its own (~0.25 ms per request). The key (or
+None) is left on the request (``scope["api_key"]``, ``request.api_key``); whoever serves the
+route decides whether one is required.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.http import HttpRequest, HttpResponseBase
 
 from accounts.auth import key_authenticate
 from accounts.keys import PRODUCT_PREFIX
@@ -17,9 +22,10 @@ from accounts.models import APIKey
 from accounts.ratelimit import RateDecision, rate_hit
 from prizmed import clock
 from prizmed.gateway import header
-from prizmed.problems import send_problem
+from prizmed.problems import problem_response, send_problem
 
 PROTECTED_PREFIXES = ("/api/v2/", "/ws/v2/")
+RATE_LIMITED = "The organization's request rate limit is reached."
 
 
 def _authenticate_and_count(authorization: str | None, query: bytes) -> tuple[APIKey | None, RateDecision | None]:
@@ -54,8 +60,7 @@ class ApiKeyMiddleware:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1013})
                 return
-            detail = "The organization's request rate limit is reached."
-            await send_problem(send, 429, detail, headers=rate_headers, slug="rate-limited")
+            await send_problem(send, 429, RATE_LIMITED, headers=rate_headers, slug="rate-limited")
             return
 
         async def send_with_rate(message: dict[str, Any]) -> None:
@@ -64,3 +69,24 @@ class ApiKeyMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_rate)
+
+
+class ApiKeyDjangoMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if not request.path.startswith(PROTECTED_PREFIXES):
+            return self.get_response(request)
+        key, decision = _authenticate_and_count(
+            request.headers.get("Authorization"), request.META.get("QUERY_STRING", "").encode()
+        )
+        request.api_key = key  # type: ignore[attr-defined]  # read by accounts.authentication
+        if decision is None:
+            return self.get_response(request)
+        if not decision.allowed:
+            return problem_response(429, RATE_LIMITED, headers=dict(decision.headers()), slug="rate-limited")
+        response = self.get_response(request)
+        for name, value in decision.headers():
+            response[name] = value
+        return response

@@ -18,7 +18,6 @@ django.setup(set_prefix=False)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
-from accounts.middleware import ApiKeyMiddleware  # noqa: E402
 from prizmed.django_asgi import OneHopASGIHandler  # noqa: E402
 from prizmed.gateway import RequestIdMiddleware  # noqa: E402
 from prizmed.routing import http_routes, websocket_routes  # noqa: E402
@@ -30,8 +29,8 @@ django_route = re_path(r"", OneHopASGIHandler())  # type: ignore[arg-type]  # an
 application = RequestIdMiddleware(
     ProtocolTypeRouter(
         {
-            "http": ApiKeyMiddleware(URLRouter([*http_routes, django_route])),
-            "websocket": ApiKeyMiddleware(URLRouter(websocket_routes)),
+            "http": URLRouter([*http_routes, django_route]),
+            "websocket": URLRouter(websocket_routes),
         }
     )
 )

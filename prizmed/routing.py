@@ -1,4 +1,7 @@
-"""Routes served by Channels consumers rather than Django views."""
+"""Routes served by Channels consumers rather than Django views.
+
+The API's consumers sit behind ApiKeyMiddleware (Django views get the same check from
+ApiKeyDjangoMiddleware, on their own thread)."""
 
 from __future__ import annotations
 
@@ -7,16 +10,17 @@ from typing import Any
 from channels.auth import AuthMiddlewareStack
 from django.urls import path
 
+from accounts.middleware import ApiKeyMiddleware
 from records.consumers import LiveActivityConsumer, RecordStreamConsumer
 from studies.consumers import DicomStreamConsumer
 from studies.ws import DicomWebSocketConsumer
 
 http_routes: list[Any] = [
-    path("api/v2/dicom/stream", DicomStreamConsumer()),  # type: ignore[arg-type]  # an ASGI app
-    path("api/v2/records/stream", RecordStreamConsumer.as_asgi()),
+    path("api/v2/dicom/stream", ApiKeyMiddleware(DicomStreamConsumer())),  # type: ignore[arg-type]  # an ASGI app
+    path("api/v2/records/stream", ApiKeyMiddleware(RecordStreamConsumer.as_asgi())),  # type: ignore[arg-type]
     # The dashboard's live view: a staff session (cookies) instead of an API key.
     path("dashboard/live/stream", AuthMiddlewareStack(LiveActivityConsumer.as_asgi())),
 ]
 websocket_routes: list[Any] = [
-    path("ws/v2/dicom/stream", DicomWebSocketConsumer()),  # type: ignore[arg-type]  # an ASGI app
+    path("ws/v2/dicom/stream", ApiKeyMiddleware(DicomWebSocketConsumer())),  # type: ignore[arg-type]  # an ASGI app
 ]
