@@ -7,7 +7,8 @@ its items and skips those no longer `stored`, so a task run again after a crash 
 at once indexes every instance exactly once.
 
 Lock order, the same everywhere (no deadlocks): upload, its items, patients by Patient ID,
-studies by Study Instance UID, then instances. Counts and bytes of a study and its series
+studies by Study Instance UID (the batch's own and those its re-sent instances come from),
+then instances. Counts and bytes of a study and its series
 change only under the study's row lock, so they stay exact with any number of workers.
 """
 
@@ -177,15 +178,25 @@ def _write_batch(upload: Upload, parsed: list[tuple[UploadItem, InstanceHeader |
         return
     batch = _Batch(organization=upload.organization)
     headers = [header for _, header in parsed if isinstance(header, InstanceHeader)]
+    sop_uids = [h.sop_instance_uid for h in headers]
+    # The studies re-sent instances would leave are locked with the batch's own, in UID order,
+    # never after the instances: two batches moving instances opposite ways would deadlock.
+    sources = set(
+        Instance.objects.filter(organization=batch.organization, sop_uid__in=sop_uids).values_list(
+            "series__study__study_uid", flat=True
+        )
+    )
     patients = _patients(batch, headers)
-    studies = _studies(batch.organization, headers, patients, batch.now)
+    studies, locked = _studies(batch.organization, headers, patients, batch.now, sources)
     series = _series(studies, headers)
     existing = {
         instance.sop_uid: instance
         for instance in Instance.objects.select_for_update()
-        .filter(organization=batch.organization, sop_uid__in=[h.sop_instance_uid for h in headers])
+        .filter(organization=batch.organization, sop_uid__in=sop_uids)
         .select_related("series")
     }
+    if any(instance.series.study_id not in locked for instance in existing.values()):
+        raise _Retry()  # one moved (or arrived) since `sources` was read: start again
     limit = upload.organization.plan.max_study_bytes
     for item, header in parsed:
         if isinstance(header, Rejection):
@@ -363,10 +374,15 @@ def _patients(batch: _Batch, headers: list[InstanceHeader]) -> dict[str, Patient
 
 
 def _studies(
-    organization: Organization, headers: list[InstanceHeader], patients: dict[str, Patient], now: datetime
-) -> dict[str, Study]:
-    """Studies of the batch, created or locked (in UID order); descriptive fields follow the
-    newest instance. A study deleted between create and lock makes the batch run again."""
+    organization: Organization,
+    headers: list[InstanceHeader],
+    patients: dict[str, Patient],
+    now: datetime,
+    sources: set[str],
+) -> tuple[dict[str, Study], set[int]]:
+    """Studies of the batch, created or locked, and the ids of every study locked: the batch's
+    and the ``sources`` (in one UID order). Descriptive fields follow the newest instance. A
+    study deleted between create and lock makes the batch run again."""
     newest = {h.study_instance_uid: h for h in headers}
     Study.objects.bulk_create(
         [
@@ -381,12 +397,13 @@ def _studies(
         ],
         ignore_conflicts=True,
     )
-    studies = {
+    locked = {
         s.study_uid: s
         for s in Study.objects.select_for_update()
-        .filter(organization=organization, study_uid__in=sorted(newest))
+        .filter(organization=organization, study_uid__in=sorted(newest.keys() | sources))
         .order_by("study_uid")
     }
+    studies = {uid: study for uid, study in locked.items() if uid in newest}
     if len(studies) != len(newest):
         raise _Retry()
     for uid, h in newest.items():
@@ -398,7 +415,7 @@ def _studies(
         study.accession_number = h.accession_number[:16]
         study.description = h.study_description[:64]
         study.referring_physician = h.referring_physician[:324]
-    return studies
+    return studies, {study.pk for study in locked.values()}
 
 
 def _series(studies: dict[str, Study], headers: list[InstanceHeader]) -> dict[tuple[int, str], Series]:

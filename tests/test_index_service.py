@@ -3,6 +3,7 @@ them: rows, counts, replacement, rejection, plan limit, idempotency and concurre
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import pytest
@@ -215,3 +216,61 @@ def test_it_fails_cleanly_when_the_errors_do_not_stop(world: World, monkeypatch:
         (ItemState.REJECTED, "indexing-failed")
     }
     assert not any(storage().exists(key) for key in keys)  # no bytes left that nothing points at
+
+
+@pytest.mark.services  # row locks: the services run's PostgreSQL (SQLite serializes writers)
+def test_it_moves_instances_both_ways_between_two_studies_without_a_deadlock(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from studies import indexing
+
+    acme = world.alice.org
+    first_uid, second_uid = sorted([uids.generate_uid(), uids.generate_uid()])
+    a, b = uids.generate_uid(), uids.generate_uid()
+    # Two patients, so the batches share no patient lock either.
+    first = functools.partial(dcm.make_instance, study_uid=first_uid, patient_id="P-FIRST")
+    second = functools.partial(dcm.make_instance, study_uid=second_uid, patient_id="P-SECOND")
+    index_now(stored_upload(acme, [first(sop_uid=a), first(), second(sop_uid=b), second()]))
+    # b moves into the first study while a moves into the second, at the same time.
+    moves = [stored_upload(acme, [first(sop_uid=b)]), stored_upload(acme, [second(sop_uid=a)])]
+    # Each batch waits, holding its locks, until the other holds its own (or 2 s passed): the
+    # moment two batches that lock a study after its instances deadlock.
+    both_locked = threading.Barrier(2, timeout=2)
+    write, write_batch = indexing._write, indexing._write_batch
+    failures: list[BaseException] = []
+
+    def paused_write(*args: object) -> None:
+        try:
+            both_locked.wait()
+        except threading.BrokenBarrierError:
+            pass
+        write(*args)  # type: ignore[arg-type]
+
+    def watched_write_batch(*args: object) -> None:
+        try:
+            write_batch(*args)  # type: ignore[arg-type]
+        except BaseException as exc:
+            failures.append(exc)  # a deadlock PostgreSQL broke, retried by _index_batch
+            raise
+
+    monkeypatch.setattr(indexing, "_write", paused_write)
+    monkeypatch.setattr(indexing, "_write_batch", watched_write_batch)
+
+    def run(upload_id: str) -> None:
+        try:
+            for start, stop in upload_index_begin(upload_id=upload_id):
+                upload_index_part(upload_id=upload_id, start=start, stop=stop)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(str(u.pk),)) for u in moves]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert failures == []
+    assert Instance.objects.get(sop_uid=b).series.study.study_uid == first_uid
+    assert Instance.objects.get(sop_uid=a).series.study.study_uid == second_uid
+    for study in Study.objects.filter(organization=acme):
+        assert study.instance_count == 2 == Instance.objects.filter(series__study=study).count()
