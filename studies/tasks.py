@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from celery import Task, shared_task
@@ -15,8 +16,9 @@ from studies.services import pending_objects_sweep
 log = logging.getLogger("prizmed.indexing")
 
 
-# A database or disk that fails for a while is retried with backoff (1, 2, 4, 8, 16 s); after
-# that, or at once where there is no broker to retry through, the upload fails cleanly.
+# A database or disk that fails for a while is retried with backoff (1, 2, 4, 8, 16 s), through
+# the broker, or without one (embedded mode) by waiting on the task thread; after that the
+# upload fails cleanly.
 TRANSIENT = (DatabaseError, OSError)
 RETRIES = 5
 GIVE_UP = "The upload could not be indexed: the database or storage kept failing."
@@ -33,14 +35,21 @@ def index_upload(upload_id: str) -> None:
     bind=True, name="studies.index_upload_part", acks_late=True, reject_on_worker_lost=True, max_retries=RETRIES
 )
 def index_upload_part(self: Task[Any, Any], upload_id: str, start: int, stop: int) -> None:
-    try:
-        upload_index_part(upload_id=upload_id, start=start, stop=stop)
-    except TRANSIENT as exc:
-        if self.request.called_directly or self.request.retries >= RETRIES:
-            log.exception("indexing upload %s failed for good", upload_id)
-            upload_fail(upload_id=upload_id, error=GIVE_UP)
-            raise
-        raise self.retry(exc=exc, countdown=2**self.request.retries) from exc
+    embedded = self.request.called_directly  # run by prizmed.tasks on its thread: no broker
+    for attempt in range(RETRIES + 1 if embedded else 1):
+        try:
+            upload_index_part(upload_id=upload_id, start=start, stop=stop)
+            return
+        except TRANSIENT as exc:
+            tries = self.request.retries + attempt
+            if tries >= RETRIES:
+                log.exception("indexing upload %s failed for good", upload_id)
+                upload_fail(upload_id=upload_id, error=GIVE_UP)
+                raise
+            if not embedded:
+                raise self.retry(exc=exc, countdown=2**tries) from exc
+            log.warning("indexing upload %s: %s; trying again in %d s", upload_id, exc, 2**tries)
+            time.sleep(2**tries)
 
 
 @shared_task(name="studies.sweep_pending_objects", acks_late=True)

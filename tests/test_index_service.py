@@ -274,3 +274,35 @@ def test_it_moves_instances_both_ways_between_two_studies_without_a_deadlock(
     assert Instance.objects.get(sop_uid=a).series.study.study_uid == second_uid
     for study in Study.objects.filter(organization=acme):
         assert study.instance_count == 2 == Instance.objects.filter(series__study=study).count()
+
+
+def test_it_waits_and_tries_again_in_embedded_mode_before_failing(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a broker the task runs called directly (prizmed.tasks): the backoff is a wait."""
+    healthy = stored_upload(world.alice.org, dcm.make_study(n_series=1, per_series=3))
+    doomed = stored_upload(world.alice.org, dcm.make_study(n_series=1, per_series=2))
+    [(start, stop)] = upload_index_begin(upload_id=str(healthy.pk))
+    [(d_start, d_stop)] = upload_index_begin(upload_id=str(doomed.pk))
+    waits: list[float] = []
+    monkeypatch.setattr("studies.tasks.time.sleep", waits.append)
+    failures = {str(healthy.pk): 2, str(doomed.pk): 100}
+
+    def flaky(*, upload_id: str, start: int, stop: int) -> None:
+        if failures[upload_id] > 0:
+            failures[upload_id] -= 1
+            raise OperationalError("database is locked")
+        upload_index_part(upload_id=upload_id, start=start, stop=stop)
+
+    monkeypatch.setattr(tasks, "upload_index_part", flaky)
+
+    tasks.index_upload_part(str(healthy.pk), start, stop)
+    healthy.refresh_from_db()
+    assert (healthy.state, healthy.instances_indexed, waits) == (UploadState.DONE, 3, [1, 2])
+
+    waits.clear()
+    with pytest.raises(OperationalError):
+        tasks.index_upload_part(str(doomed.pk), d_start, d_stop)
+    doomed.refresh_from_db()
+    assert waits == [1, 2, 4, 8, 16]
+    assert (doomed.state, doomed.error, doomed.instances_rejected) == (UploadState.FAILED, tasks.GIVE_UP, 2)
