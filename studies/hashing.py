@@ -14,8 +14,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 _hashers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="prizmed-hash")
 # Below this, handing a piece to another thread costs about what running the hash beside the
-# write saves (measured with 80 kB instances).
-INLINE_BELOW = 512 * 1024
+# write saves, or more when indexing competes for the cores (measured with multipart bodies of
+# 80 kB and 0.5 MB instances). Single instances arrive in batches of at least 1 MiB.
+INLINE_BELOW = 1024 * 1024
 
 
 class HashPipe:
