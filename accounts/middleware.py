@@ -45,9 +45,7 @@ class ApiKeyMiddleware:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if not scope["path"].startswith(PROTECTED_PREFIXES):
-            await self.app(scope, receive, send)
-            return
+        # Wraps only the API's consumers (prizmed/routing.py): every path here is protected.
         key, decision = await database_sync_to_async(_authenticate_and_count)(
             header(scope, b"authorization"), scope.get("query_string", b"")
         )

@@ -62,8 +62,11 @@ def stream_open(*, organization: Organization, stream_id: str, seq: int, content
     held = Chunk.objects.filter(stream=stream, seq=seq).values_list("sha256", flat=True).first()
     if stream.state != StreamState.OPEN and held is None:
         raise conflict(f"The stream is {stream.state}: it takes no new chunks.")
-    total = Chunk.objects.filter(stream=stream).aggregate(total=Sum("size"))["total"] or 0
-    return StreamSlot(pk=stream.pk, created=created, held_bytes=total, held_sha256=held)
+    return StreamSlot(pk=stream.pk, created=created, held_bytes=_held_bytes(stream), held_sha256=held)
+
+
+def _held_bytes(stream: Stream) -> int:
+    return int(Chunk.objects.filter(stream=stream).aggregate(total=Sum("size"))["total"] or 0)
 
 
 def stream_forget(*, stream_pk: int) -> None:
@@ -120,7 +123,7 @@ def _check_and_commit(
         if max_total is not None:
             # Checked again here, under the stream's lock: chunks sent in parallel each fit
             # what was held when they began, but not necessarily together.
-            total = Chunk.objects.filter(stream=stream).aggregate(total=Sum("size"))["total"] or 0
+            total = _held_bytes(stream)
             if total + writer.size > max_total:
                 raise too_large(max(0, max_total - total))
         writer.commit()

@@ -18,7 +18,7 @@ from studies.models import Instance, ItemState, Patient, PendingObjectDeletion, 
 from studies.objects import storage
 from tests import dicomfactory as dcm
 from tests.conftest import World
-from tests.indexing import index_now, stored_upload
+from tests.indexing import index_concurrently, index_now, stored_upload
 
 
 def test_it_indexes_a_multi_series_upload_with_exact_counts(world: World) -> None:
@@ -150,23 +150,7 @@ def test_it_gives_one_row_for_concurrent_copies_of_an_instance(world: World, cop
     acme = world.alice.org
     instances = dcm.make_study(n_series=2, per_series=5)
     uploads = [stored_upload(acme, instances) for _ in range(copies)]
-    errors: list[BaseException] = []
-
-    def run(upload_id: str) -> None:
-        try:
-            for start, stop in upload_index_begin(upload_id=upload_id):
-                upload_index_part(upload_id=upload_id, start=start, stop=stop)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(str(u.pk),)) for u in uploads]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors
+    assert not index_concurrently(uploads)
     assert Instance.objects.filter(organization=acme).count() == 10
     study = Study.objects.get(organization=acme)
     assert (study.series_count, study.instance_count, study.bytes) == (2, 10, sum(map(len, instances)))
@@ -256,19 +240,7 @@ def test_it_moves_instances_both_ways_between_two_studies_without_a_deadlock(
     monkeypatch.setattr(indexing, "_write", paused_write)
     monkeypatch.setattr(indexing, "_write_batch", watched_write_batch)
 
-    def run(upload_id: str) -> None:
-        try:
-            for start, stop in upload_index_begin(upload_id=upload_id):
-                upload_index_part(upload_id=upload_id, start=start, stop=stop)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(str(u.pk),)) for u in moves]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-
+    assert not index_concurrently(moves)
     assert failures == []
     assert Instance.objects.get(sop_uid=b).series.study.study_uid == first_uid
     assert Instance.objects.get(sop_uid=a).series.study.study_uid == second_uid
