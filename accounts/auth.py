@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from accounts.keys import key_digest, key_is_well_formed, key_prefix
 from accounts.models import APIKey
-from prizmed.lookups import CompiledLookup
+from core.compiled_lookup import CompiledLookup
 
 # last_used is advisory: writing it at most once a minute keeps reads read-only.
 LAST_USED_RESOLUTION = timedelta(minutes=1)

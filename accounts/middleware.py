@@ -20,9 +20,9 @@ from accounts.auth import key_authenticate
 from accounts.keys import PRODUCT_PREFIX
 from accounts.models import APIKey
 from accounts.ratelimit import RateDecision, rate_hit
-from prizmed import clock
-from prizmed.gateway import header
-from prizmed.problems import problem_response, send_problem
+from core import clock
+from core.headers import header
+from core.problems import problem_response, send_problem
 
 PROTECTED_PREFIXES = ("/api/v2/", "/ws/v2/")
 RATE_LIMITED = "The organization's request rate limit is reached."

@@ -18,10 +18,10 @@ django.setup(set_prefix=False)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
-from prizmed.django_asgi import OneHopASGIHandler  # noqa: E402
-from prizmed.gateway import RequestIdMiddleware  # noqa: E402
+from core.gateway import RequestIdMiddleware  # noqa: E402
+from core.one_hop_asgi import OneHopASGIHandler  # noqa: E402
+from core.tasks import start_embedded_beat  # noqa: E402
 from prizmed.routing import http_routes, websocket_routes  # noqa: E402
-from prizmed.tasks import start_embedded_beat  # noqa: E402
 
 start_embedded_beat()
 

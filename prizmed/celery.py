@@ -9,5 +9,8 @@ from celery import Celery
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "prizmed.settings")
 
 app = Celery("prizmed")
+# The default app of every thread too (Celery's "current" app is per thread): core.tasks reaches
+# it through celery.current_app from the embedded runner's and beat's threads.
+app.set_default()
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

@@ -4,15 +4,16 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from prizmed import health, problems
+from core import problems
+from prizmed import health
 from records.dashboard import live_activity
 
 admin.site.site_header = "PrizMed dashboard"
 admin.site.site_title = "PrizMed"
 admin.site.index_title = "Organizations, keys, studies and audit log"
 
-handler404 = "prizmed.problems.not_found"
-handler500 = "prizmed.problems.server_failure"
+handler404 = "core.problems.not_found"
+handler500 = "core.problems.server_failure"
 
 api_v2 = [
     path("", include("accounts.urls")),

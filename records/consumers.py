@@ -22,7 +22,7 @@ from channels.exceptions import StopConsumer
 from django.conf import settings
 
 from accounts.models import APIKey, Organization
-from prizmed.problems import send_problem, send_unauthorized
+from core.problems import send_problem, send_unauthorized
 from records import slots
 from records.request import FHIR_JSON, NDJSON, BadRequest, NotAcceptable, StreamRequest, stream_request_parse
 from records.selectors import log_head

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from prizmed.gateway import header, parse_uuid4
+from core.headers import header, parse_uuid4
 from records.selectors import RecordFilter
 
 FHIR_JSON = "application/fhir+json"

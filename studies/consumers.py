@@ -17,7 +17,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from accounts.models import APIKey
-from prizmed.problems import Send, send_problem, send_unauthorized
+from core.problems import Send, send_problem, send_unauthorized
 from studies.body import ClientGone, Receive, body_pieces, pump
 from studies.models import StreamState, Upload, UploadState
 from studies.objects import storage

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import request_key
-from prizmed.problems import problem_response
+from core.problems import problem_response
 from studies.models import Chunk, ItemState, Stream, Upload
 from studies.refusals import Refused
 from studies.selectors import stream_get, upload_get

@@ -10,7 +10,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 
 from accounts.models import Organization
-from prizmed.lookups import CompiledLookup
+from core.compiled_lookup import CompiledLookup
 from studies.models import Series, Stream, Study, Upload
 
 

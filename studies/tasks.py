@@ -9,7 +9,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.db import DatabaseError
 
-from prizmed.tasks import enqueue
+from core.tasks import enqueue
 from studies.indexing import upload_fail, upload_index_begin, upload_index_part
 from studies.services import pending_objects_sweep
 
@@ -35,7 +35,7 @@ def index_upload(upload_id: str) -> None:
     bind=True, name="studies.index_upload_part", acks_late=True, reject_on_worker_lost=True, max_retries=RETRIES
 )
 def index_upload_part(self: Task[Any, Any], upload_id: str, start: int, stop: int) -> None:
-    embedded = self.request.called_directly  # run by prizmed.tasks on its thread: no broker
+    embedded = self.request.called_directly  # run by core.tasks on its thread: no broker
     for attempt in range(RETRIES + 1 if embedded else 1):
         try:
             upload_index_part(upload_id=upload_id, start=start, stop=stop)

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from prizmed.gateway import header
+from core.headers import header
 from studies.payload import BadContentType, ContentType, UnsupportedMediaType, content_type_parse
 from studies.refusals import Refused, bad_request, refusal, too_large
 

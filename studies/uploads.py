@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import APIKey, Organization
-from prizmed.tasks import enqueue
+from core.tasks import enqueue
 from studies import tasks
 from studies.models import Upload, UploadItem, UploadState
 from studies.objects import storage

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from accounts.audit import Actor
 from accounts.models import APIKey
 from accounts.permissions import HasApiKey, IsAdminKey, request_key
-from prizmed.logs import current_request_id
+from core.logs import current_request_id
 from records.request import FHIR_JSON
 from studies.headers import uid_is_valid
 from studies.models import Series, Study

@@ -26,8 +26,8 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
-from prizmed.gateway import parse_uuid4
-from prizmed.problems import AUTH_DETAIL, Send, problem_body, send_problem
+from core.headers import parse_uuid4
+from core.problems import AUTH_DETAIL, Send, problem_body, send_problem
 from studies.body import ClientGone, Receive
 from studies.consumers import Ingest
 from studies.models import UploadState

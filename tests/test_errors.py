@@ -3,7 +3,7 @@ from __future__ import annotations
 import httpx
 from rest_framework.views import APIView
 
-from prizmed.problems import drf_exception_handler
+from core.problems import drf_exception_handler
 from tests.conftest import World
 
 

@@ -251,7 +251,7 @@ def test_it_moves_instances_both_ways_between_two_studies_without_a_deadlock(
 def test_it_waits_and_tries_again_in_embedded_mode_before_failing(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Without a broker the task runs called directly (prizmed.tasks): the backoff is a wait."""
+    """Without a broker the task runs called directly (core.tasks): the backoff is a wait."""
     healthy = stored_upload(world.alice.org, dcm.make_study(n_series=1, per_series=3))
     doomed = stored_upload(world.alice.org, dcm.make_study(n_series=1, per_series=2))
     [(start, stop)] = upload_index_begin(upload_id=str(healthy.pk))

@@ -7,7 +7,7 @@ import threading
 from celery import shared_task
 from django.test import override_settings
 
-from prizmed.tasks import enqueue, start_embedded_beat
+from core.tasks import enqueue, start_embedded_beat
 
 calls: list[str] = []
 ran = threading.Event()

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import APIKey, Organization
 from accounts.services import organization_ensure
-from prizmed.lookups import CompiledLookup
+from core.compiled_lookup import CompiledLookup
 from studies.models import Patient, Study
 
 pytestmark = pytest.mark.django_db

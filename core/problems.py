@@ -18,7 +18,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from prizmed.logs import current_request_id
+from core.logs import current_request_id
 
 CONTENT_TYPE = "application/problem+json"
 log = logging.getLogger("prizmed.errors")

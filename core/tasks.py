@@ -14,11 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
-from celery import Task
+from celery import Task, current_app
 from django.conf import settings
 from django.db import close_old_connections
 
-log = logging.getLogger("prizmed.tasks")
+log = logging.getLogger("core.tasks")
 _local = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prizmed-task")
 
 
@@ -48,8 +48,7 @@ def start_embedded_beat(*, tick: float = 5.0, stop: threading.Event | None = Non
     """
     if settings.CELERY_BROKER_URL or not settings.CELERY_BEAT_SCHEDULE:
         return None
-    from prizmed.celery import app
-
+    app = current_app
     app.loader.import_default_modules()  # runs autodiscovery, as a worker's start-up would
     schedule = dict(settings.CELERY_BEAT_SCHEDULE)
     due = dict.fromkeys(schedule, time.monotonic())

@@ -11,27 +11,12 @@ import time
 import uuid
 from typing import Any
 
-from prizmed.logs import current_request_id
-from prizmed.problems import send_problem
+from core.headers import header, parse_uuid4
+from core.logs import current_request_id
+from core.problems import send_problem
 
 ASGIApp = Any
 log = logging.getLogger("prizmed.access")
-
-
-def header(scope: dict[str, Any], name: bytes) -> str | None:
-    """The first value of a request header (names are lower-case bytes in ASGI)."""
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
-def parse_uuid4(value: str) -> uuid.UUID | None:
-    try:
-        parsed = uuid.UUID(value)
-    except ValueError:
-        return None
-    return parsed if parsed.version == 4 and str(parsed) == value.lower() else None
 
 
 class RequestIdMiddleware:
