@@ -24,7 +24,7 @@ import uuid
 import httpx
 
 from bench import common
-from studies.multipart import build_multipart
+from dicom.multipart import build_multipart
 from tests import live
 from tests.dicomfactory import make_study
 

@@ -241,7 +241,7 @@ Organization.objects.filter(slug="bench-paced").update(plan=plan)
 
 
 def _multipart(instances: list[bytes]) -> bytes:
-    from studies.multipart import build_multipart
+    from dicom.multipart import build_multipart
 
     return build_multipart(instances, BOUNDARY)
 

@@ -24,8 +24,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Organization
+from dicom.header import InstanceHeader, InvalidInstance, read_header
 from records.services import record_patient_changed, record_study_changed, record_study_deleted
-from studies.headers import InstanceHeader, InvalidInstance, read_header
 from studies.models import (
     Instance,
     ItemState,

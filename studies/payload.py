@@ -11,8 +11,8 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
-from studies.multipart import MultipartError, MultipartParser, PartData, PartEnd, PartStart, boundary_from_content_type
-from studies.part10 import FileMeta, NotDicom, Part10Head
+from dicom.multipart import MultipartError, MultipartParser, PartData, PartEnd, PartStart, boundary_from_content_type
+from dicom.part10 import FileMeta, NotDicom, Part10Head
 
 SINGLE_TYPES = ("application/octet-stream", "application/dicom")
 MULTIPART_TYPE = "application/dicom+stream"

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from dicom.part10 import FileMeta
 from studies.hashing import HashPipe
 from studies.objects import storage
-from studies.part10 import FileMeta
 from studies.payload import ContentType, PayloadParser
 from studies.storage import ObjectWriter
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from studies.multipart import MultipartError
-from studies.part10 import NotDicom
+from dicom.multipart import MultipartError
+from dicom.part10 import NotDicom
 from studies.payload import BadContentType, UnsupportedMediaType
 
 log = logging.getLogger("prizmed.ingest")

@@ -19,8 +19,8 @@ from accounts.audit import Actor
 from accounts.models import APIKey
 from accounts.permissions import HasApiKey, IsAdminKey, request_key
 from core.logs import current_request_id
+from dicom.header import uid_is_valid
 from records.request import FHIR_JSON
-from studies.headers import uid_is_valid
 from studies.models import Series, Study
 from studies.objects import storage
 from studies.selectors import StudyFilters, series_list, study_get, study_list

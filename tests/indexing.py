@@ -15,9 +15,9 @@ import httpx
 from django.db import connection
 
 from accounts.models import Organization
+from dicom.multipart import build_multipart
 from studies.indexing import upload_index_begin, upload_index_part
 from studies.models import Upload, UploadItem, UploadState
-from studies.multipart import build_multipart
 from studies.objects import storage
 from studies.storage import LocalStorage, Storage
 from tests.conftest import Party

@@ -6,8 +6,8 @@ import hashlib
 
 import httpx
 
+from dicom.multipart import build_multipart
 from studies.models import Upload, UploadItem
-from studies.multipart import build_multipart
 from tests.conftest import World
 from tests.dicomfactory import make_instance, make_study
 from tests.ingest_support import BOUNDARY, objects_dir, pieces, post, sha

@@ -8,8 +8,8 @@ import uuid
 import httpx
 import pytest
 
+from dicom.multipart import build_multipart
 from studies.models import Upload
-from studies.multipart import build_multipart
 from tests import live
 from tests.conftest import World
 from tests.dicomfactory import make_instance

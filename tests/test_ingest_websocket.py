@@ -85,7 +85,7 @@ def test_it_stores_an_upper_case_request_id_under_its_canonical_form(
 
 
 def test_it_takes_a_multipart_stream_of_instances(server: live.Server, world: World, child_env: dict[str, str]) -> None:
-    from studies.multipart import build_multipart
+    from dicom.multipart import build_multipart
 
     instances = dicomfactory.make_study(n_series=2, per_series=5, patient_id="WS-2")
     body = build_multipart(instances, "ws-boundary")

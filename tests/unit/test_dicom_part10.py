@@ -1,4 +1,4 @@
-"""studies.part10: early Part-10 checks (DICOM PS3.10 §7.1), no Django needed."""
+"""dicom.part10: early Part-10 checks (DICOM PS3.10 §7.1), no Django needed."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
-from studies.part10 import (
+from dicom.part10 import (
     HEAD_LEN,
     PREAMBLE_LEN,
     FileMeta,

@@ -1,4 +1,4 @@
-"""studies.headers: what the indexer reads from a stored instance, and what it refuses."""
+"""dicom.header: what the indexer reads from a stored instance, and what it refuses."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from pydicom.multival import MultiValue
 from pydicom.valuerep import DA, TM
 
-from studies.headers import (
+from dicom.header import (
     MAX_HEADER_BYTES,
     MAX_SEQUENCE_DEPTH,
     InstanceHeader,
@@ -46,7 +46,7 @@ def code_of(data: bytes) -> str:
 
 
 def as_pydicom_reads_it(data: bytes) -> InstanceHeader:
-    """The header built from a full pydicom.dcmread, independently of studies.headers."""
+    """The header built from a full pydicom.dcmread, independently of dicom.header."""
     ds = pydicom.dcmread(io.BytesIO(data))
 
     def text(keyword: str) -> str:

@@ -1,4 +1,4 @@
-"""studies.multipart: STOW-RS style framing (PS3.18 §10.5, RFC 2046 §5.1), no Django needed."""
+"""dicom.multipart: STOW-RS style framing (PS3.18 §10.5, RFC 2046 §5.1), no Django needed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from studies.multipart import (
+from dicom.multipart import (
     MAX_PADDING,
     MultipartError,
     MultipartParser,
