@@ -158,7 +158,7 @@ def paced(s: common.Setup, key: str, payload: bytes, parallel: int) -> float:
 
 def layout(directory: Path, instances: list[bytes]) -> tuple[float, float]:
     """Seconds to store the instances as one object each, and as one packed object (fsync'd)."""
-    from studies.storage import LocalStorage
+    from studies.objects.local import LocalStorage
 
     store = LocalStorage(directory / "layout")
     started = time.perf_counter()

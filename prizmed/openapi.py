@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from records.openapi import PATHS as RECORD_PATHS
-from studies.openapi import PATHS as STUDY_PATHS
+from studies.ingest.openapi import PATHS as STUDY_PATHS
 
 
 def add_consumer_paths(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from django.urls import path
 
 from accounts.middleware import ApiKeyMiddleware
 from records.consumers import LiveActivityConsumer, RecordStreamConsumer
-from studies.consumers import DicomStreamConsumer
-from studies.ws import DicomWebSocketConsumer
+from studies.ingest.http_consumer import DicomStreamConsumer
+from studies.ingest.websocket_consumer import DicomWebSocketConsumer
 
 http_routes: list[Any] = [
     path("api/v2/dicom/stream", ApiKeyMiddleware(DicomStreamConsumer())),  # type: ignore[arg-type]  # an ASGI app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from studies.ingest_openapi import PROBLEM
+from studies.ingest.openapi import PROBLEM
 
 
 def _header(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:

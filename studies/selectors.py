@@ -1,4 +1,4 @@
-"""Reads of the studies app, always scoped to one organization: the only way views reach
+"""Reads of the studies API, always scoped to one organization: the only way views reach
 tenant rows, so another organization's data cannot be asked for by mistake."""
 
 from __future__ import annotations
@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from datetime import date
 
 from django.db.models import Exists, OuterRef, QuerySet
-from django.http import Http404
 
 from accounts.models import Organization
 from core.compiled_lookup import CompiledLookup
-from studies.models import Series, Stream, Study, Upload
+from studies.models import Series, Study
 
 
 @dataclass(frozen=True)
@@ -60,19 +59,3 @@ def study_list(*, organization: Organization, filters: StudyFilters) -> QuerySet
 def series_list(*, study: Study) -> QuerySet[Series]:
     """The series of a study obtained from study_get (so already scoped)."""
     return Series.objects.filter(study=study).order_by("number", "id")
-
-
-def upload_get(*, organization: Organization, upload_id: str) -> Upload:
-    """The organization's upload with this id (= request id); Http404 for anyone else's."""
-    upload = Upload.objects.filter(organization=organization, pk=upload_id).first()
-    if upload is None:
-        raise Http404
-    return upload
-
-
-def stream_get(*, organization: Organization, stream_id: str) -> Stream:
-    """The organization's stream with this X-Stream-Id; Http404 for anyone else's."""
-    stream = Stream.objects.filter(organization=organization, stream_id=stream_id).first()
-    if stream is None:
-        raise Http404
-    return stream

@@ -1,67 +1,10 @@
-"""Celery tasks of the studies app: thin adapters that take ids and call a service."""
+"""The studies app's Celery tasks, for Celery's autodiscovery (it imports `<app>.tasks`): each
+wing keeps its own, under the task names queued messages already carry."""
 
 from __future__ import annotations
 
-import logging
-import time
-from typing import Any
+from studies.index.tasks import index_upload, index_upload_part
+from studies.ingest.tasks import expire_streams
+from studies.objects.tasks import sweep_pending_objects
 
-from celery import Task, shared_task
-from django.db import DatabaseError
-
-from core.tasks import enqueue
-from studies.indexing import upload_fail, upload_index_begin, upload_index_part
-from studies.services import pending_objects_sweep
-
-log = logging.getLogger("prizmed.indexing")
-
-
-# A database or disk that fails for a while is retried with backoff (1, 2, 4, 8, 16 s), through
-# the broker, or without one (embedded mode) by waiting on the task thread; after that the
-# upload fails cleanly.
-TRANSIENT = (DatabaseError, OSError)
-RETRIES = 5
-GIVE_UP = "The upload could not be indexed: the database or storage kept failing."
-
-
-@shared_task(name="studies.index_upload", acks_late=True, reject_on_worker_lost=True)
-def index_upload(upload_id: str) -> None:
-    """Split an upload into parts, each a task of its own, so several workers share it."""
-    for start, stop in upload_index_begin(upload_id=upload_id):
-        enqueue(index_upload_part, upload_id, start, stop)
-
-
-@shared_task(
-    bind=True, name="studies.index_upload_part", acks_late=True, reject_on_worker_lost=True, max_retries=RETRIES
-)
-def index_upload_part(self: Task[Any, Any], upload_id: str, start: int, stop: int) -> None:
-    embedded = self.request.called_directly  # run by core.tasks on its thread: no broker
-    for attempt in range(RETRIES + 1 if embedded else 1):
-        try:
-            upload_index_part(upload_id=upload_id, start=start, stop=stop)
-            return
-        except TRANSIENT as exc:
-            tries = self.request.retries + attempt
-            if tries >= RETRIES:
-                log.exception("indexing upload %s failed for good", upload_id)
-                upload_fail(upload_id=upload_id, error=GIVE_UP)
-                raise
-            if not embedded:
-                raise self.retry(exc=exc, countdown=2**tries) from exc
-            log.warning("indexing upload %s: %s; trying again in %d s", upload_id, exc, 2**tries)
-            time.sleep(2**tries)
-
-
-@shared_task(name="studies.sweep_pending_objects", acks_late=True)
-def sweep_pending_objects() -> None:
-    """Finish object deletions a crash interrupted (CELERY_BEAT_SCHEDULE)."""
-    pending_objects_sweep()
-
-
-@shared_task(name="studies.expire_streams", acks_late=True)
-def expire_streams() -> None:
-    """Expire idle chunked streams, free their chunks, drop dead uploads (CELERY_BEAT_SCHEDULE)."""
-    # Imported here: studies.streams dispatches index_upload from this module (import cycle).
-    from studies.streams import ingest_expire
-
-    ingest_expire()
+__all__ = ["expire_streams", "index_upload", "index_upload_part", "sweep_pending_objects"]

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.urls import path
 
-from studies.ingest_views import StreamApi, UploadApi
+from studies.ingest.views import StreamApi, UploadApi
 from studies.views import StudyApi, StudyListApi, StudySeriesApi
 
 urlpatterns: list[Any] = [

@@ -22,7 +22,7 @@ from core.logs import current_request_id
 from dicom.header import uid_is_valid
 from records.request import FHIR_JSON
 from studies.models import Series, Study
-from studies.objects import storage
+from studies.objects.store import storage
 from studies.selectors import StudyFilters, series_list, study_get, study_list
 from studies.services import Refusal, study_delete, study_delete_refused
 

@@ -16,10 +16,11 @@ from django.db import connection
 
 from accounts.models import Organization
 from dicom.multipart import build_multipart
-from studies.indexing import upload_index_begin, upload_index_part
+from studies.index.services import upload_index_begin, upload_index_part
 from studies.models import Upload, UploadItem, UploadState
-from studies.objects import storage
-from studies.storage import LocalStorage, Storage
+from studies.objects.local import LocalStorage
+from studies.objects.storage import Storage
+from studies.objects.store import storage
 from tests.conftest import Party
 
 BOUNDARY = "pzm-index-test-boundary"

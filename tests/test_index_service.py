@@ -12,10 +12,10 @@ from django.test.utils import CaptureQueriesContext
 from pydicom import uid as uids
 
 from records.models import EventKind, RecordEvent
-from studies import tasks
-from studies.indexing import upload_index_begin, upload_index_part
+from studies.index import tasks
+from studies.index.services import upload_index_begin, upload_index_part
 from studies.models import Instance, ItemState, Patient, PendingObjectDeletion, Series, Study, UploadItem, UploadState
-from studies.objects import storage
+from studies.objects.store import storage
 from tests import dicomfactory as dcm
 from tests.conftest import World
 from tests.indexing import index_concurrently, index_now, stored_upload
@@ -206,7 +206,7 @@ def test_it_fails_cleanly_when_the_errors_do_not_stop(world: World, monkeypatch:
 def test_it_moves_instances_both_ways_between_two_studies_without_a_deadlock(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from studies import indexing
+    from studies.index import services as indexing
 
     acme = world.alice.org
     first_uid, second_uid = sorted([uids.generate_uid(), uids.generate_uid()])
@@ -257,7 +257,7 @@ def test_it_waits_and_tries_again_in_embedded_mode_before_failing(
     [(start, stop)] = upload_index_begin(upload_id=str(healthy.pk))
     [(d_start, d_stop)] = upload_index_begin(upload_id=str(doomed.pk))
     waits: list[float] = []
-    monkeypatch.setattr("studies.tasks.time.sleep", waits.append)
+    monkeypatch.setattr("studies.index.tasks.time.sleep", waits.append)
     failures = {str(healthy.pk): 2, str(doomed.pk): 100}
 
     def flaky(*, upload_id: str, start: int, stop: int) -> None:

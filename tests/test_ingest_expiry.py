@@ -15,10 +15,10 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from studies.ingest.streams import ingest_expire
+from studies.ingest.tasks import expire_streams
 from studies.models import ItemState, Stream, StreamState, Upload, UploadItem
-from studies.objects import storage
-from studies.streams import ingest_expire
-from studies.tasks import expire_streams
+from studies.objects.store import storage
 from tests.conftest import World
 from tests.dicomfactory import make_instance
 from tests.ingest_support import objects_dir, partials, post, stored

@@ -18,11 +18,12 @@ from pydicom.filebase import DicomBytesIO
 from accounts.audit import Actor, audit_verify
 from accounts.models import AuditEntry
 from records.models import EventKind, RecordEvent
-from studies import services
-from studies.indexing import upload_index_begin, upload_index_part
+from studies.index.services import upload_index_begin, upload_index_part
 from studies.models import Instance, Patient, PendingObjectDeletion, Series, Study, UploadItem
-from studies.objects import storage
-from studies.services import pending_objects_sweep, study_delete
+from studies.objects import deletion
+from studies.objects.deletion import pending_objects_sweep
+from studies.objects.store import storage
+from studies.services import study_delete
 from tests import dicomfactory as dcm
 from tests import live
 from tests.conftest import World
@@ -110,7 +111,7 @@ def test_it_finishes_a_deletion_interrupted_between_commit_and_unlink(
 ) -> None:
     study = _indexed(world)
     keys = list(Instance.objects.filter(series__study=study).values_list("object_key", flat=True))
-    monkeypatch.setattr(services, "objects_purge", lambda *, keys: None)  # the process died here
+    monkeypatch.setattr(deletion, "objects_purge", lambda *, keys: None)  # the process died here
     study_delete(actor=actor(world), study_uid=study.study_uid)
     assert not Instance.objects.filter(object_key__in=keys).exists()
     assert set(PendingObjectDeletion.objects.values_list("object_key", flat=True)) == set(keys)

@@ -1,4 +1,4 @@
-"""studies.hashing: digests fed off-thread equal the digests fed inline, in any mix of sizes."""
+"""studies.ingest.hashing: digests fed off-thread equal the digests fed inline, in any mix of sizes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from studies.hashing import INLINE_BELOW, HashPipe
+from studies.ingest.hashing import INLINE_BELOW, HashPipe
 
 
 def test_it_gives_the_inline_digests_for_small_and_large_pieces_in_order() -> None:

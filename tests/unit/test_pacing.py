@@ -8,7 +8,7 @@ import uuid
 import pytest
 from django.conf import settings
 
-from studies.pacing import LocalTimeline, Pacer
+from studies.ingest.pacing import LocalTimeline, Pacer
 
 MBIT = 1_000_000
 

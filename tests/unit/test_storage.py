@@ -1,4 +1,4 @@
-"""studies.storage: LocalStorage behind the Storage interface, no Django needed."""
+"""studies.objects: LocalStorage behind the Storage interface, no Django needed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from studies.storage import LocalStorage, ObjectWriter, Storage
+from studies.objects.local import LocalStorage
+from studies.objects.storage import ObjectWriter, Storage
 
 KEY = "acme/studies/1.2.3/series/4.5.6/7.8.9.dcm"
 
@@ -169,9 +170,9 @@ def test_it_defers_durability_to_one_sync_over_many_objects(
 def test_it_writes_a_large_object_back_while_it_arrives_and_waits_for_it(
     storage: LocalStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import studies.storage as module
+    import studies.objects.local as module
 
-    monkeypatch.setattr(module, "WRITEBACK_EVERY", 1024)
+    monkeypatch.setattr(module, "WRITEBACK_EVERY_BYTES", 1024)
     synced: list[int] = []
     real = os.fdatasync
 

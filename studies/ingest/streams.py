@@ -18,14 +18,14 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import APIKey, Organization
+from studies.ingest.content_type import ContentType
+from studies.ingest.receiver import Receiver
+from studies.ingest.refusals import conflict, too_large
+from studies.ingest.uploads import upload_complete, upload_discard, upload_id_free, uploads_sweep
 from studies.models import Chunk, Stream, StreamState, Upload
-from studies.objects import storage
-from studies.payload import ContentType
-from studies.receiver import Receiver
-from studies.refusals import conflict, too_large
-from studies.services import objects_delete_on_commit
-from studies.storage import ObjectWriter
-from studies.uploads import upload_complete, upload_discard, upload_id_free, uploads_sweep
+from studies.objects.deletion import objects_delete_on_commit
+from studies.objects.storage import ObjectWriter
+from studies.objects.store import storage
 
 READ_PIECE = 1024 * 1024
 

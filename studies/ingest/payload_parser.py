@@ -1,4 +1,4 @@
-"""What a `POST /dicom/stream` body is, and how its bytes split into Part-10 instances.
+"""How a `POST /dicom/stream` body splits into Part-10 instances, each head checked as it arrives.
 
 The parser is push-style and knows nothing of HTTP or storage: the consumer feeds it request
 bytes, stream reassembly feeds it chunk objects, and it calls an ``InstanceSink`` for each
@@ -7,55 +7,15 @@ instance's bytes (preamble zeroed), so every path shares one validation.
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
 from typing import Protocol
 
-from dicom.multipart import MultipartError, MultipartParser, PartData, PartEnd, PartStart, boundary_from_content_type
+from dicom.multipart import MultipartParser, PartData, PartEnd, PartStart
 from dicom.part10 import FileMeta, NotDicom, Part10Head
+from studies.ingest.content_type import SINGLE_TYPES, ContentType, UnsupportedMediaType
 
-SINGLE_TYPES = ("application/octet-stream", "application/dicom")
-MULTIPART_TYPE = "application/dicom+stream"
 # Parts of a STOW-RS style body are application/dicom (PS3.18 §10.5); clients also send
 # octet-stream or leave the header out.
 PART_TYPES = ("", *SINGLE_TYPES)
-
-
-class Kind(enum.Enum):
-    SINGLE = "single"  # the body is one Part-10 instance
-    MULTIPART = "multipart"  # the body frames many instances like STOW-RS
-
-
-class UnsupportedMediaType(ValueError):
-    """415: not a content type this endpoint takes; ``str(exc)`` is safe to show."""
-
-
-class BadContentType(ValueError):
-    """400: a supported media type with unusable parameters (the boundary)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ContentType:
-    kind: Kind
-    value: str  # normalized: what Upload/Stream rows record and streams compare
-    boundary: str | None = None
-
-
-def content_type_parse(header: str | None) -> ContentType:
-    """Classify a request's Content-Type header value (API.md §1)."""
-    media = (header or "").partition(";")[0].strip().lower()
-    if media in SINGLE_TYPES:
-        return ContentType(Kind.SINGLE, media)
-    if media == MULTIPART_TYPE:
-        try:
-            boundary = boundary_from_content_type(header or "")
-        except MultipartError as exc:
-            raise BadContentType(str(exc)) from None
-        quoted = boundary.replace("\\", "\\\\").replace('"', '\\"')
-        return ContentType(Kind.MULTIPART, f'{media}; boundary="{quoted}"', boundary)
-    raise UnsupportedMediaType(
-        "Content-Type must be application/dicom+stream; boundary=..., application/dicom or application/octet-stream."
-    )
 
 
 class InstanceSink(Protocol):

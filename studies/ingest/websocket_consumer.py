@@ -28,14 +28,14 @@ from channels.db import database_sync_to_async
 
 from core.headers import parse_uuid4
 from core.problems import AUTH_DETAIL, Send, problem_body, send_problem
-from studies.body import ClientGone, Receive
-from studies.consumers import Ingest
+from studies.ingest.body_pump import ClientGone, Receive
+from studies.ingest.content_type import content_type_parse
+from studies.ingest.pacing import pacer
+from studies.ingest.refusals import answer_for, bad_request, refusal, too_large
+from studies.ingest.request_headers import UploadHeaders
+from studies.ingest.selectors import upload_get
+from studies.ingest.session import Ingest
 from studies.models import UploadState
-from studies.pacing import pacer
-from studies.payload import content_type_parse
-from studies.refusals import answer_for, bad_request, refusal, too_large
-from studies.selectors import upload_get
-from studies.upload_headers import UploadHeaders
 
 log = logging.getLogger("prizmed.ingest")
 PROGRESS_POLL_SECONDS = 0.25

@@ -1,93 +1,23 @@
-"""Where uploaded DICOM bytes live: one small interface, local files behind it today.
-
-Callers see only ``Storage`` and ``ObjectWriter``, so an S3-compatible backend (multipart
-upload in ``write``, complete in ``commit``, abort in ``abort``) fits later without touching
-them. Keys come from ids and hashes the server makes, never from payload content.
-"""
+"""The local backend of ``Storage``: objects as files under one root, staged and fsync'd so a
+crash leaves each object absent or complete, never torn."""
 
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
-MAX_KEY_LEN = 512
-PARTIAL_DIR = ".partial"
-WRITE_BUFFER = 1024 * 1024  # pieces arrive ~1 MiB at a time; bigger writes bypass the buffer
+from studies.objects.storage import KEY_RE, PARTIAL_DIR, Storage, check_key
+
+WRITE_BUFFER_BYTES = 1024 * 1024  # pieces arrive ~1 MiB at a time; bigger writes bypass the buffer
 # A large object starts going to disk while it is still arriving, so the fsync before its 2xx
 # waits for the last stretch only, not for the whole object.
-WRITEBACK_EVERY = 64 * 1024 * 1024
+WRITEBACK_EVERY_BYTES = 64 * 1024 * 1024
 
 _syncers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="prizmed-fsync")
-_KEY_RE = re.compile(r"[A-Za-z0-9._/-]+")
-
-
-class ObjectWriter(Protocol):
-    """An object being written: invisible to readers until ``commit``."""
-
-    size: int  # bytes written so far
-
-    def write(self, data: bytes) -> None: ...
-
-    def commit(self, *, durable: bool = True) -> None:
-        """Make the object visible under its key, replacing any previous one; durable unless
-        ``durable=False``, which defers that to one ``Storage.sync`` over many objects."""
-        ...
-
-    def abort(self) -> None:
-        """Drop what was written; safe to call twice, and a no-op after ``commit``."""
-        ...
-
-
-class Storage(Protocol):
-    """A flat key -> bytes store; "/" in keys is only a naming convention."""
-
-    def writer(self, key: str, *, staged: bool = True) -> ObjectWriter:
-        """``staged=False`` may show the object under its key, incomplete, while it is written:
-        only for keys nothing reads until the caller says so (an upload's own instances, which
-        its discard removes by prefix), where staging would cost a rename per object."""
-        ...
-
-    def open(self, key: str) -> BinaryIO: ...
-
-    def delete(self, key: str) -> None:
-        """Remove the object; a missing key is fine (deletes are retried)."""
-        ...
-
-    def exists(self, key: str) -> bool: ...
-
-    def size(self, key: str) -> int: ...
-
-    def uri(self, key: str) -> str: ...
-
-    def keys(self, prefix: str) -> Iterator[str]: ...
-
-    def sync(self, keys: Sequence[str]) -> None:
-        """Make objects committed with ``durable=False`` durable, all at once."""
-        ...
-
-    def partials_sweep(self, *, before: float) -> int:
-        """Remove objects still being written that nobody wrote to since ``before`` (epoch
-        seconds): what a process killed mid-write left. Returns how many."""
-        ...
-
-
-def check_key(key: str) -> str:
-    """Return ``key`` if it is a safe relative name; raise ValueError otherwise.
-
-    Safe: 1-512 chars of ``[A-Za-z0-9._/-]``, no leading or trailing "/", no empty segment,
-    no "." or ".." anywhere a path could climb, and not inside the ``.partial/`` area.
-    """
-    if not 0 < len(key) <= MAX_KEY_LEN or not _KEY_RE.fullmatch(key):
-        raise ValueError("storage key must be 1-512 characters of [A-Za-z0-9._/-]")
-    segments = key.split("/")
-    if ".." in key or any(s in ("", ".") for s in segments) or segments[0] == PARTIAL_DIR:
-        raise ValueError("storage key must be a plain relative path")
-    return key
 
 
 class LocalWriter:
@@ -104,7 +34,7 @@ class LocalWriter:
             fd, name = tempfile.mkstemp(dir=partial_dir, suffix=".part")
             self._temp = Path(name)
         # Large buffer: small writes coalesce and 1 MiB pieces go straight to the file.
-        self._file: BinaryIO | None = os.fdopen(fd, "wb", buffering=WRITE_BUFFER)
+        self._file: BinaryIO | None = os.fdopen(fd, "wb", buffering=WRITE_BUFFER_BYTES)
         self.size = 0
         self._writeback: Future[None] | None = None
         self._written_back = 0
@@ -114,7 +44,9 @@ class LocalWriter:
             raise ValueError("writer is already committed or aborted")
         self._file.write(data)
         self.size += len(data)
-        if self.size - self._written_back >= WRITEBACK_EVERY and (self._writeback is None or self._writeback.done()):
+        if self.size - self._written_back >= WRITEBACK_EVERY_BYTES and (
+            self._writeback is None or self._writeback.done()
+        ):
             self._writeback_wait()
             self._file.flush()
             self._written_back = self.size
@@ -218,7 +150,7 @@ class LocalStorage(Storage):
 
     def keys(self, prefix: str) -> Iterator[str]:
         """Committed keys starting with ``prefix``, in sorted order ("" lists everything)."""
-        if prefix and not _KEY_RE.fullmatch(prefix):
+        if prefix and not KEY_RE.fullmatch(prefix):
             raise ValueError("storage key prefix must be characters of [A-Za-z0-9._/-]")
         # Walk only the deepest directory the prefix names, not the whole store.
         base = prefix.rpartition("/")[0]

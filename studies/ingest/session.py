@@ -1,8 +1,8 @@
-"""`POST /api/v2/dicom/stream`: a raw ASGI app, so the body is stored as it arrives (API.md §1).
+"""One upload request, whatever carries it (HTTP body or WebSocket frames): who sends it, its
+checked headers, its limits, and how its bytes reach the receive pipeline.
 
-Django's handler would spool the whole body before a view runs. Here each `http.request`
-message is paced, counted against the limits and handed to the receive pipeline
-(studies/receiver.py) on a worker thread, so memory stays flat whatever the size. Every
+Each piece of the body is paced, counted against the limits and handed to the receiver
+(studies/ingest/receiver.py) on a worker thread, so memory stays flat whatever the size. Every
 refusal removes what the request wrote; the services own the rows.
 """
 
@@ -10,25 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
 
 from accounts.models import APIKey
-from core.problems import Send, send_problem, send_unauthorized
-from studies.body import ClientGone, Receive, body_pieces, pump
+from studies.ingest.body_pump import Receive, body_pieces, pump
+from studies.ingest.pacing import pacer
+from studies.ingest.payload_parser import NullSink, PayloadParser
+from studies.ingest.receiver import Receiver
+from studies.ingest.refusals import too_large
+from studies.ingest.request_headers import MAX_REQUEST_BYTES, ChunkHeaders, UploadHeaders, digest_check
+from studies.ingest.selectors import upload_get
+from studies.ingest.streams import chunk_key, chunk_store, stream_assemble, stream_forget, stream_open
+from studies.ingest.uploads import upload_complete, upload_discard, upload_href, upload_open
 from studies.models import StreamState, Upload, UploadState
-from studies.objects import storage
-from studies.pacing import pacer
-from studies.payload import NullSink, PayloadParser
-from studies.receiver import Receiver
-from studies.refusals import answer_for, too_large
-from studies.selectors import upload_get
-from studies.streams import chunk_key, chunk_store, stream_assemble, stream_forget, stream_open
-from studies.upload_headers import MAX_REQUEST_BYTES, ChunkHeaders, UploadHeaders, digest_check, upload_headers
-from studies.uploads import upload_complete, upload_discard, upload_href, upload_open
+from studies.objects.store import storage
 
 log = logging.getLogger("prizmed.ingest")
 API = "/api/v2"
@@ -44,18 +42,6 @@ def upload_answer(upload: Upload) -> dict[str, Any]:
         "instances_accepted": upload.instances_received,
         "links": {"status": {"href": upload_href(upload.id)}},
     }
-
-
-async def send_json(send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
-    raw = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode()), *headers],
-        }
-    )
-    await send({"type": "http.response.body", "body": raw})
 
 
 class Ingest:
@@ -182,32 +168,3 @@ class Ingest:
         if upload is not None:
             answer["upload"] = upload_answer(upload)
         return 202, answer
-
-
-class DicomStreamConsumer:
-    """The ASGI app behind `POST /api/v2/dicom/stream` (routed in prizmed/routing.py)."""
-
-    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        if scope.get("api_key") is None:
-            await send_unauthorized(send)
-            return
-        if scope["method"] != "POST":
-            await send_problem(send, 405, "Only POST is allowed here.", headers=[(b"allow", b"POST")])
-            return
-        try:
-            headers = upload_headers(scope)
-            ingest = Ingest(scope, receive, headers)
-            if headers.chunk is None:
-                status, body = await ingest.upload()
-            else:
-                status, body = await ingest.chunk(headers.chunk)
-        except ClientGone:
-            log.info("client disconnected mid-body; what it sent was removed")
-            return
-        except Exception as exc:  # noqa: BLE001 - answer_for logs what is not a refusal
-            refused = answer_for(exc)
-            await send_problem(send, refused.status, refused.detail, slug=refused.slug)
-            return
-        upload = body if "instances_accepted" in body else body.get("upload")
-        extra = [(b"location", upload["links"]["status"]["href"].encode())] if upload else []
-        await send_json(send, status, body, extra)

@@ -6,7 +6,7 @@ import logging
 
 from dicom.multipart import MultipartError
 from dicom.part10 import NotDicom
-from studies.payload import BadContentType, UnsupportedMediaType
+from studies.ingest.content_type import BadContentType, UnsupportedMediaType
 
 log = logging.getLogger("prizmed.ingest")
 

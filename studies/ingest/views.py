@@ -17,11 +17,11 @@ from rest_framework.views import APIView
 
 from accounts.permissions import request_key
 from core.problems import problem_response
+from studies.ingest.refusals import Refused
+from studies.ingest.selectors import stream_get, upload_get
+from studies.ingest.streams import stream_abort
+from studies.ingest.uploads import upload_href
 from studies.models import Chunk, ItemState, Stream, Upload
-from studies.refusals import Refused
-from studies.selectors import stream_get, upload_get
-from studies.streams import stream_abort
-from studies.uploads import upload_href
 
 
 class RejectionOutput(serializers.Serializer[Any]):

@@ -13,10 +13,11 @@ import hashlib
 from dataclasses import dataclass
 
 from dicom.part10 import FileMeta
-from studies.hashing import HashPipe
-from studies.objects import storage
-from studies.payload import ContentType, PayloadParser
-from studies.storage import ObjectWriter
+from studies.ingest.content_type import ContentType
+from studies.ingest.hashing import HashPipe
+from studies.ingest.payload_parser import PayloadParser
+from studies.objects.storage import ObjectWriter
+from studies.objects.store import storage
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,11 +15,11 @@ from django.utils import timezone
 
 from accounts.models import APIKey, Organization
 from core.tasks import enqueue
-from studies import tasks
+from studies.index.tasks import index_upload
+from studies.ingest.receiver import Received, upload_prefix
+from studies.ingest.refusals import conflict
 from studies.models import Upload, UploadItem, UploadState
-from studies.objects import storage
-from studies.receiver import Received, upload_prefix
-from studies.refusals import conflict
+from studies.objects.store import storage
 
 
 def upload_href(upload_id: object) -> str:
@@ -68,7 +68,7 @@ def upload_complete(*, upload_id: str, received: Received) -> Upload:
         upload.instances_received = len(received.items)
         upload.updated = now
         upload.save(update_fields=["state", "bytes_received", "sha256", "instances_received", "updated"])
-        transaction.on_commit(lambda: enqueue(tasks.index_upload, str(upload.id)))
+        transaction.on_commit(lambda: enqueue(index_upload, str(upload.id)))
     return upload
 
 

@@ -1,4 +1,4 @@
-"""The configured object store, and the key scheme for what PrizMed stores in it."""
+"""The configured object store: the one ``storage()`` every part of PrizMed writes and reads."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from functools import cache
 
 from django.conf import settings
 
-from studies.storage import LocalStorage, Storage
+from studies.objects.local import LocalStorage
+from studies.objects.storage import Storage
 
 
 @cache

@@ -36,8 +36,8 @@ from studies.models import (
     UploadItem,
     UploadState,
 )
-from studies.objects import storage
-from studies.services import objects_delete_on_commit
+from studies.objects.deletion import objects_delete_on_commit
+from studies.objects.store import storage
 
 log = logging.getLogger("prizmed.indexing")
 
@@ -102,7 +102,7 @@ def upload_index_part(*, upload_id: str, start: int, stop: int) -> None:
     upload = Upload.objects.select_related("organization__plan").filter(pk=upload_id).first()
     if upload is None or upload.state != UploadState.INDEXING:
         return
-    # A failure propagates: the task retries it (studies/tasks.py), and gives up with upload_fail.
+    # A failure propagates: the task retries it (studies/index/tasks.py), and gives up with upload_fail.
     items = list(
         UploadItem.objects.filter(
             upload=upload, state=ItemState.STORED, position__gte=start, position__lt=stop

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from studies.refusals import too_large
+from studies.ingest.refusals import too_large
 
 # Bytes gathered before one hand-off to the worker thread: large enough that the thread hop
 # is rare next to the copy, small enough to keep memory flat per upload.

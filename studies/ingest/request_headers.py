@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.headers import header
-from studies.payload import BadContentType, ContentType, UnsupportedMediaType, content_type_parse
-from studies.refusals import Refused, bad_request, refusal, too_large
+from studies.ingest.content_type import BadContentType, ContentType, UnsupportedMediaType, content_type_parse
+from studies.ingest.refusals import Refused, bad_request, refusal, too_large
 
 # A request body over 4 GiB is refused on every plan; bigger payloads use chunked streams.
 MAX_REQUEST_BYTES = 4 * 1024**3

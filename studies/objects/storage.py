@@ -1,0 +1,81 @@
+"""Where uploaded DICOM bytes live: one small interface, the backends behind it.
+
+Callers see only ``Storage`` and ``ObjectWriter``, so an S3-compatible backend (multipart
+upload in ``write``, complete in ``commit``, abort in ``abort``) fits beside the local one
+(studies/objects/local.py) without touching them. Keys come from ids and hashes the server
+makes, never from payload content.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO, Protocol
+
+MAX_KEY_CHARS = 512
+PARTIAL_DIR = ".partial"  # where objects being written are staged, out of every key's reach
+KEY_RE = re.compile(r"[A-Za-z0-9._/-]+")
+
+
+class ObjectWriter(Protocol):
+    """An object being written: invisible to readers until ``commit``."""
+
+    size: int  # bytes written so far
+
+    def write(self, data: bytes) -> None: ...
+
+    def commit(self, *, durable: bool = True) -> None:
+        """Make the object visible under its key, replacing any previous one; durable unless
+        ``durable=False``, which defers that to one ``Storage.sync`` over many objects."""
+        ...
+
+    def abort(self) -> None:
+        """Drop what was written; safe to call twice, and a no-op after ``commit``."""
+        ...
+
+
+class Storage(Protocol):
+    """A flat key -> bytes store; "/" in keys is only a naming convention."""
+
+    def writer(self, key: str, *, staged: bool = True) -> ObjectWriter:
+        """``staged=False`` may show the object under its key, incomplete, while it is written:
+        only for keys nothing reads until the caller says so (an upload's own instances, which
+        its discard removes by prefix), where staging would cost a rename per object."""
+        ...
+
+    def open(self, key: str) -> BinaryIO: ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object; a missing key is fine (deletes are retried)."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def size(self, key: str) -> int: ...
+
+    def uri(self, key: str) -> str: ...
+
+    def keys(self, prefix: str) -> Iterator[str]: ...
+
+    def sync(self, keys: Sequence[str]) -> None:
+        """Make objects committed with ``durable=False`` durable, all at once."""
+        ...
+
+    def partials_sweep(self, *, before: float) -> int:
+        """Remove objects still being written that nobody wrote to since ``before`` (epoch
+        seconds): what a process killed mid-write left. Returns how many."""
+        ...
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a safe relative name; raise ValueError otherwise.
+
+    Safe: 1-512 chars of ``[A-Za-z0-9._/-]``, no leading or trailing "/", no empty segment,
+    no "." or ".." anywhere a path could climb, and not inside the ``.partial/`` area.
+    """
+    if not 0 < len(key) <= MAX_KEY_CHARS or not KEY_RE.fullmatch(key):
+        raise ValueError("storage key must be 1-512 characters of [A-Za-z0-9._/-]")
+    segments = key.split("/")
+    if ".." in key or any(s in ("", ".") for s in segments) or segments[0] == PARTIAL_DIR:
+        raise ValueError("storage key must be a plain relative path")
+    return key
