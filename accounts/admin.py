@@ -82,4 +82,4 @@ class APIKeyAdmin(admin.ModelAdmin[APIKey]):
 
 
 # The audit log's admin lives with the rest of the audit code; importing registers it.
-from accounts import audit_admin  # noqa: E402, F401
+from accounts.audit import admin as audit_admin  # noqa: E402, F401

@@ -82,7 +82,7 @@ class AppendOnlyQuerySet(models.QuerySet["AuditEntry"]):
 
 
 class AuditEntry(models.Model):
-    """One append-only audit log entry (API.md §5). Written only by accounts.audit.audit_append,
+    """One append-only audit log entry (API.md §5). Written only by accounts.audit.log.audit_append,
     in the same transaction as the change it records; `entry_hash` chains it to the entry before,
     so any edit or removal of a row is detectable (`manage.py verify_audit_log`).
 

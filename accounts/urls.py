@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from accounts.audit_views import AuditEventListApi
+from accounts.audit.views import AuditEventListApi
 from accounts.views import OrganizationApi
 
 urlpatterns = [

@@ -53,7 +53,7 @@ def latency(server_url: str, auth: dict[str, str], clients: int, changes: int) -
     from django.db import transaction
 
     from accounts.models import Organization
-    from records.services import record_study_changed
+    from studies.index.record_events import record_study_changed
     from studies.models import Study
 
     received: dict[int, list[float]] = defaultdict(list)
@@ -98,7 +98,7 @@ def seed_export(studies: int) -> None:
 
     from accounts.services import organization_ensure
     from records.models import EventCounter, RecordResource
-    from records.services import patient_resource_build, study_resource_build
+    from studies.index.record_events import patient_resource_build, study_resource_build
     from studies.models import Instance, Patient, Series, Study
 
     org = organization_ensure(slug="bench-export", plan_slug="enterprise")
@@ -157,7 +157,7 @@ def build_costs() -> tuple[float, float]:
 
     from fhir.resources.R4B.imagingstudy import ImagingStudy
 
-    from records import fhir
+    from studies.index import fhir
 
     def build() -> dict[str, object]:
         instances = [fhir.InstanceRow(f"1.2.3.1.{i}", "1.2.840.10008.5.1.4.1.1.2", i) for i in range(1, 5)]

@@ -22,9 +22,10 @@ from channels.exceptions import StopConsumer
 from django.conf import settings
 
 from accounts.models import APIKey, Organization
+from core.fhir import FHIR_JSON, FHIR_NDJSON
 from core.problems import send_problem, send_unauthorized
 from records import slots
-from records.request import FHIR_JSON, NDJSON, BadRequest, NotAcceptable, StreamRequest, stream_request_parse
+from records.request import BadRequest, NotAcceptable, StreamRequest, stream_request_parse
 from records.selectors import log_head
 from records.services import org_group, stream_loop_register
 from records.streaming import SseStream, bundle_page, ndjson_lines
@@ -120,9 +121,9 @@ class RecordStreamConsumer(AsyncConsumer):  # type: ignore[misc]  # channels shi
             await send_problem(self.send, 429, detail, headers=[(b"retry-after", b"5")], slug="too-many-streams")
             return
         try:
-            if req.media_type == NDJSON:
+            if req.media_type == FHIR_NDJSON:
                 head = await database_sync_to_async(log_head)(organization_id=grant.organization_id)
-                await self._start(NDJSON, [*echo, (b"x-record-seq", str(head).encode())])
+                await self._start(FHIR_NDJSON, [*echo, (b"x-record-seq", str(head).encode())])
                 await self._stream(grant, ndjson_lines(organization_id=grant.organization_id, req=req))
             else:
                 await self._sse(grant, req, echo)

@@ -4,20 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from studies.ingest.openapi import PROBLEM
-
-
-def _header(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "header", "required": False, "description": description, "schema": schema}
-
-
-def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/problem+json": {"schema": PROBLEM}}}
-
+from core.openapi import header_parameter, problem_response, query_parameter
 
 _SEQ = {"type": "integer", "minimum": 0, "format": "int64"}
 _RESOURCE = {
@@ -53,20 +40,20 @@ RECORDS_STREAM_GET: dict[str, Any] = {
     ),
     "tags": ["records"],
     "parameters": [
-        _query("patient", "Only this DICOM Patient ID (its Patient and its studies).", {"type": "string"}),
-        _query("study", "Only this Study Instance UID.", {"type": "string"}),
-        _query("since", "Sequence number: only changes after it (SSE: resume after it).", _SEQ),
-        _query("_count", "Bundle page size, 1-1000 (default 100).", {"type": "integer", "minimum": 1}),
-        _query("_cursor", "Bundle paging position, taken from a `next` link.", {"type": "integer"}),
-        _header("X-Record-Id", "UUID v4 naming this request; echoed.", {"type": "string", "format": "uuid"}),
-        _header(
+        query_parameter("patient", "Only this DICOM Patient ID (its Patient and its studies).", {"type": "string"}),
+        query_parameter("study", "Only this Study Instance UID.", {"type": "string"}),
+        query_parameter("since", "Sequence number: only changes after it (SSE: resume after it).", _SEQ),
+        query_parameter("_count", "Bundle page size, 1-1000 (default 100).", {"type": "integer", "minimum": 1}),
+        query_parameter("_cursor", "Bundle paging position, taken from a `next` link.", {"type": "integer"}),
+        header_parameter("X-Record-Id", "UUID v4 naming this request; echoed.", {"type": "string", "format": "uuid"}),
+        header_parameter(
             "X-Record-Stream",
             "Session id (1-128 of A-Za-z0-9._~:-): the server remembers the last event sent on it, and a "
             "reconnect naming it continues from there.",
             {"type": "string"},
         ),
-        _header("X-Record-Seq", "Resume after this sequence number.", _SEQ),
-        _header("Last-Event-ID", "Resume after this sequence number (sent by EventSource).", _SEQ),
+        header_parameter("X-Record-Seq", "Resume after this sequence number.", _SEQ),
+        header_parameter("Last-Event-ID", "Resume after this sequence number (sent by EventSource).", _SEQ),
     ],
     "responses": {
         "200": {
@@ -78,10 +65,10 @@ RECORDS_STREAM_GET: dict[str, Any] = {
                 "text/event-stream": {"schema": {"type": "string", "description": "Server-Sent Events."}},
             },
         },
-        "400": _problem("A malformed header or parameter."),
-        "401": _problem("Missing, malformed, unknown, revoked or expired API key."),
-        "406": _problem("None of the three media types is acceptable."),
-        "429": _problem("The organization's rate limit, or the key's concurrent stream cap, is reached."),
+        "400": problem_response("A malformed header or parameter."),
+        "401": problem_response("Missing, malformed, unknown, revoked or expired API key."),
+        "406": problem_response("None of the three media types is acceptable."),
+        "429": problem_response("The organization's rate limit, or the key's concurrent stream cap, is reached."),
     },
 }
 

@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from core.fhir import FHIR_JSON, FHIR_NDJSON
 from core.headers import header, parse_uuid4
 from records.selectors import RecordFilter
 
-FHIR_JSON = "application/fhir+json"
-NDJSON = "application/fhir+ndjson"
 SSE = "text/event-stream"
-MEDIA_TYPES = (FHIR_JSON, NDJSON, SSE)
-ALIASES = {"application/json": FHIR_JSON, "application/ndjson": NDJSON, "application/x-ndjson": NDJSON}
+MEDIA_TYPES = (FHIR_JSON, FHIR_NDJSON, SSE)
+ALIASES = {"application/json": FHIR_JSON, "application/ndjson": FHIR_NDJSON, "application/x-ndjson": FHIR_NDJSON}
 
 DEFAULT_COUNT = 100
 MAX_COUNT = 1000

@@ -1,9 +1,10 @@
 """Appending to the record event log. Callers are the services that change patients and
-studies; they call these inside their own transaction.atomic() block, after the change.
+studies; they call `record_append` inside their own transaction.atomic() block, after the change.
 
-Each event carries the FHIR resource as it is at that change (built from the rows the caller
-just wrote, inside its transaction), and the same transaction updates the compacted log
-(RecordResource) that snapshots and exports read.
+Each event carries the FHIR resource as it is at that change, built by the caller from the rows
+it just wrote (studies/index/record_events.py): this app knows FHIR resources as dicts, never
+the rows behind them. The same transaction updates the compacted log (RecordResource) that
+snapshots and exports read.
 """
 
 from __future__ import annotations
@@ -20,10 +21,7 @@ from django.db import transaction
 from django.db.models import F, Max, Min
 from django.utils import timezone
 
-from accounts.models import Organization
-from records import fhir
 from records.models import EventCounter, EventKind, RecordEvent, RecordResource, RecordSession
-from studies.models import Instance, Patient, Series, Study
 
 log = logging.getLogger("prizmed.records")
 
@@ -33,9 +31,11 @@ def org_group(organization_id: int) -> str:
     return f"records.{organization_id}"
 
 
-def _append(
-    *, organization_id: int, kind: str, patient_id: str, study_uid: str, resource: dict[str, Any]
+def record_append(
+    *, organization_id: int, kind: EventKind, patient_id: str, study_uid: str, resource: dict[str, Any]
 ) -> RecordEvent:
+    """Append the event of a change and update the current resource (RecordResource), inside the
+    change's own transaction: a Patient or ImagingStudy as it is now, or a study's `deleted`."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("record events are written in the transaction of the change they record")
     EventCounter.objects.bulk_create([EventCounter(organization_id=organization_id)], ignore_conflicts=True)
@@ -89,91 +89,6 @@ def _wake(organization_id: int, seq: int) -> None:
             async_to_sync(layer.group_send)(org_group(organization_id), message)
     except Exception:  # the log is the source of truth: a lost wake-up only costs latency
         log.warning("record wake-up not sent", exc_info=True)
-
-
-def _organization_slug(organization_id: int) -> str:
-    return Organization.objects.values_list("slug", flat=True).get(pk=organization_id)
-
-
-def patient_resource_build(*, patient: Patient) -> dict[str, Any]:
-    return fhir.patient_resource(
-        organization_id=patient.organization_id,
-        organization_slug=_organization_slug(patient.organization_id),
-        patient_id=patient.patient_id,
-        name=patient.name,
-        birth_date=patient.birth_date,
-        sex=patient.sex,
-    )
-
-
-def study_resource_build(*, study: Study) -> dict[str, Any]:
-    """The study's ImagingStudy from its rows (as the calling transaction sees them): two queries."""
-    instances: dict[int, list[fhir.InstanceRow]] = {}
-    rows = (
-        Instance.objects.filter(series__study=study)
-        .order_by("series_id", "number", "sop_uid")
-        .values_list("series_id", "sop_uid", "sop_class_uid", "number")
-    )
-    for series_id, sop_uid, sop_class_uid, number in rows:
-        instances.setdefault(series_id, []).append(fhir.InstanceRow(sop_uid, sop_class_uid, number))
-    series = [
-        fhir.SeriesRow(
-            series_uid=row.series_uid,
-            number=row.number,
-            modality=row.modality,
-            description=row.description,
-            body_part=row.body_part,
-            instance_count=row.instance_count,
-            instances=instances.get(row.pk, []),
-        )
-        for row in Series.objects.filter(study=study).order_by("number", "series_uid")
-    ]
-    patient = study.patient
-    return fhir.imaging_study_resource(
-        organization_id=study.organization_id,
-        patient_id=patient.patient_id,
-        patient_name=patient.name,
-        study_uid=study.study_uid,
-        study_date=study.study_date,
-        study_time=study.study_time,
-        accession_number=study.accession_number,
-        description=study.description,
-        referring_physician=study.referring_physician,
-        modalities=study.modalities,
-        series_count=study.series_count,
-        instance_count=study.instance_count,
-        series=series,
-    )
-
-
-def record_patient_changed(*, patient: Patient) -> RecordEvent:
-    return _append(
-        organization_id=patient.organization_id,
-        kind=EventKind.PATIENT,
-        patient_id=patient.patient_id,
-        study_uid="",
-        resource=patient_resource_build(patient=patient),
-    )
-
-
-def record_study_changed(*, study: Study) -> RecordEvent:
-    return _append(
-        organization_id=study.organization_id,
-        kind=EventKind.STUDY,
-        patient_id=study.patient.patient_id,
-        study_uid=study.study_uid,
-        resource=study_resource_build(study=study),
-    )
-
-
-def record_study_deleted(*, organization_id: int, study_uid: str, patient_id: str) -> RecordEvent:
-    return _append(
-        organization_id=organization_id,
-        kind=EventKind.DELETED,
-        patient_id=patient_id,
-        study_uid=study_uid,
-        resource=fhir.deleted_payload(organization_id=organization_id, study_uid=study_uid, patient_id=patient_id),
-    )
 
 
 def session_open(*, organization_id: int, session_id: str, api_key_id: int | None) -> tuple[int, bool]:

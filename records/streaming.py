@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from core.fhir import searchset
 from records.request import StreamRequest
 from records.selectors import (
     RecordFilter,
@@ -73,13 +74,11 @@ def bundle_page(*, organization_id: int, req: StreamRequest) -> tuple[bytes, int
     links = [{"relation": "self", "url": _link(req.flt, req.count, req.position, req.cursor)}]
     if len(rows) > req.count:
         links.append({"relation": "next", "url": _link(req.flt, req.count, req.position, page[-1].id)})
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": resources_count(organization_id=organization_id, flt=req.flt, changed_after=req.position),
-        "link": links,
-        "entry": [{"resource": json.loads(row.body), "search": {"mode": "match"}} for row in page],
-    }
+    bundle = searchset(
+        resources=[json.loads(row.body) for row in page],
+        links=links,
+        total=resources_count(organization_id=organization_id, flt=req.flt, changed_after=req.position),
+    )
     return json.dumps(bundle, separators=(",", ":")).encode(), head
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import Sum
 
-from accounts.audit import Actor, Subject, audit_append
-from records.services import record_study_deleted
+from accounts.audit.log import Actor, Subject, audit_append
+from studies.index.record_events import record_study_deleted
 from studies.models import Instance, Series, Study
 from studies.objects.deletion import objects_delete_on_commit
 

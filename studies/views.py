@@ -15,12 +15,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.audit import Actor
+from accounts.audit.log import Actor
 from accounts.models import APIKey
 from accounts.permissions import HasApiKey, IsAdminKey, request_key
+from core.fhir import FHIR_JSON
 from core.logs import current_request_id
 from dicom.header import uid_is_valid
-from records.request import FHIR_JSON
 from studies.models import Series, Study
 from studies.objects.store import storage
 from studies.selectors import StudyFilters, series_list, study_get, study_list

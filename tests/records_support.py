@@ -18,7 +18,7 @@ from fhir.resources.R4B.imagingstudy import ImagingStudy
 from fhir.resources.R4B.patient import Patient as FhirPatient
 
 from accounts.models import Organization
-from records.services import record_patient_changed, record_study_changed, record_study_deleted
+from studies.index.record_events import record_patient_changed, record_study_changed, record_study_deleted
 from studies.models import Instance, Patient, Series, Study
 
 FHIR_MODELS: dict[str, Any] = {"Patient": FhirPatient, "ImagingStudy": ImagingStudy, "Bundle": Bundle}

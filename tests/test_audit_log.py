@@ -17,7 +17,7 @@ from django.test import Client
 from fhir.resources.R4B.auditevent import AuditEvent
 from fhir.resources.R4B.bundle import Bundle
 
-from accounts.audit import GENESIS, Actor, Subject, audit_append, audit_verify
+from accounts.audit.log import GENESIS, Actor, Subject, audit_append, audit_verify
 from accounts.models import AuditEntry
 from tests import live
 from tests.conftest import Party, World

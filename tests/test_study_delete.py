@@ -15,7 +15,7 @@ from django.db import connection
 from django.db.models import Sum
 from pydicom.filebase import DicomBytesIO
 
-from accounts.audit import Actor, audit_verify
+from accounts.audit.log import Actor, audit_verify
 from accounts.models import AuditEntry
 from records.models import EventKind, RecordEvent
 from studies.index.services import upload_index_begin, upload_index_part

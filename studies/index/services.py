@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from dicom.header import InstanceHeader, InvalidInstance, read_header
-from records.services import record_patient_changed, record_study_changed, record_study_deleted
+from studies.index.record_events import record_patient_changed, record_study_changed, record_study_deleted
 from studies.models import (
     Instance,
     ItemState,

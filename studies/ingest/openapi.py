@@ -4,18 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-PROBLEM = {
-    "type": "object",
-    "description": "RFC 9457 problem details.",
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "request_id": {"type": "string", "format": "uuid"},
-    },
-    "required": ["type", "title", "status", "detail", "request_id"],
-}
+from core.openapi import header_parameter, problem_response
+
 _LINK = {"type": "object", "properties": {"href": {"type": "string"}}}
 _UPLOAD = {
     "type": "object",
@@ -43,14 +33,6 @@ _CHUNK = {
 }
 
 
-def _header(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "header", "required": False, "description": description, "schema": schema}
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/problem+json": {"schema": PROBLEM}}}
-
-
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 STREAM_POST: dict[str, Any] = {
@@ -66,11 +48,13 @@ STREAM_POST: dict[str, Any] = {
     ),
     "tags": ["dicom"],
     "parameters": [
-        _header("X-Request-Id", "UUID v4; the upload's id and idempotency key.", {"type": "string", "format": "uuid"}),
-        _header("X-Stream-Id", "Client-chosen stream id (1-128 of A-Za-z0-9._~:-).", {"type": "string"}),
-        _header("X-Chunk-Seq", "0-based chunk number; required with X-Stream-Id.", {"type": "integer"}),
-        _header("X-Chunk-Last", "true on the stream's last chunk.", {"type": "boolean"}),
-        _header("Content-Digest", "RFC 9530, e.g. sha-256=:<base64>: (verified).", {"type": "string"}),
+        header_parameter(
+            "X-Request-Id", "UUID v4; the upload's id and idempotency key.", {"type": "string", "format": "uuid"}
+        ),
+        header_parameter("X-Stream-Id", "Client-chosen stream id (1-128 of A-Za-z0-9._~:-).", {"type": "string"}),
+        header_parameter("X-Chunk-Seq", "0-based chunk number; required with X-Stream-Id.", {"type": "integer"}),
+        header_parameter("X-Chunk-Last", "true on the stream's last chunk.", {"type": "boolean"}),
+        header_parameter("Content-Digest", "RFC 9530, e.g. sha-256=:<base64>: (verified).", {"type": "string"}),
     ],
     "requestBody": {
         "required": True,
@@ -93,13 +77,13 @@ STREAM_POST: dict[str, Any] = {
             "headers": {"Location": {"schema": {"type": "string"}, "description": "The upload's status."}},
             "content": {"application/json": {"schema": {"oneOf": [_UPLOAD, _CHUNK]}}},
         },
-        "400": _problem("Bad header (X-Stream-Id, X-Chunk-Seq, boundary) or Content-Digest mismatch."),
-        "401": _problem("Missing, malformed, unknown, revoked or expired key."),
-        "409": _problem("Request id in progress; chunk stored with other bytes; stream type or state differs."),
-        "413": _problem("Over 4 GiB, or over the plan's study size (refused before reading when declared)."),
-        "415": _problem("Content-Type is not one of the three accepted (or a part is not DICOM)."),
-        "422": _problem("Not DICOM: refused from the first bytes that show it, nothing kept."),
-        "429": _problem("The organization's request rate limit is reached."),
+        "400": problem_response("Bad header (X-Stream-Id, X-Chunk-Seq, boundary) or Content-Digest mismatch."),
+        "401": problem_response("Missing, malformed, unknown, revoked or expired key."),
+        "409": problem_response("Request id in progress; chunk stored with other bytes; stream type or state differs."),
+        "413": problem_response("Over 4 GiB, or over the plan's study size (refused before reading when declared)."),
+        "415": problem_response("Content-Type is not one of the three accepted (or a part is not DICOM)."),
+        "422": problem_response("Not DICOM: refused from the first bytes that show it, nothing kept."),
+        "429": problem_response("The organization's request rate limit is reached."),
     },
 }
 

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.audit import audit_verify
+from accounts.audit.log import audit_verify
 from accounts.models import AuditEntry
 
 

@@ -10,10 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.audit import audit_entry_list
-from accounts.audit_fhir import audit_event
+from accounts.audit.fhir import audit_event
+from accounts.audit.log import audit_entry_list
 from accounts.permissions import IsAdminKey, request_key
-from records.request import FHIR_JSON
+from core.fhir import FHIR_JSON, searchset
 
 
 class AuditEventListApi(APIView):
@@ -43,10 +43,5 @@ class AuditEventListApi(APIView):
         if len(entries) > count:
             entries = entries[:count]
             links.append({"relation": "next", "url": f"{base}?_count={count}&_before={entries[-1].pk}"})
-        bundle = {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "link": links,
-            "entry": [{"resource": audit_event(entry), "search": {"mode": "match"}} for entry in entries],
-        }
+        bundle = searchset(resources=[audit_event(entry) for entry in entries], links=links)
         return Response(bundle, content_type=FHIR_JSON)

@@ -1,0 +1,97 @@
+"""The record events of index changes: the FHIR Patient and ImagingStudy built from the rows a
+transaction just wrote (studies/index/fhir.py), appended to the record log in that transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from accounts.models import Organization
+from records.models import EventKind, RecordEvent
+from records.services import record_append
+from studies.index import fhir
+from studies.models import Instance, Patient, Series, Study
+
+
+def _organization_slug(organization_id: int) -> str:
+    return Organization.objects.values_list("slug", flat=True).get(pk=organization_id)
+
+
+def patient_resource_build(*, patient: Patient) -> dict[str, Any]:
+    return fhir.patient_resource(
+        organization_id=patient.organization_id,
+        organization_slug=_organization_slug(patient.organization_id),
+        patient_id=patient.patient_id,
+        name=patient.name,
+        birth_date=patient.birth_date,
+        sex=patient.sex,
+    )
+
+
+def study_resource_build(*, study: Study) -> dict[str, Any]:
+    """The study's ImagingStudy from its rows (as the calling transaction sees them): two queries."""
+    instances: dict[int, list[fhir.InstanceRow]] = {}
+    rows = (
+        Instance.objects.filter(series__study=study)
+        .order_by("series_id", "number", "sop_uid")
+        .values_list("series_id", "sop_uid", "sop_class_uid", "number")
+    )
+    for series_id, sop_uid, sop_class_uid, number in rows:
+        instances.setdefault(series_id, []).append(fhir.InstanceRow(sop_uid, sop_class_uid, number))
+    series = [
+        fhir.SeriesRow(
+            series_uid=row.series_uid,
+            number=row.number,
+            modality=row.modality,
+            description=row.description,
+            body_part=row.body_part,
+            instance_count=row.instance_count,
+            instances=instances.get(row.pk, []),
+        )
+        for row in Series.objects.filter(study=study).order_by("number", "series_uid")
+    ]
+    patient = study.patient
+    return fhir.imaging_study_resource(
+        organization_id=study.organization_id,
+        patient_id=patient.patient_id,
+        patient_name=patient.name,
+        study_uid=study.study_uid,
+        study_date=study.study_date,
+        study_time=study.study_time,
+        accession_number=study.accession_number,
+        description=study.description,
+        referring_physician=study.referring_physician,
+        modalities=study.modalities,
+        series_count=study.series_count,
+        instance_count=study.instance_count,
+        series=series,
+    )
+
+
+def record_patient_changed(*, patient: Patient) -> RecordEvent:
+    return record_append(
+        organization_id=patient.organization_id,
+        kind=EventKind.PATIENT,
+        patient_id=patient.patient_id,
+        study_uid="",
+        resource=patient_resource_build(patient=patient),
+    )
+
+
+def record_study_changed(*, study: Study) -> RecordEvent:
+    return record_append(
+        organization_id=study.organization_id,
+        kind=EventKind.STUDY,
+        patient_id=study.patient.patient_id,
+        study_uid=study.study_uid,
+        resource=study_resource_build(study=study),
+    )
+
+
+def record_study_deleted(*, organization_id: int, study_uid: str, patient_id: str) -> RecordEvent:
+    return record_append(
+        organization_id=organization_id,
+        kind=EventKind.DELETED,
+        patient_id=patient_id,
+        study_uid=study_uid,
+        resource=fhir.deleted_payload(organization_id=organization_id, study_uid=study_uid, patient_id=patient_id),
+    )
