@@ -24,9 +24,9 @@ import uuid
 import httpx
 
 from bench import common
-from dicom.multipart import build_multipart
-from tests import live
-from tests.dicomfactory import make_study
+from tests.support import live
+from tests.support.dicomfactory import make_study
+from tests.support.multipart import build_multipart
 
 BOUNDARY = "bench-index-boundary"
 PIXELS = 79_400  # + ~600 bytes of header ≈ 80 kB per instance

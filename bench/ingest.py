@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 
 from bench import common
-from tests.dicomfactory import make_instance, make_study
+from tests.support.dicomfactory import make_instance, make_study
 
 MB = 1_000_000
 MIB = 1024 * 1024
@@ -241,7 +241,7 @@ Organization.objects.filter(slug="bench-paced").update(plan=plan)
 
 
 def _multipart(instances: list[bytes]) -> bytes:
-    from dicom.multipart import build_multipart
+    from tests.support.multipart import build_multipart
 
     return build_multipart(instances, BOUNDARY)
 

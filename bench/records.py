@@ -24,7 +24,7 @@ from collections import defaultdict
 import httpx
 
 from bench import common
-from tests import live
+from tests.support import live
 
 PATH = "/api/v2/records/stream"
 
@@ -198,7 +198,7 @@ def main() -> None:
     from django.db import transaction
 
     from accounts.models import Organization
-    from tests.records_support import index_study
+    from tests.support.records_support import index_study
 
     live_key = {"Authorization": f"Bearer {s.issue_key('bench-live')}"}
     index_study(Organization.objects.get(slug="bench-live"), patient_id="P1", study_uid="1.2.3.1", instances=4)

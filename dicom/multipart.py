@@ -67,7 +67,7 @@ def boundary_from_content_type(value: str) -> str:
         raise MultipartError("Content-Type has no boundary parameter")
     if len(found) > 1:
         raise MultipartError("Content-Type has more than one boundary parameter")
-    _check_boundary(found[0])
+    check_boundary(found[0])
     return found[0]
 
 
@@ -78,25 +78,10 @@ def _unquote(raw: str) -> str:
     return raw
 
 
-def _check_boundary(boundary: str) -> None:
+def check_boundary(boundary: str) -> None:
     """Raise MultipartError unless ``boundary`` is 1-70 bchars (RFC 2046 §5.1.1)."""
     if not _BOUNDARY_RE.fullmatch(boundary):
         raise MultipartError("boundary must be 1 to 70 characters allowed by RFC 2046")
-
-
-def build_multipart(parts: list[bytes], boundary: str) -> bytes:
-    """Frame ``parts`` as a STOW-RS style body, each part ``Content-Type: application/dicom``
-    (PS3.18 §10.5, RFC 2046 §5.1.1: CRLF line breaks, close delimiter at the end)."""
-    _check_boundary(boundary)
-    dash = b"--" + boundary.encode("ascii")
-    chunks: list[bytes] = []
-    for part in parts:
-        # The delimiter is CRLF + "--boundary": a part holding it would be cut in two.
-        if b"\r\n" + dash in part:
-            raise MultipartError("a part contains the boundary delimiter")
-        chunks += [dash, b"\r\nContent-Type: application/dicom\r\n\r\n", part, b"\r\n"]
-    chunks += [dash, b"--\r\n"]
-    return b"".join(chunks)
 
 
 class _State(enum.Enum):
@@ -116,7 +101,7 @@ class MultipartParser:
     """
 
     def __init__(self, boundary: str) -> None:
-        _check_boundary(boundary)
+        check_boundary(boundary)
         dash = b"--" + boundary.encode("ascii")
         self._body_delim = b"\r\n" + dash  # RFC 2046: the CRLF belongs to the delimiter
         # Preamble lines may end with a bare LF; it is discarded, so leniency costs nothing.

@@ -52,18 +52,6 @@ def check_head(head: bytes) -> None:
         raise NotDicom("no DICM prefix at offset 128: not a DICOM Part-10 file")
 
 
-def scrub_preamble(head: bytes) -> bytes:
-    """Return ``head`` with its 128-byte preamble zeroed (PS3.10 §7.1).
-
-    CVE-2019-11687: the preamble is free-form, so it can hold a PE or ELF header that turns a
-    valid DICOM file into an executable polyglot. PS3.10 allows an all-zero preamble, so zeroing
-    it loses nothing a viewer needs (only TIFF/DICOM dual-format files lose their TIFF face).
-    """
-    if len(head) < PREAMBLE_LEN:
-        raise NotDicom(_TOO_SHORT)
-    return bytes(PREAMBLE_LEN) + head[PREAMBLE_LEN:]
-
-
 def meta_from_prefix(prefix: bytes, *, at_eof: bool = False) -> FileMeta | None:
     """Parse the File Meta group (0002,eeee) from the first bytes of a Part-10 stream.
 
@@ -203,7 +191,10 @@ class Part10Head:
             return b""
         check_head(bytes(self._prefix[:HEAD_LEN]))
         self._done = True
-        self._prefix[:PREAMBLE_LEN] = bytes(PREAMBLE_LEN)  # same as scrub_preamble, one copy less
+        # CVE-2019-11687: the free-form preamble can hold a PE or ELF header that turns a valid
+        # DICOM file into an executable polyglot. PS3.10 allows an all-zero one, so zeroing it
+        # loses nothing a viewer needs (only TIFF/DICOM dual-format files lose their TIFF face).
+        self._prefix[:PREAMBLE_LEN] = bytes(PREAMBLE_LEN)
         out = bytes(self._prefix)
         del self._prefix[_PREFIX_LIMIT:]
         self._try_meta()

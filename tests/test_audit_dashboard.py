@@ -13,9 +13,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from accounts.models import AuditEntry
-from tests import browser, dicomfactory, live
-from tests.conftest import World
-from tests.indexing import index_now, stored_upload
+from tests.support import browser, dicomfactory, live
+from tests.support.indexing import index_now, stored_upload
+from tests.support.world import World
 
 pytestmark = pytest.mark.browser
 

@@ -19,8 +19,8 @@ from fhir.resources.R4B.bundle import Bundle
 
 from accounts.audit.log import GENESIS, Actor, Subject, audit_append, audit_verify
 from accounts.models import AuditEntry
-from tests import live
-from tests.conftest import Party, World
+from tests.support import live
+from tests.support.world import Party, World
 
 
 def append(party: Party, outcome: str = "success", status: int = 200, study_uid: str = "1.2.3") -> AuditEntry:

@@ -15,7 +15,7 @@ from accounts.keys import PRODUCT_PREFIX
 from accounts.models import Role
 from accounts.services import key_issue
 from studies.models import Chunk, Instance, Patient, Series, Stream, Study, Upload
-from tests.conftest import World
+from tests.support.world import World
 
 
 @dataclass(frozen=True)

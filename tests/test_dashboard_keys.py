@@ -13,8 +13,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from accounts.models import APIKey
-from tests import browser, live
-from tests.conftest import World
+from tests.support import browser, live
+from tests.support.world import World
 
 pytestmark = pytest.mark.browser
 

@@ -4,7 +4,7 @@ import httpx
 from rest_framework.views import APIView
 
 from core.problems import drf_exception_handler
-from tests.conftest import World
+from tests.support.world import World
 
 
 def test_it_answers_unknown_api_paths_with_a_problem(api: httpx.Client, world: World) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import httpx
 from django.conf import settings
 
-from tests import live
+from tests.support import live
 
 
 def test_it_reports_liveness_and_readiness_without_a_key(server: live.Server) -> None:

@@ -16,9 +16,9 @@ from studies.index import tasks
 from studies.index.services import upload_index_begin, upload_index_part
 from studies.models import Instance, ItemState, Patient, PendingObjectDeletion, Series, Study, UploadItem, UploadState
 from studies.objects.store import storage
-from tests import dicomfactory as dcm
-from tests.conftest import World
-from tests.indexing import index_concurrently, index_now, stored_upload
+from tests.support import dicomfactory as dcm
+from tests.support.indexing import index_concurrently, index_now, stored_upload
+from tests.support.world import World
 
 
 def test_it_indexes_a_multi_series_upload_with_exact_counts(world: World) -> None:

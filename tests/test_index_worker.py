@@ -16,10 +16,10 @@ import pydicom
 import pytest
 
 from studies.models import Instance, ItemState, Study, Upload, UploadItem, UploadState
-from tests import dicomfactory as dcm
-from tests import live
-from tests.conftest import World, start_worker
-from tests.indexing import child_storage, http_upload, wait_for, wait_indexed
+from tests.support import dicomfactory as dcm
+from tests.support import live
+from tests.support.indexing import child_storage, http_upload, wait_for, wait_indexed
+from tests.support.world import World
 
 
 def expected_studies(files: list[bytes]) -> dict[str, dict[str, Any]]:
@@ -99,7 +99,7 @@ def test_it_indexes_every_instance_exactly_once_after_a_worker_is_killed(
     api: httpx.Client, world: World, child_env: dict[str, str], run_dir: Path
 ) -> None:
     quick = {"CELERY_VISIBILITY_TIMEOUT": "3"}  # Redis redelivers the lost task after 3 s
-    first = start_worker(child_env, run_dir, **quick)
+    first = live.worker_start(child_env, run_dir, **quick)
     files = dcm.make_study(n_series=4, per_series=150, pixel_bytes=20_000)
     upload_id = http_upload(api, world.bob, files)
     wait_for(
@@ -112,7 +112,7 @@ def test_it_indexes_every_instance_exactly_once_after_a_worker_is_killed(
     # timeout; a worker started after that restores it on its first poll.
     time.sleep(int(quick["CELERY_VISIBILITY_TIMEOUT"]) + 0.5)
 
-    second = start_worker(child_env, run_dir, **quick)
+    second = live.worker_start(child_env, run_dir, **quick)
     try:
         upload = wait_indexed(upload_id, timeout=120)
     finally:

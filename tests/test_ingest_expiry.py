@@ -19,9 +19,9 @@ from studies.ingest.streams import ingest_expire
 from studies.ingest.tasks import expire_streams
 from studies.models import ItemState, Stream, StreamState, Upload, UploadItem
 from studies.objects.store import storage
-from tests.conftest import World
-from tests.dicomfactory import make_instance
-from tests.ingest_support import objects_dir, partials, post, stored
+from tests.support.dicomfactory import make_instance
+from tests.support.ingest_support import objects_dir, partials, post, stored
+from tests.support.world import World
 from tests.test_auth import assert_problem
 from tests.test_ingest_streams import send_chunk
 

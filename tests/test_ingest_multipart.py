@@ -6,11 +6,11 @@ import hashlib
 
 import httpx
 
-from dicom.multipart import build_multipart
 from studies.models import Upload, UploadItem
-from tests.conftest import World
-from tests.dicomfactory import make_instance, make_study
-from tests.ingest_support import BOUNDARY, objects_dir, pieces, post, sha
+from tests.support.dicomfactory import make_instance, make_study
+from tests.support.ingest_support import BOUNDARY, objects_dir, pieces, post, sha
+from tests.support.multipart import build_multipart
+from tests.support.world import World
 
 
 def test_it_stores_fifty_instances_of_a_multipart_stream(api: httpx.Client, world: World, child_env) -> None:

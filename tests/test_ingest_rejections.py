@@ -8,12 +8,10 @@ import uuid
 import httpx
 import pytest
 
-from dicom.multipart import build_multipart
 from studies.models import Upload
-from tests import live
-from tests.conftest import World
-from tests.dicomfactory import make_instance
-from tests.ingest_support import (
+from tests.support import live
+from tests.support.dicomfactory import make_instance
+from tests.support.ingest_support import (
     BOUNDARY,
     RawRequest,
     assert_nothing_left,
@@ -23,6 +21,8 @@ from tests.ingest_support import (
     set_plan,
     wait_for,
 )
+from tests.support.multipart import build_multipart
+from tests.support.world import World
 from tests.test_auth import assert_problem
 
 DICOM = {"Content-Type": "application/dicom"}

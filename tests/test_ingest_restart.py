@@ -6,10 +6,10 @@ from pathlib import Path
 
 import httpx
 
-from tests import live
-from tests.conftest import World
-from tests.dicomfactory import make_instance
-from tests.ingest_support import RawRequest
+from tests.support import live
+from tests.support.dicomfactory import make_instance
+from tests.support.ingest_support import RawRequest
+from tests.support.world import World
 from tests.test_ingest_streams import DICOM, MB, assert_assembled, cut, send_chunk
 
 

@@ -7,9 +7,9 @@ import uuid
 import httpx
 
 from studies.models import Upload, UploadItem, UploadState
-from tests.conftest import World
-from tests.dicomfactory import make_instance
-from tests.ingest_support import digest_header, objects_dir, pieces, post, sha, stored
+from tests.support.dicomfactory import make_instance
+from tests.support.ingest_support import digest_header, objects_dir, pieces, post, sha, stored
+from tests.support.world import World
 
 QUEUED_OR_LATER = {UploadState.QUEUED, UploadState.INDEXING, UploadState.DONE, UploadState.FAILED}
 

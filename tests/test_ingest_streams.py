@@ -9,10 +9,9 @@ from typing import Any
 import httpx
 
 from studies.models import Chunk, Stream, StreamState, Upload, UploadItem
-from tests import live
-from tests.conftest import World
-from tests.dicomfactory import make_instance
-from tests.ingest_support import (
+from tests.support import live
+from tests.support.dicomfactory import make_instance
+from tests.support.ingest_support import (
     RawRequest,
     assert_nothing_left,
     digest_header,
@@ -23,6 +22,7 @@ from tests.ingest_support import (
     stored,
     wait_for,
 )
+from tests.support.world import World
 from tests.test_auth import assert_problem
 
 MB = 1024 * 1024

@@ -13,9 +13,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from studies.models import Instance, Upload, UploadState
-from tests import dicomfactory, live
-from tests.conftest import World
-from tests.ingest_support import nothing_left, stored, wait_for
+from tests.support import dicomfactory, live
+from tests.support.ingest_support import nothing_left, stored, wait_for
+from tests.support.world import World
 
 FRAME = 64 * 1024
 
@@ -85,7 +85,7 @@ def test_it_stores_an_upper_case_request_id_under_its_canonical_form(
 
 
 def test_it_takes_a_multipart_stream_of_instances(server: live.Server, world: World, child_env: dict[str, str]) -> None:
-    from dicom.multipart import build_multipart
+    from tests.support.multipart import build_multipart
 
     instances = dicomfactory.make_study(n_series=2, per_series=5, patient_id="WS-2")
     body = build_multipart(instances, "ws-boundary")

@@ -13,8 +13,8 @@ from django.db import connection
 from accounts.auth import key_authenticate
 from accounts.keys import KEY_LEN, key_generate, key_is_well_formed
 from accounts.models import APIKey
-from tests import live
-from tests.conftest import World
+from tests.support import live
+from tests.support.world import World
 
 
 def test_it_makes_keys_a_scanner_can_find_and_a_typo_cannot_pass() -> None:

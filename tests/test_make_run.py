@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests import live
+from tests.support import live
 
 
 def test_make_run_serves_and_its_key_works(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ import pytest
 
 from accounts.models import Role
 from accounts.services import key_issue, organization_ensure
-from tests import live
-from tests.conftest import Clock, World
+from tests.support import live
+from tests.support.world import Clock, World
 
 
 def hammer(urls: list[str], tokens: list[str], count: int) -> list[httpx.Response]:

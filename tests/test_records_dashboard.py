@@ -12,9 +12,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests import browser, live
-from tests.conftest import World
-from tests.records_support import delete_study, index_study
+from tests.support import browser, live
+from tests.support.records_support import delete_study, index_study
+from tests.support.world import World
 
 pytestmark = pytest.mark.browser
 

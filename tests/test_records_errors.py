@@ -7,9 +7,9 @@ from contextlib import ExitStack
 import httpx
 import pytest
 
-from tests import live
-from tests.conftest import World
-from tests.records_support import SseClient, stream_timeout, wait_for
+from tests.support import live
+from tests.support.records_support import SseClient, stream_timeout, wait_for
+from tests.support.world import World
 from tests.test_auth import assert_problem
 
 PATH = "/api/v2/records/stream"

@@ -7,9 +7,9 @@ import json
 import httpx
 
 from records.models import RecordResource
-from tests import live
-from tests.conftest import World
-from tests.records_support import delete_study, index_study, rename_patient, stream_timeout, validate
+from tests.support import live
+from tests.support.records_support import delete_study, index_study, rename_patient, stream_timeout, validate
+from tests.support.world import World
 
 PATH = "/api/v2/records/stream"
 

@@ -17,11 +17,11 @@ from django.conf import settings
 
 from records.models import RecordEvent
 from records.selectors import log_head
-from tests import live
-from tests.conftest import Party, World
-from tests.dicomfactory import make_instance
-from tests.indexing import http_upload, wait_indexed
-from tests.records_support import SseClient, SseEvent, stream_timeout, validate
+from tests.support import live
+from tests.support.dicomfactory import make_instance
+from tests.support.indexing import http_upload, wait_indexed
+from tests.support.records_support import SseClient, SseEvent, stream_timeout, validate
+from tests.support.world import Party, World
 
 PATH = "/api/v2/records/stream"
 

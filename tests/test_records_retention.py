@@ -13,9 +13,9 @@ from accounts.models import Organization
 from records.models import RecordEvent, RecordResource, RecordSession
 from records.services import events_prune
 from records.tasks import prune_events
-from tests import live
-from tests.conftest import World
-from tests.records_support import SseClient, index_study, rename_patient, stream_timeout
+from tests.support import live
+from tests.support.records_support import SseClient, index_study, rename_patient, stream_timeout
+from tests.support.world import World
 
 
 def seqs(org: Organization) -> list[int]:

@@ -14,9 +14,8 @@ from contextlib import contextmanager
 import httpx
 
 from records.models import RecordEvent, RecordSession
-from tests import live
-from tests.conftest import World
-from tests.records_support import (
+from tests.support import live
+from tests.support.records_support import (
     SseClient,
     SseEvent,
     delete_study,
@@ -26,6 +25,7 @@ from tests.records_support import (
     validate,
     wait_for,
 )
+from tests.support.world import World
 
 SSE = {"Accept": "text/event-stream"}
 

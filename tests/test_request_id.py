@@ -6,7 +6,7 @@ import uuid
 
 import httpx
 
-from tests.conftest import World
+from tests.support.world import World
 
 
 def test_it_echoes_a_given_uuid4(api: httpx.Client, world: World) -> None:

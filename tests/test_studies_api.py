@@ -7,9 +7,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from studies.models import Series, Study
-from tests import dicomfactory as dcm
-from tests.conftest import World
-from tests.indexing import index_now, stored_upload
+from tests.support import dicomfactory as dcm
+from tests.support.indexing import index_now, stored_upload
+from tests.support.world import World
 
 
 def indexed_study(org, **kw) -> Study:  # type: ignore[no-untyped-def]

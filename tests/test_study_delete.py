@@ -24,10 +24,10 @@ from studies.objects import deletion
 from studies.objects.deletion import pending_objects_sweep
 from studies.objects.store import storage
 from studies.services import study_delete
-from tests import dicomfactory as dcm
-from tests import live
-from tests.conftest import World
-from tests.indexing import child_storage, http_upload, index_now, stored_upload, wait_indexed
+from tests.support import dicomfactory as dcm
+from tests.support import live
+from tests.support.indexing import child_storage, http_upload, index_now, stored_upload, wait_indexed
+from tests.support.world import World
 
 
 def actor(world: World) -> Actor:

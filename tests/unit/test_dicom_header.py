@@ -22,7 +22,7 @@ from dicom.header import (
     read_header,
     uid_is_valid,
 )
-from tests.dicomfactory import (
+from tests.support.dicomfactory import (
     deeply_nested,
     make_instance,
     make_study,

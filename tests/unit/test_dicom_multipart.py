@@ -15,8 +15,8 @@ from dicom.multipart import (
     PartEnd,
     PartStart,
     boundary_from_content_type,
-    build_multipart,
 )
+from tests.support.multipart import build_multipart
 
 BOUNDARY = "pzm-7d1f3a"
 PARTS = [b"DICM-one\r\n-- not a boundary\r\n", b"", b"\r\n--pzm-7d1f3", b"x" * 300 + b"\r"]

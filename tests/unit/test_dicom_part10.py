@@ -18,8 +18,8 @@ from dicom.part10 import (
     Part10Head,
     check_head,
     meta_from_prefix,
-    scrub_preamble,
 )
+from tests.support.part10 import scrub_preamble
 
 CT_IMAGE = UID("1.2.840.10008.5.1.4.1.1.2")
 

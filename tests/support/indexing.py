@@ -15,13 +15,13 @@ import httpx
 from django.db import connection
 
 from accounts.models import Organization
-from dicom.multipart import build_multipart
 from studies.index.services import upload_index_begin, upload_index_part
 from studies.models import Upload, UploadItem, UploadState
 from studies.objects.local import LocalStorage
 from studies.objects.storage import Storage
 from studies.objects.store import storage
-from tests.conftest import Party
+from tests.support.multipart import build_multipart
+from tests.support.world import Party
 
 BOUNDARY = "pzm-index-test-boundary"
 T = TypeVar("T")

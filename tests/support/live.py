@@ -1,4 +1,4 @@
-"""Real processes for integration tests and benchmarks: uvicorn servers (and, later, workers).
+"""Real processes for integration tests and benchmarks: uvicorn servers and Celery workers.
 
 Each process gets the environment of the database the tests use, so what a test writes through
 the ORM (committed) is what the server sees, and vice versa.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 
 def free_port() -> int:
@@ -113,3 +113,20 @@ def child_env(*, database_url: str, data_dir: Path, clock_file: Path, **extra: s
     )
     env.update(extra)
     return env
+
+
+def worker_start(env: dict[str, str], log_dir: Path, **extra_env: str) -> Process:
+    """A real `celery worker` on this run's queue (PRIZMED_NAMESPACE), started and ready."""
+    argv = [sys.executable, "-m", "celery", "-A", "prizmed", "worker", "-l", "INFO", "--concurrency", "1",
+            "-Q", env["PRIZMED_NAMESPACE"], "--without-mingle", "--without-gossip", "--without-heartbeat",
+            "-n", f"w{free_port()}@%h"]  # fmt: skip
+    proc = Process(argv=argv, env={**env, **extra_env}, log_path=log_dir / f"worker-{free_port()}.log")
+    proc.start()
+    deadline = time.monotonic() + 30
+    while " ready." not in proc.log():
+        assert proc.proc is not None
+        if proc.proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"worker did not start:\n{proc.log()[-3000:]}")
+        time.sleep(0.1)
+    return proc
