@@ -27,9 +27,10 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.valuerep import TEXT_VR_DELIMS, PersonName
 
+from dicom.uid import InvalidUid, uid_parse
+
 MAX_HEADER_BYTES = 8 * 1024 * 1024
 MAX_SEQUENCE_DEPTH = 16
-MAX_UID_CHARS = 64
 MAX_PATIENT_ID_CHARS = 64  # LO, PS3.5 Table 6.2-1: longer IDs would be cut and could collide
 MAX_TEXT_CHARS = 256  # above every VR maximum used here, so conforming values stay whole
 
@@ -85,8 +86,6 @@ class InstanceHeader:
     instance_number: int | None
 
 
-# PS3.5 §9.1: components of digits, no leading zero unless the component is "0".
-_UID = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*", re.ASCII)
 # DA, plus the ACR-NEMA "YYYY.MM.DD" form PS3.5 still asks readers to accept.
 _DA = re.compile(r"(\d{4})(\.?)(\d{2})\2(\d{2})", re.ASCII)
 # TM "HH[MM[SS[.F{1,6}]]]", plus the ACR-NEMA "HH:MM:SS" form.
@@ -110,11 +109,6 @@ _SEQUENCE_DELIMITER = (0xFFFE, 0xE0DD)
 # Past this many encapsulated fragments we stop looking for truncation: each check
 # is one 8-byte read, and the bound keeps a hostile file from making it a long loop.
 _MAX_FRAGMENTS_CHECKED = 100_000
-
-
-def uid_is_valid(uid: str) -> bool:
-    """True if `uid` is a UID per PS3.5 §9.1 (digits and dots, ≤ 64 chars)."""
-    return 0 < len(uid) <= MAX_UID_CHARS and _UID.fullmatch(uid) is not None
 
 
 def read_header(fp: BinaryIO) -> InstanceHeader:
@@ -383,12 +377,14 @@ def _text(ds: Dataset, tag: int, *, encodings: list[str]) -> str:
 
 
 def _uid(ds: Dataset, tag: int, name: str) -> str:
-    value = (_string(ds, tag, []) or "").rstrip("\0 ")  # UI pads with NUL
-    if not value:
-        raise InvalidInstance("missing-uid", f"{name} is missing")
-    if not uid_is_valid(value):
-        raise InvalidInstance("invalid-uid", f"{name} is not a valid UID (PS3.5 §9.1)")
-    return value
+    """The element's UID by the one UID rule (dicom/uid.py): padding stripped, a leading-zero
+    component accepted, anything else PS3.5 §9.1 forbids refused."""
+    try:
+        return uid_parse(_string(ds, tag, []) or "").value
+    except InvalidUid as exc:
+        if exc.reason == "empty":
+            raise InvalidInstance("missing-uid", f"{name} is missing") from None
+        raise InvalidInstance("invalid-uid", f"{name} is not a valid UID (PS3.5 §9.1)") from None
 
 
 def _date(value: str) -> datetime.date | None:

@@ -12,6 +12,8 @@ import re
 import struct
 from dataclasses import dataclass
 
+from dicom.uid import InvalidUid, uid_parse
+
 PREAMBLE_LEN = 128
 HEAD_LEN = 132
 MAGIC = b"DICM"
@@ -23,7 +25,6 @@ _TOO_SHORT = "body shorter than a DICOM preamble"
 # PS3.5 §7.1.2: in Explicit VR these VRs have 2 reserved bytes and a 32-bit length.
 _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
 _VR_RE = re.compile(rb"[A-Z]{2}")
-_UID_RE = re.compile(r"[0-9]+(?:\.[0-9]+)*")  # PS3.5 §9.1: digits and dots, at most 64 chars
 _GROUP_LENGTH, _SOP_CLASS, _SOP_INSTANCE, _TRANSFER_SYNTAX = 0x0000, 0x0002, 0x0003, 0x0010
 _META_END_MAX = HEAD_LEN + META_MAX_LEN
 # Bytes Part10Head keeps while the meta group is incomplete: the cap plus the next tag.
@@ -144,15 +145,15 @@ def _file_meta(values: dict[int, bytes], end: int) -> FileMeta:
 
 
 def _uid(raw: bytes | None) -> str | None:
-    """Decode a UI value: NUL padded to even length (PS3.5 §9.1); some writers pad with spaces."""
+    """A UI value of the group by the one UID rule (dicom/uid.py); None when absent or empty."""
     if raw is None:
         return None
-    text = raw.rstrip(b"\x00 ").decode("ascii", errors="replace")
-    if not text:
-        return None
-    if len(text) > 64 or not _UID_RE.fullmatch(text):
-        raise NotDicom("malformed UID in the file meta group")
-    return text
+    try:
+        return uid_parse(raw).value
+    except InvalidUid as exc:
+        if exc.reason == "empty":
+            return None
+        raise NotDicom("malformed UID in the file meta group") from None
 
 
 class Part10Head:

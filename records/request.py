@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 
 from core.fhir import FHIR_JSON, FHIR_NDJSON
 from core.headers import header, parse_uuid4
+from dicom.uid import uid_is_acceptable
 from records.selectors import RecordFilter
 
 SSE = "text/event-stream"
@@ -21,7 +22,6 @@ ALIASES = {"application/json": FHIR_JSON, "application/ndjson": FHIR_NDJSON, "ap
 DEFAULT_COUNT = 100
 MAX_COUNT = 1000
 MAX_SEQ = 2**63 - 1
-UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 SESSION_ID = re.compile(r"[A-Za-z0-9._~:-]{1,128}")
 
 
@@ -104,7 +104,7 @@ def stream_request_parse(scope: dict[str, Any]) -> StreamRequest:
     patient, study = query.get("patient"), query.get("study")
     if patient is not None and not 0 < len(patient) <= 64:
         raise BadRequest("patient must be a DICOM Patient ID (1 to 64 characters).")
-    if study is not None and not (len(study) <= 64 and UID.fullmatch(study)):
+    if study is not None and not uid_is_acceptable(study):
         raise BadRequest("study must be a Study Instance UID (digits and dots, at most 64 characters).")
 
     record_id = header(scope, b"x-record-id")

@@ -20,7 +20,7 @@ from accounts.models import APIKey
 from accounts.permissions import HasApiKey, IsAdminKey, request_key
 from core.fhir import FHIR_JSON
 from core.logs import current_request_id
-from dicom.header import uid_is_valid
+from dicom.uid import uid_is_acceptable
 from studies.models import Series, Study
 from studies.objects.store import storage
 from studies.selectors import StudyFilters, series_list, study_get, study_list
@@ -39,7 +39,7 @@ def _actor(request: Request) -> Actor:
 
 
 def _checked_uid(study_uid: str) -> str:
-    if not uid_is_valid(study_uid):
+    if not uid_is_acceptable(study_uid):
         raise exceptions.ValidationError({"study_uid": ["Not a DICOM UID (digits and dots, at most 64 characters)."]})
     return study_uid
 
@@ -160,7 +160,7 @@ class StudyApi(APIView):
     @extend_schema(responses=DeletedOutput, operation_id="studies_delete")
     def delete(self, request: Request, study_uid: str) -> Response:
         actor = _actor(request)
-        if not uid_is_valid(study_uid):
+        if not uid_is_acceptable(study_uid):
             study_delete_refused(actor=actor, study_uid=study_uid, refusal=Refusal("invalid", 400))
             _checked_uid(study_uid)
         deleted = study_delete(actor=actor, study_uid=study_uid)

@@ -86,7 +86,7 @@ def test_it_rejects_malformed_instances_with_reasons_and_removes_their_bytes(wor
     bad = {
         "truncated": dcm.truncated(dcm.make_instance(pixel_bytes=4000), 2500),
         "missing-patient-id": dcm.without_patient_id(),
-        "invalid-uid": dcm.with_bad_uid("study_uid", "1.2.03.4"),
+        "invalid-uid": dcm.with_bad_uid("study_uid", "1.2..4"),
         "too-deep": dcm.deeply_nested(40),
     }
     upload = index_now(stored_upload(acme, [good, *bad.values()]))

@@ -134,9 +134,9 @@ def without_patient_id(**kw: Any) -> bytes:
 
 
 def with_bad_uid(
-    which: Literal["sop_uid", "study_uid", "series_uid"] = "sop_uid", uid: str = "1.2.03.4", **kw: Any
+    which: Literal["sop_uid", "study_uid", "series_uid"] = "sop_uid", uid: str = "1..2", **kw: Any
 ) -> bytes:
-    """An instance whose SOP Instance, Study or Series UID is `uid` (default: a leading zero)."""
+    """An instance whose SOP Instance, Study or Series UID is `uid` (default: an empty component)."""
     overrides: dict[str, Any] = {which: uid}
     return make_instance(**overrides, **kw)
 
