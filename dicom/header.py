@@ -3,8 +3,12 @@
 Implements the checks the indexer (API.md §2) needs before it writes a row: a
 PS3.10 Part-10 file, the identifying UIDs of PS3.3 C.12.1 / C.7.2 / C.7.3 valid per
 PS3.5 §9.1, a Patient ID, and a bounded amount of work whatever the input. The
-pixel data is never read (``stop_before_pixels``); only its length is checked
+pixel data is never read (reading stops at it); only its length is checked
 against the file size so that a cut-off upload is not indexed as complete.
+
+The File Meta group is read once, at ingest (dicom.part10.Part10Head), and handed in: the data
+set is read from where the group ends, in the encoding its Transfer Syntax names, with
+pydicom's data set reader. Given no File Meta, ``read_header`` reads it with the same parser.
 """
 
 from __future__ import annotations
@@ -16,25 +20,45 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
-import pydicom
+import pydicom.uid
 from pydicom.charset import decode_bytes
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset, FileDataset
+from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.valuerep import TEXT_VR_DELIMS, PersonName
 
+from dicom import dictionary as tags
+from dicom.dictionary import (
+    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+    ITEM,
+    LONG_LENGTH_VRS,
+    PIXEL_DATA_PROVIDER_URL,
+    PIXEL_DATA_TAGS,
+    ROWS,
+    SEQUENCE_DELIMITATION_ITEM,
+    UNDEFINED_LENGTH,
+)
+from dicom.part10 import (
+    HEAD_BYTES,
+    MAGIC,
+    PREAMBLE_BYTES,
+    FileMeta,
+    FileMetaInvalidUid,
+    FileMetaTruncated,
+    NotDicom,
+    file_meta_read,
+)
 from dicom.uid import InvalidUid, uid_parse
 
 MAX_HEADER_BYTES = 8 * 1024 * 1024
 MAX_SEQUENCE_DEPTH = 16
 MAX_PATIENT_ID_CHARS = 64  # LO, PS3.5 Table 6.2-1: longer IDs would be cut and could collide
 MAX_TEXT_CHARS = 256  # above every VR maximum used here, so conforming values stay whole
-
-DEFLATED_TRANSFER_SYNTAX = "1.2.840.10008.1.2.1.99"
 
 Code = Literal[
     "not-dicom",
@@ -96,46 +120,44 @@ _IS = re.compile(r"([+-]?\d{1,12})(?:\.0*)?", re.ASCII)
 
 _TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
 _ASCII_VRS = frozenset({"CS", "DA", "TM", "IS", "DS", "UI", "AS", "DT"})
-_PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00009, 0x7FE00008})
-_LONG_LENGTH_VRS = frozenset(
-    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-)
-_UNDEFINED = 0xFFFFFFFF
 _NO_LIMIT = 2**63
-_ROWS = 0x00280010
-_PIXEL_DATA_PROVIDER_URL = 0x00287FE0
-_ITEM = (0xFFFE, 0xE000)
-_SEQUENCE_DELIMITER = (0xFFFE, 0xE0DD)
 # Past this many encapsulated fragments we stop looking for truncation: each check
 # is one 8-byte read, and the bound keeps a hostile file from making it a long loop.
 _MAX_FRAGMENTS_CHECKED = 100_000
 
 
-def read_header(fp: BinaryIO) -> InstanceHeader:
+def read_header(fp: BinaryIO, meta: FileMeta | None = None) -> InstanceHeader:
     """Parse and validate the header of the Part-10 file `fp` (from its position).
 
-    Raises InvalidInstance for anything that must not be indexed; OSError from
-    `fp` itself propagates, as it says nothing about the file's content.
+    ``meta`` is the file's File Meta group as ingest read it (offsets from `fp`'s position);
+    None reads it here. Raises InvalidInstance for anything that must not be indexed; OSError
+    from `fp` itself propagates, as it says nothing about the file's content.
     """
     start = fp.tell()
     end = fp.seek(0, 2)
     fp.seek(start)
-    if end - start < 132 or fp.read(132)[128:] != b"DICM":
+    if end - start < HEAD_BYTES or fp.read(HEAD_BYTES)[PREAMBLE_BYTES:] != MAGIC:
         raise InvalidInstance("not-dicom", "no DICOM preamble and 'DICM' prefix (PS3.10 §7.1)")
+    if meta is None:
+        fp.seek(start)
+        meta = _file_meta(fp)
+    if meta.transfer_syntax_uid == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
+        # pydicom inflates the whole rest of the file in one call: a zip bomb.
+        raise InvalidInstance("unsupported-transfer-syntax", "Deflated Explicit VR Little Endian is not accepted")
+    if start + meta.end >= end:
+        # pydicom would read an empty data set without complaint.
+        raise InvalidInstance("truncated", "file ends inside or right after the file meta group")
     reader = _BoundedReader(fp, start + MAX_HEADER_BYTES)
+    reader.seek(start + meta.end)
+    implicit, little = _encoding(meta.transfer_syntax_uid)
     try:
-        if _transfer_syntax(reader) == DEFLATED_TRANSFER_SYNTAX:
-            # pydicom inflates the whole rest of the file in one call: a zip bomb.
-            raise InvalidInstance("unsupported-transfer-syntax", "Deflated Explicit VR Little Endian is not accepted")
-        reader.seek(start)
-        reader.short_read = False
-        ds = pydicom.dcmread(reader, stop_before_pixels=True, specific_tags=None)
+        ds = read_dataset(reader, implicit, little, stop_when=_at_pixel_data)  # type: ignore[arg-type]
         stop, short = reader.tell(), reader.short_read
         # The checks below peek past the header, ≤ 12 bytes at a time.
         reader.limit, reader.short_read = _NO_LIMIT, False
         _check_complete(ds, reader, stop, end, short)
         _check_depth(ds)
-        return _header(ds)
+        return _header(ds, meta)
     except InvalidInstance:
         raise
     except RecursionError as exc:  # undefined-length sequences nested past the stack
@@ -185,29 +207,34 @@ class _BoundedReader:
         return self._position
 
 
-def _transfer_syntax(fp: _BoundedReader) -> str | None:
-    """Transfer Syntax UID from the file meta group, always explicit VR LE (PS3.10 §7.1).
-
-    Also refuses a file that ends inside or right after the group: pydicom would
-    return an empty dataset for it.
-    """
-    syntax = None
-    while len(head := fp.read(8)) == 8:
-        group, element, vr = struct.unpack_from("<HH2s", head)
-        if group != 0x0002:
-            return syntax
-        if vr in _LONG_LENGTH_VRS:
-            (length,) = struct.unpack("<I", fp.read(4).ljust(4, b"\0"))
-        else:
-            (length,) = struct.unpack("<H", head[6:])
-        if element == 0x0010:
-            syntax = fp.read(length).rstrip(b"\0 ").decode("ascii", "replace")
-        else:
-            fp.seek(length, 1)
-    raise InvalidInstance("truncated", "file ends inside or right after the file meta group")
+def _file_meta(fp: BinaryIO) -> FileMeta:
+    """The File Meta group of a file stored before ingest kept it, by ingest's own parser."""
+    try:
+        return file_meta_read(fp)
+    except FileMetaTruncated as exc:
+        raise InvalidInstance("truncated", "file ends inside the file meta group") from exc
+    except FileMetaInvalidUid as exc:
+        raise InvalidInstance("invalid-uid", f"{exc} (PS3.5 §9.1)") from exc
+    except NotDicom as exc:
+        raise InvalidInstance("not-dicom", str(exc)) from exc
 
 
-def _check_complete(ds: FileDataset, fp: _BoundedReader, stop: int, end: int, short: bool) -> None:
+def _encoding(transfer_syntax_uid: str) -> tuple[bool, bool]:
+    """(implicit VR, little endian) of the data set, decided as pydicom's file reader does
+    (PS3.5 §10, Annex A): a transfer syntax it does not know is Explicit VR Little Endian."""
+    syntax = pydicom.uid.UID(transfer_syntax_uid)
+    if syntax in pydicom.uid.PrivateTransferSyntaxes:
+        syntax = pydicom.uid.PrivateTransferSyntaxes[pydicom.uid.PrivateTransferSyntaxes.index(syntax)]
+    if syntax.is_transfer_syntax or syntax in pydicom.uid.PrivateTransferSyntaxes:
+        return syntax.is_implicit_VR, syntax.is_little_endian
+    return False, True
+
+
+def _at_pixel_data(tag: BaseTag, vr: str | None, length: int) -> bool:
+    return tag in PIXEL_DATA_TAGS
+
+
+def _check_complete(ds: Dataset, fp: _BoundedReader, stop: int, end: int, short: bool) -> None:
     """Refuse a file that ends early, which pydicom reads without complaint.
 
     pydicom stops at the Pixel Data tag or at end of file, and quietly accepts a
@@ -219,12 +246,12 @@ def _check_complete(ds: FileDataset, fp: _BoundedReader, stop: int, end: int, sh
     elements = list(ds.values())  # raw, unlike ds.elements() which converts
     if elements:
         last = max(elements, key=_file_position)
-        if isinstance(last, RawDataElement) and last.length != _UNDEFINED:
+        if isinstance(last, RawDataElement) and last.length != UNDEFINED_LENGTH:
             complete = last.value_tell + last.length == stop
         elif isinstance(last, RawDataElement) or last.is_undefined_length:
             # An undefined-length value ends with a Sequence Delimitation Item.
             fp.seek(stop - 8)
-            complete = fp.read(8) == struct.pack(order + "HHI", *_SEQUENCE_DELIMITER, 0)
+            complete = fp.read(8) == struct.pack(order + "HHI", *SEQUENCE_DELIMITATION_ITEM, 0)
         else:
             # Only the Specific Character Set is converted while reading: a dataset
             # ending with it has nothing else, whatever its length.
@@ -234,12 +261,12 @@ def _check_complete(ds: FileDataset, fp: _BoundedReader, stop: int, end: int, sh
                 "truncated" if short or stop >= end else "malformed",
                 "the last header element does not end where the header ends",
             )
-    if stop >= end and _ROWS in ds and _PIXEL_DATA_PROVIDER_URL not in ds:
+    if stop >= end and ROWS in ds and PIXEL_DATA_PROVIDER_URL not in ds:
         raise InvalidInstance("truncated", "file ends before the pixel data of an image")
     if stop < end:
         fp.seek(stop)
         (group, element) = struct.unpack(order + "HH", fp.read(4))
-        if (group << 16 | element) not in _PIXEL_TAGS:
+        if (group << 16 | element) not in PIXEL_DATA_TAGS:
             raise InvalidInstance("malformed", "header parsing stopped before the end")
         if not _pixel_data_fits(fp, stop, end, bool(implicit), order):
             raise InvalidInstance("truncated", "file ends inside the pixel data")
@@ -258,14 +285,14 @@ def _pixel_data_fits(fp: _BoundedReader, position: int, end: int, implicit: bool
         value = position + 8
     else:
         vr = fp.read(2)
-        if vr in _LONG_LENGTH_VRS:
+        if vr in LONG_LENGTH_VRS:
             fp.seek(2, 1)
             (length,) = struct.unpack(order + "I", fp.read(4))
             value = position + 12
         else:
             (length,) = struct.unpack(order + "H", fp.read(2))
             value = position + 8
-    if length != _UNDEFINED:
+    if length != UNDEFINED_LENGTH:
         return value + length <= end
     # Encapsulated (PS3.5 A.4): hop over the fragment items to the delimiter.
     for _ in range(_MAX_FRAGMENTS_CHECKED):
@@ -274,7 +301,7 @@ def _pixel_data_fits(fp: _BoundedReader, position: int, end: int, implicit: bool
         if len(item) < 8:
             return False
         group, element, length = struct.unpack(order + "HHI", item)
-        if (group, element) != _ITEM or length == _UNDEFINED:
+        if (group, element) != ITEM or length == UNDEFINED_LENGTH:
             # The delimiter, or a layout pydicom tolerates; not a truncation.
             return True
         value += 8 + length
@@ -310,35 +337,35 @@ def _may_be_sequence(tag: BaseTag, vr: str | None) -> bool:
         return False
 
 
-def _header(ds: FileDataset) -> InstanceHeader:
+def _header(ds: Dataset, meta: FileMeta) -> InstanceHeader:
     charset = ds.original_character_set  # a str when the dataset has no (0008,0005)
     text = functools.partial(_text, ds, encodings=[charset] if isinstance(charset, str) else list(charset))
-    patient_id = text(0x00100020)
+    patient_id = text(tags.PATIENT_ID)
     if not patient_id:
         raise InvalidInstance("missing-patient-id", "Patient ID (0010,0020) is missing or empty")
     if len(patient_id) > MAX_PATIENT_ID_CHARS:
         raise InvalidInstance("invalid-patient-id", f"Patient ID longer than {MAX_PATIENT_ID_CHARS} characters")
-    sex = text(0x00100040).upper()
+    sex = text(tags.PATIENT_SEX).upper()
     return InstanceHeader(
-        sop_instance_uid=_uid(ds, 0x00080018, "SOP Instance UID (0008,0018)"),
-        sop_class_uid=_uid(ds, 0x00080016, "SOP Class UID (0008,0016)"),
-        transfer_syntax_uid=_uid(ds.file_meta, 0x00020010, "Transfer Syntax UID (0002,0010)"),
-        study_instance_uid=_uid(ds, 0x0020000D, "Study Instance UID (0020,000D)"),
-        series_instance_uid=_uid(ds, 0x0020000E, "Series Instance UID (0020,000E)"),
+        sop_instance_uid=_uid(ds, tags.SOP_INSTANCE_UID, "SOP Instance UID (0008,0018)"),
+        sop_class_uid=_uid(ds, tags.SOP_CLASS_UID, "SOP Class UID (0008,0016)"),
+        transfer_syntax_uid=meta.transfer_syntax_uid,  # checked by the same UID rule in dicom.part10
+        study_instance_uid=_uid(ds, tags.STUDY_INSTANCE_UID, "Study Instance UID (0020,000D)"),
+        series_instance_uid=_uid(ds, tags.SERIES_INSTANCE_UID, "Series Instance UID (0020,000E)"),
         patient_id=patient_id,
-        patient_name=text(0x00100010),
-        patient_birth_date=_date(text(0x00100030)),
+        patient_name=text(tags.PATIENT_NAME),
+        patient_birth_date=_date(text(tags.PATIENT_BIRTH_DATE)),
         patient_sex=sex if sex in ("M", "F", "O") else "",
-        study_date=_date(text(0x00080020)),
-        study_time=_time(text(0x00080030)),
-        accession_number=text(0x00080050),
-        study_description=text(0x00081030),
-        referring_physician=text(0x00080090),
-        modality=text(0x00080060),
-        series_number=_integer(text(0x00200011)),
-        series_description=text(0x0008103E),
-        body_part=text(0x00180015),
-        instance_number=_integer(text(0x00200013)),
+        study_date=_date(text(tags.STUDY_DATE)),
+        study_time=_time(text(tags.STUDY_TIME)),
+        accession_number=text(tags.ACCESSION_NUMBER),
+        study_description=text(tags.STUDY_DESCRIPTION),
+        referring_physician=text(tags.REFERRING_PHYSICIAN_NAME),
+        modality=text(tags.MODALITY),
+        series_number=_integer(text(tags.SERIES_NUMBER)),
+        series_description=text(tags.SERIES_DESCRIPTION),
+        body_part=text(tags.BODY_PART_EXAMINED),
+        instance_number=_integer(text(tags.INSTANCE_NUMBER)),
     )
 
 

@@ -11,28 +11,43 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass
+from typing import BinaryIO
 
+from dicom.dictionary import (
+    FILE_META_GROUP,
+    FILE_META_INFORMATION_GROUP_LENGTH,
+    LONG_LENGTH_VRS,
+    MEDIA_STORAGE_SOP_CLASS_UID,
+    MEDIA_STORAGE_SOP_INSTANCE_UID,
+    TRANSFER_SYNTAX_UID,
+    UNDEFINED_LENGTH,
+)
 from dicom.uid import InvalidUid, uid_parse
 
-PREAMBLE_LEN = 128
-HEAD_LEN = 132
+PREAMBLE_BYTES = 128
+HEAD_BYTES = 132  # the preamble and the DICM prefix
 MAGIC = b"DICM"
 # PS3.10 sets no limit; real meta groups are a few hundred bytes, and the cap keeps the
 # bytes we hold per upload bounded however hostile the client.
-META_MAX_LEN = 64 * 1024
+META_MAX_BYTES = 64 * 1024
 
 _TOO_SHORT = "body shorter than a DICOM preamble"
-# PS3.5 §7.1.2: in Explicit VR these VRs have 2 reserved bytes and a 32-bit length.
-_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
 _VR_RE = re.compile(rb"[A-Z]{2}")
-_GROUP_LENGTH, _SOP_CLASS, _SOP_INSTANCE, _TRANSFER_SYNTAX = 0x0000, 0x0002, 0x0003, 0x0010
-_META_END_MAX = HEAD_LEN + META_MAX_LEN
+_META_END_MAX = HEAD_BYTES + META_MAX_BYTES
 # Bytes Part10Head keeps while the meta group is incomplete: the cap plus the next tag.
 _PREFIX_LIMIT = _META_END_MAX + 16
 
 
 class NotDicom(ValueError):
     """The stream is not a DICOM Part-10 file; ``str(exc)`` is safe to show to a client."""
+
+
+class FileMetaTruncated(NotDicom):
+    """The stream ended inside the File Meta group."""
+
+
+class FileMetaInvalidUid(NotDicom):
+    """A UID of the File Meta group is invalid by the one UID rule (dicom/uid.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,28 +62,41 @@ class FileMeta:
 
 def check_head(head: bytes) -> None:
     """Raise NotDicom unless ``head`` carries the ``DICM`` prefix at offset 128 (PS3.10 §7.1)."""
-    if len(head) < HEAD_LEN:
+    if len(head) < HEAD_BYTES:
         raise NotDicom(_TOO_SHORT)
-    if head[PREAMBLE_LEN:HEAD_LEN] != MAGIC:
+    if head[PREAMBLE_BYTES:HEAD_BYTES] != MAGIC:
         raise NotDicom("no DICM prefix at offset 128: not a DICOM Part-10 file")
 
 
-def meta_from_prefix(prefix: bytes, *, at_eof: bool = False) -> FileMeta | None:
-    """Parse the File Meta group (0002,eeee) from the first bytes of a Part-10 stream.
+def file_meta_read(fp: BinaryIO) -> FileMeta:
+    """The File Meta group of the Part-10 file ``fp``, read from its position (at most ~64 KiB):
+    the parse Part10Head makes at ingest, for a file stored before ingest kept its result.
+    Raises NotDicom (FileMetaTruncated when the file ends inside the group)."""
+    prefix = bytearray()
+    need = HEAD_BYTES + 4
+    while True:
+        # About the bytes the walk asks for: little of the data set is read past the group,
+        # and growing by at least an eighth keeps a group of tiny elements from costing
+        # quadratic time (each walk starts over).
+        piece = fp.read(need - len(prefix))
+        prefix += piece
+        result = file_meta_scan(prefix, at_eof=len(prefix) < need)
+        if isinstance(result, FileMeta):
+            return result
+        need = min(max(result, len(prefix) + len(prefix) // 8), _PREFIX_LIMIT)
+
+
+def file_meta_scan(prefix: bytes | bytearray, *, at_eof: bool) -> FileMeta | int:
+    """Parse the File Meta group (0002,eeee) from the first bytes of a Part-10 stream: the
+    group, or the prefix length needed before trying again (unless ``at_eof`` says the stream
+    has ended).
 
     ``prefix`` starts at the preamble (offset 0); the group starts at offset 132 in Explicit VR
-    Little Endian (PS3.10 §7.1). Returns None while more bytes are needed, unless ``at_eof``
-    says the stream has ended. Raises NotDicom when the group is malformed, longer than 64 KiB
+    Little Endian (PS3.10 §7.1). Raises NotDicom when the group is malformed, longer than 64 KiB
     or lacks a Transfer Syntax UID or Media Storage SOP Class UID (both Type 1).
     """
-    result = _scan_meta(prefix, at_eof=at_eof)
-    return result if isinstance(result, FileMeta) else None
-
-
-def _scan_meta(prefix: bytes | bytearray, *, at_eof: bool) -> FileMeta | int:
-    """Walk the meta group; return it, or the prefix length needed before trying again."""
-    check_head(bytes(prefix[:HEAD_LEN]))
-    pos, end = HEAD_LEN, None  # end: set by (0002,0000) group length when present
+    check_head(bytes(prefix[:HEAD_BYTES]))
+    pos, end = HEAD_BYTES, None  # end: set by (0002,0000) group length when present
     values: dict[int, bytes] = {}
     while pos != end:
         if len(prefix) < pos + 4:
@@ -77,7 +105,7 @@ def _scan_meta(prefix: bytes | bytearray, *, at_eof: bool) -> FileMeta | int:
                 break
             return _more(pos + 4, at_eof)
         group, element = struct.unpack_from("<HH", prefix, pos)
-        if group != 0x0002:
+        if group != FILE_META_GROUP:
             if not values:
                 raise NotDicom("no File Meta Information group after the DICM prefix")
             if end is not None:
@@ -91,11 +119,12 @@ def _scan_meta(prefix: bytes | bytearray, *, at_eof: bool) -> FileMeta | int:
             raise NotDicom("file meta group is longer than allowed")
         if len(prefix) < value_end:
             return _more(value_end, at_eof)
-        if element == _GROUP_LENGTH and not values:
+        tag = group << 16 | element
+        if tag == FILE_META_INFORMATION_GROUP_LENGTH and not values:
             end = value_end + _group_length(prefix, pos, length)
             if end > _META_END_MAX:
                 raise NotDicom("file meta group is longer than allowed")
-        values[element] = bytes(prefix[pos + header : value_end])
+        values[tag] = bytes(prefix[pos + header : value_end])
         pos = value_end
     return _file_meta(values, pos)
 
@@ -103,7 +132,7 @@ def _scan_meta(prefix: bytes | bytearray, *, at_eof: bool) -> FileMeta | int:
 def _more(needed: int, at_eof: bool) -> int:
     """Ask for ``needed`` bytes, unless the stream already ended inside the meta group."""
     if at_eof:
-        raise NotDicom("body ends inside the DICOM file meta group")
+        raise FileMetaTruncated("body ends inside the DICOM file meta group")
     return needed
 
 
@@ -115,12 +144,12 @@ def _element_header(prefix: bytes | bytearray, pos: int) -> tuple[int, int]:
     vr = bytes(prefix[pos + 4 : pos + 6])
     if not _VR_RE.fullmatch(vr):
         raise NotDicom("file meta group is not Explicit VR Little Endian")
-    if vr not in _LONG_VRS:
+    if vr not in LONG_LENGTH_VRS:
         return 8, struct.unpack_from("<H", prefix, pos + 6)[0]
     if len(prefix) < pos + 12:
         return 0, pos + 12
     length: int = struct.unpack_from("<I", prefix, pos + 8)[0]
-    if length == 0xFFFFFFFF:  # undefined length has no place in the meta group
+    if length == UNDEFINED_LENGTH:  # undefined length has no place in the meta group
         raise NotDicom("undefined length in the file meta group")
     return 12, length
 
@@ -135,13 +164,13 @@ def _group_length(prefix: bytes | bytearray, pos: int, length: int) -> int:
 
 def _file_meta(values: dict[int, bytes], end: int) -> FileMeta:
     """Build FileMeta from the raw group values; the two UIDs PS3.10 marks Type 1 must be there."""
-    transfer_syntax = _uid(values.get(_TRANSFER_SYNTAX))
-    sop_class = _uid(values.get(_SOP_CLASS))
+    transfer_syntax = _uid(values.get(TRANSFER_SYNTAX_UID))
+    sop_class = _uid(values.get(MEDIA_STORAGE_SOP_CLASS_UID))
     if transfer_syntax is None:
         raise NotDicom("file meta group has no Transfer Syntax UID (0002,0010)")
     if sop_class is None:
         raise NotDicom("file meta group has no Media Storage SOP Class UID (0002,0002)")
-    return FileMeta(transfer_syntax, sop_class, _uid(values.get(_SOP_INSTANCE)), end)
+    return FileMeta(transfer_syntax, sop_class, _uid(values.get(MEDIA_STORAGE_SOP_INSTANCE_UID)), end)
 
 
 def _uid(raw: bytes | None) -> str | None:
@@ -153,7 +182,7 @@ def _uid(raw: bytes | None) -> str | None:
     except InvalidUid as exc:
         if exc.reason == "empty":
             return None
-        raise NotDicom("malformed UID in the file meta group") from None
+        raise FileMetaInvalidUid("malformed UID in the file meta group") from None
 
 
 class Part10Head:
@@ -168,7 +197,7 @@ class Part10Head:
         self._prefix = bytearray()
         self._done = False
         self._meta: FileMeta | None = None
-        self._need = HEAD_LEN + 4  # prefix length at which parsing the meta can progress
+        self._need = HEAD_BYTES + 4  # prefix length at which parsing the meta can progress
 
     @property
     def done(self) -> bool:
@@ -188,14 +217,14 @@ class Part10Head:
                 self._try_meta()
             return data
         self._prefix += data
-        if len(self._prefix) < HEAD_LEN:
+        if len(self._prefix) < HEAD_BYTES:
             return b""
-        check_head(bytes(self._prefix[:HEAD_LEN]))
+        check_head(bytes(self._prefix[:HEAD_BYTES]))
         self._done = True
         # CVE-2019-11687: the free-form preamble can hold a PE or ELF header that turns a valid
         # DICOM file into an executable polyglot. PS3.10 allows an all-zero one, so zeroing it
         # loses nothing a viewer needs (only TIFF/DICOM dual-format files lose their TIFF face).
-        self._prefix[:PREAMBLE_LEN] = bytes(PREAMBLE_LEN)
+        self._prefix[:PREAMBLE_BYTES] = bytes(PREAMBLE_BYTES)
         out = bytes(self._prefix)
         del self._prefix[_PREFIX_LIMIT:]
         self._try_meta()
@@ -206,14 +235,14 @@ class Part10Head:
         if not self._done:
             raise NotDicom(_TOO_SHORT)
         if self._meta is None:
-            result = _scan_meta(self._prefix, at_eof=True)
-            assert isinstance(result, FileMeta)  # at_eof makes _scan_meta raise or finish
+            result = file_meta_scan(self._prefix, at_eof=True)
+            assert isinstance(result, FileMeta)  # at_eof makes the scan raise or finish
             self._meta = result
 
     def _try_meta(self) -> None:
         if len(self._prefix) < self._need:
             return
-        result = _scan_meta(self._prefix, at_eof=False)
+        result = file_meta_scan(self._prefix, at_eof=False)
         if isinstance(result, FileMeta):
             self._meta = result
             self._prefix = bytearray()

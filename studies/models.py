@@ -65,7 +65,13 @@ class UploadItem(models.Model):
     state = models.CharField(max_length=16, choices=ItemState.choices, default=ItemState.STORED)
     reason = models.CharField(max_length=300, blank=True)  # for rejected: human-readable
     reason_code = models.CharField(max_length=40, blank=True)  # for rejected: machine-friendly
-    sop_instance_uid = models.CharField(max_length=64, blank=True)
+    sop_instance_uid = models.CharField(max_length=64, blank=True)  # (0008,0018), once indexed
+    # The File Meta group (PS3.10 §7.1) as ingest read it, so indexing does not read it again.
+    # Blank (and no offset) for items stored before ingest kept it: indexing reads those itself.
+    transfer_syntax_uid = models.CharField(max_length=64, blank=True)  # (0002,0010)
+    media_storage_sop_class_uid = models.CharField(max_length=64, blank=True)  # (0002,0002)
+    media_storage_sop_instance_uid = models.CharField(max_length=64, blank=True)  # (0002,0003)
+    data_set_offset = models.PositiveIntegerField(null=True)  # where the data set starts
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["upload", "position"], name="uploaditem_position")]

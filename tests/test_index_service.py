@@ -11,6 +11,7 @@ from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from pydicom import uid as uids
 
+from dicom import header
 from records.models import EventKind, RecordEvent
 from studies.index import tasks
 from studies.index.services import upload_index_begin, upload_index_part
@@ -278,3 +279,23 @@ def test_it_waits_and_tries_again_in_embedded_mode_before_failing(
     doomed.refresh_from_db()
     assert waits == [1, 2, 4, 8, 16]
     assert (doomed.state, doomed.error, doomed.instances_rejected) == (UploadState.FAILED, tasks.GIVE_UP, 2)
+
+
+def test_it_indexes_with_the_file_meta_ingest_kept_without_reading_the_group_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def not_again(fp: object) -> None:
+        raise AssertionError("the File Meta group was read again at indexing")
+
+    monkeypatch.setattr(header, "file_meta_read", not_again)
+    upload = index_now(stored_upload(world.alice.org, dcm.make_study(n_series=1, per_series=3)))
+
+    assert (upload.state, upload.instances_indexed) == (UploadState.DONE, 3)
+    assert set(Instance.objects.values_list("transfer_syntax_uid", flat=True)) == {"1.2.840.10008.1.2.1"}
+
+
+def test_it_reads_the_file_meta_of_an_item_stored_before_ingest_kept_it(world: World) -> None:
+    upload = stored_upload(world.alice.org, dcm.make_study(n_series=1, per_series=2))
+    UploadItem.objects.filter(upload=upload).update(transfer_syntax_uid="", data_set_offset=None)
+
+    assert index_now(upload).instances_indexed == 2

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 
 import httpx
 
+from dicom.part10 import file_meta_read
 from studies.models import Upload, UploadItem, UploadState
 from tests.support.dicomfactory import make_instance
 from tests.support.ingest_support import digest_header, objects_dir, pieces, post, sha, stored
@@ -106,3 +108,20 @@ def test_it_gives_a_fresh_id_when_another_organization_used_the_request_id(
     assert Upload.objects.get(pk=fresh).organization == world.carol.org
     (path,) = stored(child_env, f"uploads/{world.carol.org.pk}/{fresh}")
     assert path.read_bytes() == globex_instance
+
+
+def test_it_keeps_the_file_meta_it_read_so_indexing_does_not_read_it_again(api: httpx.Client, world: World) -> None:
+    instance = make_instance(sop_uid="1.2.826.0.1.3680043.10.511.9")
+    request_id = str(uuid.uuid4())
+    headers = {**world.bob.headers, "Content-Type": "application/dicom", "X-Request-Id": request_id}
+
+    assert post(api, instance, headers).status_code == 202
+
+    item = UploadItem.objects.get(upload_id=request_id)
+    meta = file_meta_read(io.BytesIO(instance))
+    assert (item.transfer_syntax_uid, item.media_storage_sop_class_uid, item.media_storage_sop_instance_uid) == (
+        "1.2.840.10008.1.2.1",
+        "1.2.840.10008.5.1.4.1.1.2",
+        "1.2.826.0.1.3680043.10.511.9",
+    )
+    assert item.data_set_offset == meta.end and instance[meta.end : meta.end + 2] == b"\x08\x00"

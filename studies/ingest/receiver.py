@@ -26,6 +26,7 @@ class StoredItem:
     object_key: str
     size: int
     sha256: str
+    meta: FileMeta  # its File Meta group, read once here and kept for indexing
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,7 @@ class InstanceStore:
         self._hashing.drain()
         writer, self._writer = self._writer, None
         writer.commit(durable=self._durable_each)  # on failure the writer removes its temp file
-        self.items.append(StoredItem(len(self.items), self._key(), writer.size, self._hash.hexdigest()))
+        self.items.append(StoredItem(len(self.items), self._key(), writer.size, self._hash.hexdigest(), meta))
 
     def sync(self) -> None:
         if not self._durable_each:

@@ -59,7 +59,17 @@ def upload_complete(*, upload_id: str, received: Received) -> Upload:
     with transaction.atomic():
         upload = Upload.objects.select_for_update().get(pk=upload_id)
         UploadItem.objects.bulk_create(
-            UploadItem(upload=upload, position=i.position, object_key=i.object_key, size=i.size, sha256=i.sha256)
+            UploadItem(
+                upload=upload,
+                position=i.position,
+                object_key=i.object_key,
+                size=i.size,
+                sha256=i.sha256,
+                transfer_syntax_uid=i.meta.transfer_syntax_uid,
+                media_storage_sop_class_uid=i.meta.media_storage_sop_class_uid,
+                media_storage_sop_instance_uid=i.meta.media_storage_sop_instance_uid or "",
+                data_set_offset=i.meta.end,
+            )
             for i in received.items
         )
         upload.state = UploadState.QUEUED

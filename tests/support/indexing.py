@@ -4,6 +4,7 @@ real HTTP uploads, running the indexer in-process, and bounded waiting."""
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 import time
 import uuid
@@ -15,6 +16,7 @@ import httpx
 from django.db import connection
 
 from accounts.models import Organization
+from dicom.part10 import NotDicom, file_meta_read
 from studies.index.services import upload_index_begin, upload_index_part
 from studies.models import Upload, UploadItem, UploadState
 from studies.objects.local import LocalStorage
@@ -28,7 +30,9 @@ T = TypeVar("T")
 
 
 def stored_upload(organization: Organization, instances: list[bytes], store: Storage | None = None) -> Upload:
-    """A `queued` upload whose instances are stored under the ingest key scheme."""
+    """A `queued` upload whose instances are stored under the ingest key scheme, with the File
+    Meta group ingest keeps (left blank where ingest would not have read one, as for an item
+    stored before ingest kept it)."""
     store = store or storage()
     upload = Upload.objects.create(
         organization=organization, content_type="application/dicom+stream", state=UploadState.QUEUED,
@@ -40,9 +44,28 @@ def stored_upload(organization: Organization, instances: list[bytes], store: Sto
         writer.write(data)
         writer.commit()
         UploadItem.objects.create(
-            upload=upload, position=position, object_key=key, size=len(data), sha256=hashlib.sha256(data).hexdigest()
+            upload=upload,
+            position=position,
+            object_key=key,
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            **file_meta_fields(data),
         )
     return upload
+
+
+def file_meta_fields(data: bytes) -> dict[str, object]:
+    """The UploadItem columns ingest fills from an instance's File Meta group."""
+    try:
+        meta = file_meta_read(io.BytesIO(data))
+    except NotDicom:
+        return {}
+    return {
+        "transfer_syntax_uid": meta.transfer_syntax_uid,
+        "media_storage_sop_class_uid": meta.media_storage_sop_class_uid,
+        "media_storage_sop_instance_uid": meta.media_storage_sop_instance_uid or "",
+        "data_set_offset": meta.end,
+    }
 
 
 def index_now(upload: Upload) -> Upload:

@@ -21,6 +21,7 @@ from dicom.header import (
     InvalidInstance,
     read_header,
 )
+from dicom.part10 import FileMeta, Part10Head
 from tests.support.dicomfactory import (
     deeply_nested,
     make_instance,
@@ -228,6 +229,56 @@ def test_it_reads_a_header_just_under_the_size_limit() -> None:
     data = make_instance(ICCProfile=b"\0" * (MAX_HEADER_BYTES - 4096))
 
     assert read(data).patient_id == "P1"
+
+
+def ingest_meta(data: bytes) -> FileMeta:
+    """The File Meta group as ingest reads it (and keeps on the upload item)."""
+    head = Part10Head()
+    head.feed(data)
+    head.finish()
+    assert head.meta is not None
+    return head.meta
+
+
+class RangeReader(io.BytesIO):
+    """Remembers which byte ranges were read."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.ranges: list[tuple[int, int]] = []
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        start = self.tell()
+        data = super().read(size)
+        self.ranges.append((start, start + len(data)))
+        return data
+
+
+def test_it_reads_the_data_set_after_the_file_meta_ingest_kept_without_reading_the_group() -> None:
+    data = make_instance(patient_id="ONCE", StudyTime="101530")
+    meta = ingest_meta(data)
+    fp = RangeReader(data)
+
+    header = read_header(fp, meta)
+
+    assert header == read(data) == as_pydicom_reads_it(data)
+    assert not [r for r in fp.ranges if r[0] < meta.end and r[1] > 132]  # the group's bytes
+
+
+@pytest.mark.parametrize("path", pydicom_testfiles(), ids=lambda path: path.name)
+def test_it_reads_pydicom_test_files_with_the_file_meta_ingest_kept(path: Path) -> None:
+    data = path.read_bytes()
+
+    assert read_header(io.BytesIO(data), ingest_meta(data)) == as_pydicom_reads_it(data)
+
+
+def test_it_refuses_a_file_that_ends_where_its_file_meta_ends() -> None:
+    data = make_instance()
+    meta = ingest_meta(data)
+
+    with pytest.raises(InvalidInstance) as caught:
+        read_header(io.BytesIO(data[: meta.end]), meta)
+    assert caught.value.code == "truncated"
 
 
 # --- the pixel data stays on disk ----------------------------------------------------------

@@ -11,15 +11,16 @@ from pydicom.filewriter import dcmwrite
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from dicom.part10 import (
-    HEAD_LEN,
-    PREAMBLE_LEN,
+    HEAD_BYTES,
+    PREAMBLE_BYTES,
     FileMeta,
+    FileMetaTruncated,
     NotDicom,
     Part10Head,
     check_head,
-    meta_from_prefix,
+    file_meta_read,
 )
-from tests.support.part10 import scrub_preamble
+from tests.support.part10 import meta_from_prefix, scrub_preamble
 
 CT_IMAGE = UID("1.2.840.10008.5.1.4.1.1.2")
 
@@ -74,7 +75,7 @@ def feed_all(data: bytes, size: int) -> tuple[bytes, Part10Head]:
 
 
 def test_it_accepts_the_dicm_prefix() -> None:
-    check_head(part10()[:HEAD_LEN])
+    check_head(part10()[:HEAD_BYTES])
 
 
 def test_it_rejects_a_body_without_the_dicm_prefix() -> None:
@@ -90,8 +91,8 @@ def test_it_rejects_a_body_shorter_than_the_head() -> None:
 def test_it_zeroes_the_preamble_and_keeps_the_rest() -> None:
     data = part10()
     scrubbed = scrub_preamble(data)
-    assert scrubbed[:PREAMBLE_LEN] == bytes(PREAMBLE_LEN)
-    assert scrubbed[PREAMBLE_LEN:] == data[PREAMBLE_LEN:]
+    assert scrubbed[:PREAMBLE_BYTES] == bytes(PREAMBLE_BYTES)
+    assert scrubbed[PREAMBLE_BYTES:] == data[PREAMBLE_BYTES:]
 
 
 @pytest.mark.parametrize("size", [1, 7, 131, 132, 133, 1000])
@@ -147,7 +148,7 @@ def test_it_reads_the_meta_of_a_file_written_by_pydicom() -> None:
 def test_it_needs_more_bytes_until_the_meta_group_is_complete() -> None:
     data = part10()
     end = len(data) - 10  # the trailing data set element is 10 bytes
-    for cut in range(HEAD_LEN, end):
+    for cut in range(HEAD_BYTES, end):
         assert meta_from_prefix(data[:cut]) is None
     assert meta_from_prefix(data[:end]) is not None
 
@@ -207,3 +208,17 @@ def test_it_concludes_on_a_meta_group_of_tiny_elements_fed_byte_by_byte(count: i
         for i in range(len(data)):
             head.feed(data[i : i + 1])
         head.finish()
+
+
+def test_it_reads_the_meta_of_a_stored_file_as_part10head_does() -> None:
+    data = part10()
+    _, head = feed_all(data, 1000)
+    assert file_meta_read(io.BytesIO(data)) == head.meta
+    with pytest.raises(FileMetaTruncated):
+        file_meta_read(io.BytesIO(data[:150]))
+
+
+def test_it_reads_a_meta_group_of_tiny_elements_in_linear_time() -> None:
+    data = b"\x00" * 128 + b"DICM" + struct.pack("<HH2sH", 2, 0x0100, b"CS", 0) * 8000 + b"\x08\x00\x60\x00"
+    with pytest.raises(NotDicom, match="Transfer Syntax"):
+        file_meta_read(io.BytesIO(data))
