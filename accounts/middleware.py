@@ -11,7 +11,6 @@ route decides whether one is required.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from channels.db import database_sync_to_async
 from django.http import HttpRequest, HttpResponseBase
@@ -21,11 +20,17 @@ from accounts.keys import PRODUCT_PREFIX
 from accounts.models import APIKey
 from accounts.ratelimit import RateDecision, rate_hit
 from core import clock
+from core.asgi import ASGIApp, Message, Receive, Scope, Send
+from core.errors import ApiError
 from core.headers import header
 from core.problems import problem_response, send_problem
 
 PROTECTED_PREFIXES = ("/api/v2/", "/ws/v2/")
 RATE_LIMITED = "The organization's request rate limit is reached."
+
+
+def rate_limited(decision: RateDecision) -> ApiError:
+    return ApiError(429, RATE_LIMITED, slug="rate-limited", headers=decision.headers())
 
 
 def _authenticate_and_count(authorization: str | None, query: bytes) -> tuple[APIKey | None, RateDecision | None]:
@@ -41,10 +46,10 @@ def _authenticate_and_count(authorization: str | None, query: bytes) -> tuple[AP
 
 
 class ApiKeyMiddleware:
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Wraps only the API's consumers (prizmed/routing.py): every path here is protected.
         key, decision = await database_sync_to_async(_authenticate_and_count)(
             header(scope, b"authorization"), scope.get("query_string", b"")
@@ -58,10 +63,10 @@ class ApiKeyMiddleware:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1013})
                 return
-            await send_problem(send, 429, RATE_LIMITED, headers=rate_headers, slug="rate-limited")
+            await send_problem(send, rate_limited(decision))
             return
 
-        async def send_with_rate(message: dict[str, Any]) -> None:
+        async def send_with_rate(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message = dict(message, headers=[*message.get("headers", []), *rate_headers])
             await send(message)
@@ -83,7 +88,7 @@ class ApiKeyDjangoMiddleware:
         if decision is None:
             return self.get_response(request)
         if not decision.allowed:
-            return problem_response(429, RATE_LIMITED, headers=dict(decision.headers()), slug="rate-limited")
+            return problem_response(rate_limited(decision))
         response = self.get_response(request)
         for name, value in decision.headers():
             response[name] = value

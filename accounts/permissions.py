@@ -13,8 +13,11 @@ class HasApiKey(BasePermission):
         return isinstance(request.auth, APIKey)
 
 
+ADMIN_ONLY = "This operation needs an admin-role API key."
+
+
 class IsAdminKey(BasePermission):
-    message = "This operation needs an admin-role API key."
+    message = ADMIN_ONLY
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return isinstance(request.auth, APIKey) and request.auth.is_admin

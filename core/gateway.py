@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any
 
+from core.asgi import ASGIApp, Message, Receive, Scope, Send
+from core.errors import bad_request
 from core.headers import header, parse_uuid4
 from core.logs import current_request_id
 from core.problems import send_problem
 
-ASGIApp = Any
 log = logging.getLogger("prizmed.access")
 
 
@@ -23,7 +23,7 @@ class RequestIdMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
@@ -35,7 +35,7 @@ class RequestIdMiddleware:
         started = time.monotonic()
         status: list[int] = []
 
-        async def send_with_id(message: dict[str, Any]) -> None:
+        async def send_with_id(message: Message) -> None:
             if message["type"] in ("http.response.start", "websocket.http.response.start"):
                 status.append(message["status"])
                 message = dict(message, headers=[*message.get("headers", []), (b"x-request-id", request_id.encode())])
@@ -46,7 +46,7 @@ class RequestIdMiddleware:
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1008})
                     return
-                await send_problem(send_with_id, 400, "X-Request-Id must be a UUID v4.", slug="bad-request-id")
+                await send_problem(send_with_id, bad_request("X-Request-Id must be a UUID v4.", slug="bad-request-id"))
                 return
             await self.app(dict(scope, request_id=request_id), receive, send_with_id)
         finally:

@@ -27,5 +27,5 @@ def query_parameter(name: str, description: str, schema: dict[str, Any]) -> dict
     return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
 
 
-def problem_response(description: str) -> dict[str, Any]:
+def problem_response_object(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/problem+json": {"schema": PROBLEM}}}

@@ -1,14 +1,15 @@
 """RFC 9457 problem details: the one shape of every error under /api/.
 
-Views raise DRF exceptions or return `problem_response`; ASGI consumers call `send_problem`.
-Every body carries the request id so a caller can quote it to support.
+An ApiError (core/errors.py) is rendered here once for DRF (``drf_exception_handler``, which
+also turns DRF's own exceptions into the same body), once for Django views and middleware
+(``problem_response``) and once for raw ASGI apps (``send_problem``). Every body carries the
+request id so a caller can quote it to support.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
@@ -18,41 +19,42 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from core.asgi import Send
+from core.errors import ApiError, invalid_parameters, not_found, server_failure, unauthorized
 from core.logs import current_request_id
 
 CONTENT_TYPE = "application/problem+json"
 log = logging.getLogger("prizmed.errors")
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-
-def problem_body(status: int, detail: str, *, slug: str | None = None, **extra: Any) -> dict[str, Any]:
-    title = HTTPStatus(status).phrase
+def problem_body(error: ApiError) -> dict[str, Any]:
+    title = HTTPStatus(error.status).phrase
     body: dict[str, Any] = {
-        "type": f"/problems/{slug or title.lower().replace(' ', '-')}",
+        "type": f"/problems/{error.slug or title.lower().replace(' ', '-')}",
         "title": title,
-        "status": status,
-        "detail": detail,
+        "status": error.status,
+        "detail": error.detail,
         "request_id": current_request_id.get(),
     }
-    body.update(extra)
+    body.update(error.extra)
     return body
 
 
-def problem_response(status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> JsonResponse:
-    body = problem_body(status, detail, **extra)
-    return JsonResponse(body, status=status, content_type=CONTENT_TYPE, headers=headers)
+def problem_response(error: ApiError) -> JsonResponse:
+    """The problem as a Django response (middleware, Django's error handlers)."""
+    return JsonResponse(
+        problem_body(error), status=error.status, content_type=CONTENT_TYPE, headers=dict(error.headers)
+    )
 
 
-async def send_problem(
-    send: Send, status: int, detail: str, *, headers: Iterable[tuple[bytes, bytes]] = (), **extra: Any
-) -> None:
-    """Answer a raw ASGI HTTP request with a problem body (consumers and middleware)."""
-    body = json.dumps(problem_body(status, detail, **extra)).encode()
+async def send_problem(send: Send, error: ApiError) -> None:
+    """Answer a raw ASGI HTTP request with the problem (consumers and middleware)."""
+    body = json.dumps(problem_body(error)).encode()
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in error.headers]
     await send(
         {
             "type": "http.response.start",
-            "status": status,
+            "status": error.status,
             "headers": [
                 (b"content-type", CONTENT_TYPE.encode()),
                 (b"content-length", str(len(body)).encode()),
@@ -63,31 +65,25 @@ async def send_problem(
     await send({"type": "http.response.body", "body": body})
 
 
-AUTH_DETAIL = "A valid API key is required: Authorization: Bearer <key>."
-
-
-async def send_unauthorized(send: Send) -> None:
-    """The 401 of a consumer route: the same body, whatever was wrong with the key."""
-    await send_problem(send, 401, AUTH_DETAIL, headers=[(b"www-authenticate", b"Bearer")])
-
-
 def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
-    response = exception_handler(exc, context)
+    """DRF's EXCEPTION_HANDLER: an ApiError as it is, DRF's own exceptions (authentication,
+    permissions, methods, serializer validation) as the same problem body."""
+    if isinstance(exc, ApiError):
+        return Response(problem_body(exc), status=exc.status, headers=dict(exc.headers), content_type=CONTENT_TYPE)
+    response = exception_handler(exc, context)  # DRF's, for its headers (WWW-Authenticate, Allow, ...)
     if response is None:  # not a DRF/Django exception: a bug; log it, never show it
         log.exception("unhandled error", exc_info=exc)
-        response = Response(status=500)
-        detail, extra = "The server failed to handle this request.", dict[str, Any]()
+        response, error = Response(status=500), server_failure()
     elif isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
-        # Never say whether the key was missing, malformed, unknown, revoked or expired.
+        error = unauthorized()
         response["WWW-Authenticate"] = "Bearer"
-        detail, extra = AUTH_DETAIL, {}
     elif isinstance(exc, exceptions.ValidationError):
-        detail, extra = "The request has invalid parameters.", {"errors": response.data}
+        error = invalid_parameters(response.data)
     elif isinstance(exc, exceptions.APIException):
-        detail, extra = str(exc.detail), getattr(exc, "problem_extra", {})
+        error = ApiError(response.status_code, str(exc.detail))
     else:
-        detail, extra = HTTPStatus(response.status_code).phrase, {}
-    response.data = problem_body(response.status_code, detail, slug=getattr(exc, "slug", None), **extra)
+        error = ApiError(response.status_code, HTTPStatus(response.status_code).phrase)
+    response.data = problem_body(error)
     response.content_type = CONTENT_TYPE
     return response
 
@@ -96,18 +92,20 @@ def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
-def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+def not_found_handler(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's handler404: a problem under /api/, Django's page elsewhere."""
     if _is_api(request):
-        return problem_response(404, "No such resource.")
+        return problem_response(not_found())
     return page_not_found(request, exception or Exception())
 
 
-def server_failure(request: HttpRequest) -> HttpResponse:
+def server_failure_handler(request: HttpRequest) -> HttpResponse:
+    """Django's handler500: a problem under /api/, Django's page elsewhere."""
     if _is_api(request):
-        return problem_response(500, "The server failed to handle this request.")
+        return problem_response(server_failure())
     return server_error(request)
 
 
 def api_not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
     """Catch-all for unknown /api/ paths, so even DEBUG never answers with an HTML page."""
-    return problem_response(404, "No such resource.")
+    return problem_response(not_found())

@@ -12,8 +12,8 @@ admin.site.site_header = "PrizMed dashboard"
 admin.site.site_title = "PrizMed"
 admin.site.index_title = "Organizations, keys, studies and audit log"
 
-handler404 = "core.problems.not_found"
-handler500 = "core.problems.server_failure"
+handler404 = "core.problems.not_found_handler"
+handler500 = "core.problems.server_failure_handler"
 
 api_v2 = [
     path("", include("accounts.urls")),

@@ -22,10 +22,11 @@ from channels.exceptions import StopConsumer
 from django.conf import settings
 
 from accounts.models import APIKey, Organization
+from core.errors import ApiError, method_not_allowed, not_found, server_failure, unauthorized
 from core.fhir import FHIR_JSON, FHIR_NDJSON
-from core.problems import send_problem, send_unauthorized
+from core.problems import send_problem
 from records import slots
-from records.request import BadRequest, NotAcceptable, StreamRequest, stream_request_parse
+from records.request import StreamRequest, stream_request_parse
 from records.selectors import log_head
 from records.services import org_group, stream_loop_register
 from records.streaming import SseStream, bundle_page, ndjson_lines
@@ -51,7 +52,7 @@ class RecordStreamConsumer(AsyncConsumer):  # type: ignore[misc]  # channels shi
         """The caller's organization, or None after answering with a problem."""
         key: APIKey | None = self.scope.get("api_key")
         if key is None:
-            await send_unauthorized(self.send)
+            await send_problem(self.send, unauthorized())
             return None
         return Grant(organization_id=key.organization_id, api_key_id=key.pk, principal=f"key:{key.pk}")
 
@@ -59,7 +60,7 @@ class RecordStreamConsumer(AsyncConsumer):  # type: ignore[misc]  # channels shi
         if message.get("more_body") or self.task is not None:
             return  # a GET body is ignored
         if self.scope["method"] != "GET":
-            await send_problem(self.send, 405, "Only GET is allowed here.", headers=[(b"allow", b"GET")])
+            await send_problem(self.send, method_not_allowed("GET"))
             return
         self.task = asyncio.create_task(self._respond())
 
@@ -93,7 +94,7 @@ class RecordStreamConsumer(AsyncConsumer):  # type: ignore[misc]  # channels shi
         except Exception:
             log.exception("record stream failed")
             if not self.started:
-                await send_problem(self.send, 500, "The server failed to handle this request.")
+                await send_problem(self.send, server_failure())
         finally:
             if self.started and not self.finished:
                 await asyncio.shield(self.send({"type": "http.response.body", "body": b"", "more_body": False}))
@@ -104,11 +105,8 @@ class RecordStreamConsumer(AsyncConsumer):  # type: ignore[misc]  # channels shi
             return
         try:
             req = stream_request_parse(self.scope)
-        except BadRequest as exc:
-            await send_problem(self.send, 400, str(exc), slug="bad-request")
-            return
-        except NotAcceptable as exc:
-            await send_problem(self.send, 406, str(exc), slug="not-acceptable")
+        except ApiError as exc:
+            await send_problem(self.send, exc)
             return
         echo = [(b"x-record-id", req.record_id.encode())] if req.record_id else []
         if req.media_type == FHIR_JSON:
@@ -118,7 +116,9 @@ class RecordStreamConsumer(AsyncConsumer):  # type: ignore[misc]  # channels shi
             return
         if not await slots.slot_acquire(grant.principal):
             detail = f"At most {settings.RECORDS_MAX_STREAMS_PER_KEY} concurrent record streams per key."
-            await send_problem(self.send, 429, detail, headers=[(b"retry-after", b"5")], slug="too-many-streams")
+            await send_problem(
+                self.send, ApiError(429, detail, slug="too-many-streams", headers=[("Retry-After", "5")])
+            )
             return
         try:
             if req.media_type == FHIR_NDJSON:
@@ -169,12 +169,12 @@ class LiveActivityConsumer(RecordStreamConsumer):
         user = self.scope.get("user")
         allowed = user is not None and user.is_active and user.is_staff
         if not allowed or not await sync_to_async(user.has_perm)("records.view_recordevent"):
-            await send_problem(self.send, 403, "Staff with the view record event permission only.")
+            await send_problem(self.send, ApiError(403, "Staff with the view record event permission only."))
             return None
         query = parse_qsl(self.scope.get("query_string", b"").decode("utf-8", "replace"))
         slug = dict(query).get("organization", "")
         organization_id = await Organization.objects.filter(slug=slug).values_list("pk", flat=True).afirst()
         if organization_id is None:
-            await send_problem(self.send, 404, "No such organization.")
+            await send_problem(self.send, not_found("No such organization."))
             return None
         return Grant(organization_id=organization_id, api_key_id=None, principal=f"user:{user.pk}")

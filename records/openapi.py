@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.openapi import header_parameter, problem_response, query_parameter
+from core.openapi import header_parameter, problem_response_object, query_parameter
 
 _SEQ = {"type": "integer", "minimum": 0, "format": "int64"}
 _RESOURCE = {
@@ -65,10 +65,12 @@ RECORDS_STREAM_GET: dict[str, Any] = {
                 "text/event-stream": {"schema": {"type": "string", "description": "Server-Sent Events."}},
             },
         },
-        "400": problem_response("A malformed header or parameter."),
-        "401": problem_response("Missing, malformed, unknown, revoked or expired API key."),
-        "406": problem_response("None of the three media types is acceptable."),
-        "429": problem_response("The organization's rate limit, or the key's concurrent stream cap, is reached."),
+        "400": problem_response_object("A malformed header or parameter."),
+        "401": problem_response_object("Missing, malformed, unknown, revoked or expired API key."),
+        "406": problem_response_object("None of the three media types is acceptable."),
+        "429": problem_response_object(
+            "The organization's rate limit, or the key's concurrent stream cap, is reached."
+        ),
     },
 }
 

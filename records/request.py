@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qsl
 
+from core.asgi import Scope
+from core.errors import ApiError, bad_request
 from core.fhir import FHIR_JSON, FHIR_NDJSON
 from core.headers import header, parse_uuid4
 from dicom.uid import uid_is_acceptable
@@ -23,14 +24,6 @@ DEFAULT_COUNT = 100
 MAX_COUNT = 1000
 MAX_SEQ = 2**63 - 1
 SESSION_ID = re.compile(r"[A-Za-z0-9._~:-]{1,128}")
-
-
-class BadRequest(ValueError):
-    pass
-
-
-class NotAcceptable(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -68,13 +61,13 @@ def negotiate(accept: str | None) -> str:
         if chosen in MEDIA_TYPES and (best is None or (quality, -position) > (best[0], -best[1])):
             best = (quality, position, chosen)
     if best is None:
-        raise NotAcceptable(f"Acceptable media types: {', '.join(MEDIA_TYPES)}.")
+        raise ApiError(406, f"Acceptable media types: {', '.join(MEDIA_TYPES)}.", slug="not-acceptable")
     return best[2]
 
 
 def _sequence(value: str, name: str) -> int:
     if not value.isdigit() or int(value) > MAX_SEQ:
-        raise BadRequest(f"{name} must be a non-negative integer (a sequence number).")
+        raise bad_request(f"{name} must be a non-negative integer (a sequence number).")
     return int(value)
 
 
@@ -82,37 +75,38 @@ def _integer(value: str | None, name: str, *, default: int, low: int, high: int)
     if value is None:
         return default
     if not value.isdigit() or not low <= int(value) <= high:
-        raise BadRequest(f"{name} must be an integer from {low} to {high}.")
+        raise bad_request(f"{name} must be an integer from {low} to {high}.")
     return int(value)
 
 
-def _query(scope: dict[str, Any]) -> dict[str, str]:
+def _query(scope: Scope) -> dict[str, str]:
     try:
         pairs = parse_qsl(scope.get("query_string", b"").decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError:
-        raise BadRequest("The query string is not UTF-8.") from None
+        raise bad_request("The query string is not UTF-8.") from None
     query: dict[str, str] = {}
     for name, value in pairs:
         if name in query:
-            raise BadRequest(f"Parameter {name} is given twice.")
+            raise bad_request(f"Parameter {name} is given twice.")
         query[name] = value
     return query
 
 
-def stream_request_parse(scope: dict[str, Any]) -> StreamRequest:
+def stream_request_parse(scope: Scope) -> StreamRequest:
+    """The request, checked; raises ApiError (400, 406)."""
     query = _query(scope)
     patient, study = query.get("patient"), query.get("study")
     if patient is not None and not 0 < len(patient) <= 64:
-        raise BadRequest("patient must be a DICOM Patient ID (1 to 64 characters).")
+        raise bad_request("patient must be a DICOM Patient ID (1 to 64 characters).")
     if study is not None and not uid_is_acceptable(study):
-        raise BadRequest("study must be a Study Instance UID (digits and dots, at most 64 characters).")
+        raise bad_request("study must be a Study Instance UID (digits and dots, at most 64 characters).")
 
     record_id = header(scope, b"x-record-id")
     if record_id is not None and parse_uuid4(record_id) is None:
-        raise BadRequest("X-Record-Id must be a UUID v4.")
+        raise bad_request("X-Record-Id must be a UUID v4.")
     session_id = header(scope, b"x-record-stream")
     if session_id is not None and not SESSION_ID.fullmatch(session_id):
-        raise BadRequest("X-Record-Stream must be 1 to 128 characters of A-Z a-z 0-9 . _ ~ : -")
+        raise bad_request("X-Record-Stream must be 1 to 128 characters of A-Z a-z 0-9 . _ ~ : -")
 
     # The browser's own resume header wins, then the explicit one, then the query parameter.
     position = None

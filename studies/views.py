@@ -3,28 +3,27 @@ studies/selectors.py and studies/services.py."""
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import quote
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.pagination import CursorPagination
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.audit.log import Actor
-from accounts.models import APIKey
-from accounts.permissions import HasApiKey, IsAdminKey, request_key
+from accounts.permissions import request_key
+from core.errors import invalid_parameters, not_found
 from core.fhir import FHIR_JSON
 from core.logs import current_request_id
 from dicom.uid import uid_is_acceptable
 from studies.models import Series, Study
 from studies.objects.store import storage
 from studies.selectors import StudyFilters, series_list, study_get, study_list
-from studies.services import Refusal, study_delete, study_delete_refused
+from studies.services import invalid_study_uid, study_delete
 
 
 def _actor(request: Request) -> Actor:
@@ -38,16 +37,12 @@ def _actor(request: Request) -> Actor:
     )
 
 
-def _checked_uid(study_uid: str) -> str:
-    if not uid_is_acceptable(study_uid):
-        raise exceptions.ValidationError({"study_uid": ["Not a DICOM UID (digits and dots, at most 64 characters)."]})
-    return study_uid
-
-
 def _study_or_404(request: Request, study_uid: str) -> Study:
-    study = study_get(organization=request_key(request).organization, study_uid=_checked_uid(study_uid))
+    if not uid_is_acceptable(study_uid):
+        raise invalid_study_uid()
+    study = study_get(organization=request_key(request).organization, study_uid=study_uid)
     if study is None:
-        raise exceptions.NotFound("No such study.")
+        raise not_found("No such study.")
     return study
 
 
@@ -101,7 +96,7 @@ class StudyPagination(CursorPagination):
         try:
             return super().decode_cursor(request)
         except exceptions.NotFound:
-            raise exceptions.ValidationError({"cursor": ["Invalid cursor."]}) from None
+            raise invalid_parameters({"cursor": ["Invalid cursor."]}) from None
 
 
 class StudyListApi(APIView):
@@ -131,10 +126,19 @@ class StudyListApi(APIView):
 
 
 class StudyApi(APIView):
-    """One study's metadata (GET, any key) or its permanent deletion (DELETE, admin keys)."""
+    """One study's metadata."""
 
     class Output(StudyOutput):
         pass
+
+    @extend_schema(responses=Output, operation_id="studies_read")
+    def get(self, request: Request, study_uid: str) -> Response:
+        """One study's metadata (any key)."""
+        return Response(self.Output(_study_or_404(request, study_uid)).data)
+
+
+class StudyDeleteApi(APIView):
+    """A study's permanent deletion: admin keys only, every refusal audited (study_delete)."""
 
     class DeletedOutput(serializers.Serializer[Any]):
         study_uid = serializers.CharField()
@@ -143,29 +147,10 @@ class StudyApi(APIView):
         instance_count = serializers.IntegerField()
         bytes = serializers.IntegerField()
 
-    def get_permissions(self) -> list[BasePermission]:
-        return [IsAdminKey()] if self.request.method == "DELETE" else [HasApiKey()]
-
-    def permission_denied(self, request: Request, message: str | None = None, code: str | None = None) -> NoReturn:
-        # A refused delete is audited too; DRF refuses here, before the handler runs.
-        if request.method == "DELETE" and isinstance(request.auth, APIKey):
-            uid = str(self.kwargs.get("study_uid", ""))
-            study_delete_refused(actor=_actor(request), study_uid=uid, refusal=Refusal("forbidden", 403))
-        super().permission_denied(request, message, code)
-
-    @extend_schema(responses=Output, operation_id="studies_read")
-    def get(self, request: Request, study_uid: str) -> Response:
-        return Response(self.Output(_study_or_404(request, study_uid)).data)
-
     @extend_schema(responses=DeletedOutput, operation_id="studies_delete")
     def delete(self, request: Request, study_uid: str) -> Response:
-        actor = _actor(request)
-        if not uid_is_acceptable(study_uid):
-            study_delete_refused(actor=actor, study_uid=study_uid, refusal=Refusal("invalid", 400))
-            _checked_uid(study_uid)
-        deleted = study_delete(actor=actor, study_uid=study_uid)
-        if deleted is None:
-            raise exceptions.NotFound("No such study.")
+        """A study's permanent deletion (admin keys): rows, bytes, its FHIR record; audited."""
+        deleted = study_delete(actor=_actor(request), study_uid=study_uid)
         return Response(self.DeletedOutput(deleted).data)
 
 

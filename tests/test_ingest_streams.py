@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from studies.ingest.selectors import ChunkHeld, stream_status
 from studies.models import Chunk, Stream, StreamState, Upload, UploadItem
 from tests.support import live
 from tests.support.dicomfactory import make_instance
@@ -250,3 +251,17 @@ def test_it_holds_the_plan_study_size_when_chunks_arrive_in_parallel(
     held = Chunk.objects.filter(stream__stream_id="wide")
     assert sorted(chunk.size for chunk in held) == [600_000, 600_000]
     wait_for(lambda: not partials(child_env))
+
+
+def test_it_reads_a_streams_status_in_a_selector(world: World) -> None:
+    stream = Stream.objects.create(organization=world.bob.org, stream_id="s-status", content_type="application/dicom")
+    for seq in (0, 3):
+        Chunk.objects.create(stream=stream, seq=seq, size=10 + seq, sha256=f"{seq}" * 64, object_key=f"k/{seq}")
+
+    status = stream_status(organization=world.bob.org, stream_id="s-status")
+
+    assert status is not None and status.stream == stream
+    assert status.chunks == [ChunkHeld(0, 10, "0" * 64), ChunkHeld(3, 13, "3" * 64)]
+    assert (status.missing, status.bytes_received, status.upload) == ([1, 2], 23, None)
+    assert status.expires is not None and status.expires > stream.updated
+    assert stream_status(organization=world.carol.org, stream_id="s-status") is None

@@ -17,6 +17,7 @@ from pydicom.filebase import DicomBytesIO
 
 from accounts.audit.log import Actor, audit_verify
 from accounts.models import AuditEntry
+from core.errors import ApiError
 from records.models import EventKind, RecordEvent
 from studies.index.services import upload_index_begin, upload_index_part
 from studies.models import Instance, Patient, PendingObjectDeletion, Series, Study, UploadItem
@@ -196,3 +197,16 @@ def _sop(data: bytes) -> str:
 
 def _study_uid(data: bytes) -> str:
     return str(pydicom.dcmread(DicomBytesIO(data), stop_before_pixels=True).StudyInstanceUID)
+
+
+def test_it_refuses_and_audits_a_delete_by_a_standard_key_in_the_service_itself(world: World) -> None:
+    study = _indexed(world)
+    standard = Actor(organization=world.bob.org, key=world.bob.key, request_id=str(uuid.uuid4()))
+
+    with pytest.raises(ApiError) as refused:
+        study_delete(actor=standard, study_uid=study.study_uid)
+
+    assert refused.value.status == 403
+    assert Study.objects.filter(pk=study.pk).exists()
+    entry = AuditEntry.objects.get(request_id=standard.request_id)
+    assert (entry.outcome, entry.status_code, entry.study_uid) == ("forbidden", 403, study.study_uid)

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
-from studies.ingest.refusals import too_large
+from core.asgi import Receive
+from core.errors import too_large
 
 # Bytes gathered before one hand-off to the worker thread: large enough that the thread hop
 # is rare next to the copy, small enough to keep memory flat per upload.
 FLUSH = 1024 * 1024
-
-Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 
 class ClientGone(Exception):
@@ -25,7 +23,7 @@ class ClientGone(Exception):
 
 
 async def body_pieces(receive: Receive, *, limit: int, pace: Callable[[int], Awaitable[None]]) -> AsyncIterator[bytes]:
-    """Yield the body's pieces; Refused(413) as soon as it passes ``limit`` bytes."""
+    """Yield the body's pieces; ApiError 413 as soon as it passes ``limit`` bytes."""
     received = 0
     while True:
         message = await receive()

@@ -7,10 +7,10 @@ Django's handler would spool the whole body before a view runs; here the body go
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from core.asgi import Receive, Send, send_json
-from core.problems import send_problem, send_unauthorized
+from core.asgi import Receive, Scope, Send, send_json
+from core.errors import method_not_allowed, unauthorized
+from core.problems import send_problem
 from studies.ingest.body_pump import ClientGone
 from studies.ingest.refusals import answer_for
 from studies.ingest.request_headers import upload_headers
@@ -22,12 +22,12 @@ log = logging.getLogger("prizmed.ingest")
 class DicomStreamConsumer:
     """The ASGI app behind `POST /api/v2/dicom/stream` (routed in prizmed/routing.py)."""
 
-    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("api_key") is None:
-            await send_unauthorized(send)
+            await send_problem(send, unauthorized())
             return
         if scope["method"] != "POST":
-            await send_problem(send, 405, "Only POST is allowed here.", headers=[(b"allow", b"POST")])
+            await send_problem(send, method_not_allowed("POST"))
             return
         try:
             headers = upload_headers(scope)
@@ -40,8 +40,7 @@ class DicomStreamConsumer:
             log.info("client disconnected mid-body; what it sent was removed")
             return
         except Exception as exc:  # noqa: BLE001 - answer_for logs what is not a refusal
-            refused = answer_for(exc)
-            await send_problem(send, refused.status, refused.detail, slug=refused.slug)
+            await send_problem(send, answer_for(exc))
             return
         upload = body if "instances_accepted" in body else body.get("upload")
         extra = [(b"location", upload["links"]["status"]["href"].encode())] if upload else []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.openapi import header_parameter, problem_response
+from core.openapi import header_parameter, problem_response_object
 
 _LINK = {"type": "object", "properties": {"href": {"type": "string"}}}
 _UPLOAD = {
@@ -77,13 +77,17 @@ STREAM_POST: dict[str, Any] = {
             "headers": {"Location": {"schema": {"type": "string"}, "description": "The upload's status."}},
             "content": {"application/json": {"schema": {"oneOf": [_UPLOAD, _CHUNK]}}},
         },
-        "400": problem_response("Bad header (X-Stream-Id, X-Chunk-Seq, boundary) or Content-Digest mismatch."),
-        "401": problem_response("Missing, malformed, unknown, revoked or expired key."),
-        "409": problem_response("Request id in progress; chunk stored with other bytes; stream type or state differs."),
-        "413": problem_response("Over 4 GiB, or over the plan's study size (refused before reading when declared)."),
-        "415": problem_response("Content-Type is not one of the three accepted (or a part is not DICOM)."),
-        "422": problem_response("Not DICOM: refused from the first bytes that show it, nothing kept."),
-        "429": problem_response("The organization's request rate limit is reached."),
+        "400": problem_response_object("Bad header (X-Stream-Id, X-Chunk-Seq, boundary) or Content-Digest mismatch."),
+        "401": problem_response_object("Missing, malformed, unknown, revoked or expired key."),
+        "409": problem_response_object(
+            "Request id in progress; chunk stored with other bytes; stream type or state differs."
+        ),
+        "413": problem_response_object(
+            "Over 4 GiB, or over the plan's study size (refused before reading when declared)."
+        ),
+        "415": problem_response_object("Content-Type is not one of the three accepted (or a part is not DICOM)."),
+        "422": problem_response_object("Not DICOM: refused from the first bytes that show it, nothing kept."),
+        "429": problem_response_object("The organization's request rate limit is reached."),
     },
 }
 

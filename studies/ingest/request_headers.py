@@ -8,9 +8,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from core.errors import bad_request, too_large
 from core.headers import header
 from studies.ingest.content_type import BadContentType, ContentType, UnsupportedMediaType, content_type_parse
-from studies.ingest.refusals import Refused, bad_request, refusal, too_large
+from studies.ingest.refusals import refusal
 
 # A request body over 4 GiB is refused on every plan; bigger payloads use chunked streams.
 MAX_REQUEST_BYTES = 4 * 1024**3
@@ -35,7 +36,7 @@ class UploadHeaders:
 
 
 def upload_headers(scope: dict[str, Any]) -> UploadHeaders:
-    """Parse and check the headers; raise Refused (400, 413, 415)."""
+    """Parse and check the headers; raise ApiError (400, 413, 415)."""
     try:
         content_type = content_type_parse(header(scope, b"content-type"))
     except (UnsupportedMediaType, BadContentType) as exc:
@@ -94,4 +95,4 @@ def _sha256(value: str | None) -> bytes | None:
 
 def digest_check(expected: bytes | None, actual: bytes) -> None:
     if expected is not None and expected != actual:
-        raise Refused(400, "The body does not match its Content-Digest.", slug="digest-mismatch")
+        raise bad_request("The body does not match its Content-Digest.", slug="digest-mismatch")

@@ -1,24 +1,86 @@
-"""Reads of ingest (uploads, streams), always scoped to one organization."""
+"""Reads of ingest (uploads, streams), always scoped to one organization. A `*_get` answers None
+for a row that is not the organization's; the caller turns that into its 404."""
 
 from __future__ import annotations
 
-from django.http import Http404
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
 
 from accounts.models import Organization
-from studies.models import Stream, Upload
+from studies.ingest.links import upload_link
+from studies.models import ItemState, Stream, StreamState, Upload
 
 
-def upload_get(*, organization: Organization, upload_id: str) -> Upload:
-    """The organization's upload with this id (= request id); Http404 for anyone else's."""
-    upload = Upload.objects.filter(organization=organization, pk=upload_id).first()
+@dataclass(frozen=True)
+class Rejection:
+    position: int
+    sop_instance_uid: str
+    reason_code: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class UploadStatus:
+    """An upload's progress (GET /dicom/uploads/{id}): the row, and why items were rejected."""
+
+    upload: Upload
+    rejections: list[Rejection]
+
+
+@dataclass(frozen=True)
+class ChunkHeld:
+    seq: int
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class StreamStatus:
+    """What a client needs to resume a stream (GET /dicom/streams/{id})."""
+
+    stream: Stream
+    chunks: list[ChunkHeld]  # in seq order
+    missing: list[int]  # seqs below the highest known one (the last, once marked) not held
+    bytes_received: int
+    upload: dict[str, Any] | None  # the stream's upload and its status link, once assembling
+    expires: datetime | None  # when an open stream expires unless a chunk arrives
+
+
+def upload_get(*, organization: Organization, upload_id: str) -> Upload | None:
+    """The organization's upload with this id (= request id)."""
+    return Upload.objects.filter(organization=organization, pk=upload_id).first()
+
+
+def upload_status(*, organization: Organization, upload_id: str) -> UploadStatus | None:
+    upload = upload_get(organization=organization, upload_id=upload_id)
     if upload is None:
-        raise Http404
-    return upload
+        return None
+    rows = upload.items.filter(state=ItemState.REJECTED).order_by("position")
+    rejections = rows.values_list("position", "sop_instance_uid", "reason_code", "reason")
+    return UploadStatus(upload=upload, rejections=[Rejection(*row) for row in rejections])
 
 
-def stream_get(*, organization: Organization, stream_id: str) -> Stream:
-    """The organization's stream with this X-Stream-Id; Http404 for anyone else's."""
-    stream = Stream.objects.filter(organization=organization, stream_id=stream_id).first()
+def stream_get(*, organization: Organization, stream_id: str) -> Stream | None:
+    """The organization's stream with this X-Stream-Id."""
+    return Stream.objects.filter(organization=organization, stream_id=stream_id).first()
+
+
+def stream_status(*, organization: Organization, stream_id: str) -> StreamStatus | None:
+    stream = stream_get(organization=organization, stream_id=stream_id)
     if stream is None:
-        raise Http404
-    return stream
+        return None
+    chunks = [ChunkHeld(*row) for row in stream.chunks.order_by("seq").values_list("seq", "size", "sha256")]
+    held = {chunk.seq for chunk in chunks}
+    top = stream.last_seq if stream.last_seq is not None else max(held, default=-1)
+    open_ = stream.state == StreamState.OPEN
+    return StreamStatus(
+        stream=stream,
+        chunks=chunks,
+        missing=[seq for seq in range(top + 1) if seq not in held],
+        bytes_received=sum(chunk.bytes for chunk in chunks),
+        upload=upload_link(stream.upload_id) if stream.upload_id is not None else None,
+        expires=stream.updated + timedelta(seconds=settings.PRIZMED_STREAM_TTL) if open_ else None,
+    )

@@ -16,20 +16,21 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from accounts.models import APIKey
-from studies.ingest.body_pump import Receive, body_pieces, pump
+from core.asgi import Receive, Scope
+from core.errors import too_large
+from studies.ingest.body_pump import body_pieces, pump
+from studies.ingest.links import stream_href, upload_href
 from studies.ingest.pacing import pacer
 from studies.ingest.payload_parser import NullSink, PayloadParser
 from studies.ingest.receiver import Receiver
-from studies.ingest.refusals import too_large
 from studies.ingest.request_headers import MAX_REQUEST_BYTES, ChunkHeaders, UploadHeaders, digest_check
 from studies.ingest.selectors import upload_get
 from studies.ingest.streams import chunk_key, chunk_store, stream_assemble, stream_forget, stream_open
-from studies.ingest.uploads import upload_complete, upload_discard, upload_href, upload_open
+from studies.ingest.uploads import upload_complete, upload_discard, upload_open
 from studies.models import StreamState, Upload, UploadState
 from studies.objects.store import storage
 
 log = logging.getLogger("prizmed.ingest")
-API = "/api/v2"
 
 
 def upload_answer(upload: Upload) -> dict[str, Any]:
@@ -47,7 +48,7 @@ def upload_answer(upload: Upload) -> dict[str, Any]:
 class Ingest:
     """One request: who sends it, its checked headers, and how its body is read."""
 
-    def __init__(self, scope: dict[str, Any], receive: Receive, headers: UploadHeaders) -> None:
+    def __init__(self, scope: Scope, receive: Receive, headers: UploadHeaders) -> None:
         self.key: APIKey = scope["api_key"]
         self.organization = self.key.organization
         self.plan = self.organization.plan
@@ -152,7 +153,7 @@ class Ingest:
             "bytes": nbytes,
             "sha256": chunk_hash.hexdigest(),
             "stream_state": stored.stream_state,
-            "links": {"stream": {"href": f"{API}/dicom/streams/{chunk.stream_id}"}},
+            "links": {"stream": {"href": stream_href(chunk.stream_id)}},
             "upload": None,
         }
         upload = None

@@ -18,9 +18,9 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import APIKey, Organization
+from core.errors import conflict, too_large
 from studies.ingest.content_type import ContentType
 from studies.ingest.receiver import Receiver
-from studies.ingest.refusals import conflict, too_large
 from studies.ingest.uploads import upload_complete, upload_discard, upload_id_free, uploads_sweep
 from studies.models import Chunk, Stream, StreamState, Upload
 from studies.objects.deletion import objects_delete_on_commit
@@ -52,7 +52,7 @@ def chunk_key(organization_id: int, stream_pk: int, seq: int) -> str:
 
 
 def stream_open(*, organization: Organization, stream_id: str, seq: int, content_type: ContentType) -> StreamSlot:
-    """Find or create the stream a chunk names. Raises Refused(409) for a content type other
+    """Find or create the stream a chunk names. Raises ApiError 409 for a content type other
     than the first chunk's, or a stream that is over (unless this is a retry of a stored chunk)."""
     stream, created = Stream.objects.get_or_create(
         organization=organization, stream_id=stream_id, defaults={"content_type": content_type.value}
@@ -87,8 +87,8 @@ def chunk_store(
 ) -> ChunkStored:
     """Commit a received chunk (``writer`` None: the body was only hashed, against a stored
     chunk). Same seq with the same bytes is a no-op; other bytes, a seq past the last one, or
-    a second last chunk are Refused(409), a chunk taking the stream past ``max_total`` bytes
-    Refused(413), and the bytes are dropped."""
+    a second last chunk are ApiError 409, a chunk taking the stream past ``max_total`` bytes
+    ApiError 413, and the bytes are dropped."""
     try:
         with transaction.atomic():
             stream = Stream.objects.select_for_update().filter(pk=stream_pk).first()

@@ -14,22 +14,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import APIKey, Organization
+from core.errors import conflict
 from core.tasks import enqueue
 from studies.index.tasks import index_upload
 from studies.ingest.receiver import Received, upload_prefix
-from studies.ingest.refusals import conflict
 from studies.models import Upload, UploadItem, UploadState
 from studies.objects.store import storage
 
 
-def upload_href(upload_id: object) -> str:
-    """Where an upload's status is read (GET /api/v2/dicom/uploads/{request_id})."""
-    return f"/api/v2/dicom/uploads/{upload_id}"
-
-
 def upload_open(*, organization: Organization, api_key: APIKey | None, upload_id: str, content_type: str) -> Upload:
     """Create the `receiving` upload; a completed one of this organization with this id is
-    returned as it is (the caller replays its result). Raises Refused(409) while that id is
+    returned as it is (the caller replays its result). Raises ApiError 409 while that id is
     still receiving. Upload ids are global but tenants are not: when another organization
     already used the id, this upload quietly gets a fresh one, so nothing says the id exists."""
     try:

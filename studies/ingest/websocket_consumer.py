@@ -26,12 +26,14 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
+from core.asgi import Message, Receive, Scope, Send
+from core.errors import ApiError, bad_request, not_found, too_large, unauthorized
 from core.headers import parse_uuid4
-from core.problems import AUTH_DETAIL, Send, problem_body, send_problem
-from studies.ingest.body_pump import ClientGone, Receive
+from core.problems import problem_body, send_problem
+from studies.ingest.body_pump import ClientGone
 from studies.ingest.content_type import content_type_parse
 from studies.ingest.pacing import pacer
-from studies.ingest.refusals import answer_for, bad_request, refusal, too_large
+from studies.ingest.refusals import answer_for, refusal
 from studies.ingest.request_headers import UploadHeaders
 from studies.ingest.selectors import upload_get
 from studies.ingest.session import Ingest
@@ -42,7 +44,7 @@ PROGRESS_POLL_SECONDS = 0.25
 FINAL_STATES = (UploadState.DONE, UploadState.FAILED)
 
 
-async def send_json(send: Send, body: dict[str, Any]) -> None:
+async def send_text_json(send: Send, body: dict[str, Any]) -> None:
     await send({"type": "websocket.send", "text": json.dumps(body)})
 
 
@@ -62,7 +64,7 @@ async def receive_json(receive: Receive) -> dict[str, Any]:
 class WebSocketIngest(Ingest):
     """An Ingest whose body comes as binary frames, each acknowledged as it is taken."""
 
-    def __init__(self, scope: dict[str, Any], receive: Receive, send: Send, headers: UploadHeaders) -> None:
+    def __init__(self, scope: Scope, receive: Receive, send: Send, headers: UploadHeaders) -> None:
         super().__init__(scope, receive, headers)
         self.send = send
 
@@ -86,7 +88,7 @@ class WebSocketIngest(Ingest):
             yield data
             digest = await asyncio.to_thread(_sha256, data)  # up to 8 MiB: not on the event loop
             ack = {"type": "ack", "seq": seq, "bytes": len(data), "sha256": digest}
-            await send_json(self.send, ack)
+            await send_text_json(self.send, ack)
             seq += 1
             await pacer().pace(organization_id=self.organization.pk, bps=self.plan.bandwidth_bps, nbytes=len(data))
 
@@ -101,22 +103,22 @@ async def disconnected(receive: Receive) -> None:
         pass
 
 
-async def deny(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]) -> None:
+async def deny(send: Send, error: ApiError) -> None:
     """Refuse the handshake with an HTTP problem response (ASGI's websocket.http.response)."""
 
-    async def as_websocket(message: dict[str, Any]) -> None:
+    async def as_websocket(message: Message) -> None:
         await send({**message, "type": f"websocket.{message['type']}"})
 
-    await send_problem(as_websocket, status, detail, headers=headers)
+    await send_problem(as_websocket, error)
 
 
 class DicomWebSocketConsumer:
-    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (await receive())["type"] != "websocket.connect":
             return
         if scope.get("api_key") is None:
             if "websocket.http.response" in scope.get("extensions", {}):
-                await deny(send, 401, AUTH_DETAIL, [(b"www-authenticate", b"Bearer")])
+                await deny(send, unauthorized())
             else:
                 await send({"type": "websocket.close", "code": 1008})
             return
@@ -129,13 +131,12 @@ class DicomWebSocketConsumer:
             return
         except Exception as exc:  # noqa: BLE001 - answer_for logs what is not a refusal
             refused = answer_for(exc)
-            problem = problem_body(refused.status, refused.detail, slug=refused.slug)
-            await send_json(send, {"type": "error", "problem": problem})
+            await send_text_json(send, {"type": "error", "problem": problem_body(refused)})
             await send({"type": "websocket.close", "code": 4000 + refused.status})
             return
         await send({"type": "websocket.close", "code": 1000})
 
-    async def upload(self, scope: dict[str, Any], receive: Receive, send: Send) -> str:
+    async def upload(self, scope: Scope, receive: Receive, send: Send) -> str:
         header = await receive_json(receive)
         try:
             content_type = content_type_parse(str(header.get("content_type", "")))
@@ -149,10 +150,10 @@ class DicomWebSocketConsumer:
         headers = UploadHeaders(content_type=content_type, content_length=None, chunk=None, sha256=None)
         ingest = WebSocketIngest(dict(scope, request_id=request_id), receive, send, headers)
         _, answer = await ingest.upload()
-        await send_json(send, {"type": "received", **answer})
+        await send_text_json(send, {"type": "received", **answer})
         return request_id
 
-    async def progress(self, scope: dict[str, Any], receive: Receive, send: Send, upload_id: str) -> None:
+    async def progress(self, scope: Scope, receive: Receive, send: Send, upload_id: str) -> None:
         """Push the upload's indexing progress until it is final, or the client leaves."""
         organization = scope["api_key"].organization
         last: dict[str, Any] | None = None
@@ -160,6 +161,8 @@ class DicomWebSocketConsumer:
         try:
             while True:
                 upload = await database_sync_to_async(upload_get)(organization=organization, upload_id=upload_id)
+                if upload is None:  # removed meanwhile (its organization was deleted)
+                    raise not_found("The upload is gone.")
                 now = {
                     "type": "progress",
                     "state": upload.state,
@@ -169,7 +172,7 @@ class DicomWebSocketConsumer:
                     "study_uids": upload.study_uids,
                 }
                 if now != last:
-                    await send_json(send, now)
+                    await send_text_json(send, now)
                     last = now
                 if upload.state in FINAL_STATES:
                     return
