@@ -35,6 +35,8 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff format --check .
 	# The django-stubs plugin loads the settings, which refuse to start without a secret key.
 	SECRET_KEY=mypy-only-not-a-secret $(VENV)/bin/mypy .
+	# The layers and the no-cycle rule of pyproject.toml [tool.importlinter] (docs/decisions.md).
+	$(VENV)/bin/lint-imports --no-cache
 
 check-services:
 	@$(PY) -c "import psycopg, redis; psycopg.connect('$(TEST_DATABASE_URL)'.rsplit('/', 1)[0] + '/postgres').close(); redis.Redis.from_url('$(TEST_REDIS_URL)').ping()"
