@@ -8,6 +8,10 @@ from typing import Any
 FHIR_JSON = "application/fhir+json"
 FHIR_NDJSON = "application/fhir+ndjson"
 
+# Code systems and identifier systems more than one resource uses.
+DCM_SYSTEM = "http://dicom.nema.org/resources/ontology/DCM"  # the DICOM vocabulary, PS3.16
+DICOM_UID_SYSTEM = "urn:dicom:uid"  # identifiers that are DICOM UIDs, as urn:oid:<uid>
+
 
 def searchset(
     *, resources: Iterable[dict[str, Any]], links: list[dict[str, str]], total: int | None = None

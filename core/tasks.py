@@ -39,7 +39,7 @@ def _run_here(task: Task[Any, Any], args: tuple[str | int, ...]) -> None:
         close_old_connections()
 
 
-def start_embedded_beat(*, tick: float = 5.0, stop: threading.Event | None = None) -> threading.Thread | None:
+def start_embedded_beat(*, tick_s: float = 5.0, stop: threading.Event | None = None) -> threading.Thread | None:
     """Without a broker there is no `celery beat`: run CELERY_BEAT_SCHEDULE from this process.
 
     Entries must have a number of seconds (or a timedelta) as their schedule; each job runs on
@@ -65,7 +65,7 @@ def start_embedded_beat(*, tick: float = 5.0, stop: threading.Event | None = Non
                         enqueue(app.tasks[entry["task"]], *entry.get("args", ()))
                     except Exception:  # one bad entry must not stop the others
                         log.exception("periodic job %s not started", name)
-            stopped.wait(tick)
+            stopped.wait(tick_s)
 
     thread = threading.Thread(target=loop, name="prizmed-beat", daemon=True)
     thread.start()

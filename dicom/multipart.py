@@ -17,7 +17,7 @@ from typing import TypeAlias
 MAX_HEADER_BYTES = 16 * 1024
 # RFC 2046 puts no limit on transport padding; real clients send none. The cap bounds what we
 # must hold back while deciding whether "--boundary" really starts a delimiter line.
-MAX_PADDING = 64
+MAX_PADDING_BYTES = 64
 
 # RFC 2046 §5.1.1: bchars, 1-70 of them, and the last one is not a space.
 _BOUNDARY_RE = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
@@ -96,7 +96,7 @@ class _State(enum.Enum):
 class MultipartParser:
     """Push parser for an RFC 2046 §5.1 multipart body; ``feed`` returns events in order.
 
-    It holds back at most the delimiter length plus MAX_PADDING bytes of part data (while it
+    It holds back at most the delimiter length plus MAX_PADDING_BYTES bytes of part data (while it
     decides whether they start a delimiter), and header lines up to MAX_HEADER_BYTES.
     """
 
@@ -183,17 +183,17 @@ class MultipartParser:
             return False
         if buf.startswith(b"--"):
             return self._close(events)
-        newline = buf.find(b"\n", 0, MAX_PADDING + 2)
+        newline = buf.find(b"\n", 0, MAX_PADDING_BYTES + 2)
         if newline >= 0:
             line = bytes(buf[:newline]).removesuffix(b"\r")
             if line.strip(b" \t"):
                 return self._not_a_delimiter(events)
             del buf[: newline + 1]
             return self._open_part(events)
-        pending = bytes(buf[: MAX_PADDING + 2]).removesuffix(b"\r")
+        pending = bytes(buf[: MAX_PADDING_BYTES + 2]).removesuffix(b"\r")
         if pending.strip(b" \t"):
             return self._not_a_delimiter(events)
-        if len(buf) > MAX_PADDING + 1:
+        if len(buf) > MAX_PADDING_BYTES + 1:
             raise MultipartError("transport padding after a boundary is too long")
         return False
 

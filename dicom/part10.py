@@ -33,9 +33,9 @@ META_MAX_BYTES = 64 * 1024
 
 _TOO_SHORT = "body shorter than a DICOM preamble"
 _VR_RE = re.compile(rb"[A-Z]{2}")
-_META_END_MAX = HEAD_BYTES + META_MAX_BYTES
+_META_END_MAX_BYTES = HEAD_BYTES + META_MAX_BYTES
 # Bytes Part10Head keeps while the meta group is incomplete: the cap plus the next tag.
-_PREFIX_LIMIT = _META_END_MAX + 16
+_PREFIX_MAX_BYTES = _META_END_MAX_BYTES + 16
 
 
 class NotDicom(ValueError):
@@ -83,7 +83,7 @@ def file_meta_read(fp: BinaryIO) -> FileMeta:
         result = file_meta_scan(prefix, at_eof=len(prefix) < need)
         if isinstance(result, FileMeta):
             return result
-        need = min(max(result, len(prefix) + len(prefix) // 8), _PREFIX_LIMIT)
+        need = min(max(result, len(prefix) + len(prefix) // 8), _PREFIX_MAX_BYTES)
 
 
 def file_meta_scan(prefix: bytes | bytearray, *, at_eof: bool) -> FileMeta | int:
@@ -115,14 +115,14 @@ def file_meta_scan(prefix: bytes | bytearray, *, at_eof: bool) -> FileMeta | int
         if header == 0:
             return _more(length, at_eof)
         value_end = pos + header + length
-        if value_end > _META_END_MAX or (end is not None and value_end > end):
+        if value_end > _META_END_MAX_BYTES or (end is not None and value_end > end):
             raise NotDicom("file meta group is longer than allowed")
         if len(prefix) < value_end:
             return _more(value_end, at_eof)
         tag = group << 16 | element
         if tag == FILE_META_INFORMATION_GROUP_LENGTH and not values:
             end = value_end + _group_length(prefix, pos, length)
-            if end > _META_END_MAX:
+            if end > _META_END_MAX_BYTES:
                 raise NotDicom("file meta group is longer than allowed")
         values[tag] = bytes(prefix[pos + header : value_end])
         pos = value_end
@@ -213,7 +213,7 @@ class Part10Head:
         """Take the next piece of the stream; return what to write. Raises NotDicom."""
         if self._done:
             if self._meta is None:
-                self._prefix += data[: max(0, _PREFIX_LIMIT - len(self._prefix))]
+                self._prefix += data[: max(0, _PREFIX_MAX_BYTES - len(self._prefix))]
                 self._try_meta()
             return data
         self._prefix += data
@@ -226,7 +226,7 @@ class Part10Head:
         # loses nothing a viewer needs (only TIFF/DICOM dual-format files lose their TIFF face).
         self._prefix[:PREAMBLE_BYTES] = bytes(PREAMBLE_BYTES)
         out = bytes(self._prefix)
-        del self._prefix[_PREFIX_LIMIT:]
+        del self._prefix[_PREFIX_MAX_BYTES:]
         self._try_meta()
         return out
 
@@ -249,5 +249,5 @@ class Part10Head:
         else:
             # Wait for at least twice the bytes before re-walking the group: a client feeding
             # tiny pieces of a meta group made of many tiny elements would otherwise cost
-            # quadratic time. At _PREFIX_LIMIT the scan always concludes (meta or NotDicom).
-            self._need = min(max(result, 2 * len(self._prefix)), _PREFIX_LIMIT)
+            # quadratic time. At _PREFIX_MAX_BYTES the scan always concludes (meta or NotDicom).
+            self._need = min(max(result, 2 * len(self._prefix)), _PREFIX_MAX_BYTES)

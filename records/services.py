@@ -106,7 +106,7 @@ def session_advance(*, organization_id: int, session_id: str, seq: int) -> None:
     )
 
 
-PRUNE_CHUNK = 10_000  # events per DELETE, so pruning a large backlog never holds long locks
+PRUNE_EVENTS_PER_DELETE = 10_000  # events per DELETE, so pruning a large backlog never holds long locks
 
 
 def events_prune(*, now: datetime | None = None) -> int:
@@ -121,7 +121,7 @@ def events_prune(*, now: datetime | None = None) -> int:
         cut = max(by_age, head - settings.RECORDS_RETENTION_EVENTS)
         low = events.aggregate(m=Min("seq"))["m"]
         while low is not None and low <= cut:
-            high = min(low + PRUNE_CHUNK - 1, cut)
+            high = min(low + PRUNE_EVENTS_PER_DELETE - 1, cut)
             removed += events.filter(seq__gte=low, seq__lte=high).delete()[0]
             low = high + 1
     RecordSession.objects.filter(updated__lt=cutoff).delete()

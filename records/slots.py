@@ -20,17 +20,17 @@ def _key(principal: str) -> str:
     return f"records:streams:{principal}"
 
 
-def _ttl() -> int:
+def _ttl_s() -> int:
     return max(60, 4 * settings.RECORDS_HEARTBEAT_SECONDS)
 
 
 def _acquire(principal: str) -> bool:
     key = _key(principal)
-    cache.add(key, 0, timeout=_ttl())
+    cache.add(key, 0, timeout=_ttl_s())
     try:
         count = cache.incr(key)
     except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=_ttl())
+        cache.add(key, 1, timeout=_ttl_s())
         count = 1
     if count > settings.RECORDS_MAX_STREAMS_PER_KEY:
         _release(principal)
@@ -46,7 +46,7 @@ def _release(principal: str) -> None:
 
 
 def _refresh(principal: str) -> None:
-    cache.touch(_key(principal), _ttl())
+    cache.touch(_key(principal), _ttl_s())
 
 
 # Off the event loop, but not on the one thread that serves the database calls.

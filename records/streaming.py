@@ -1,7 +1,7 @@
 """The bodies of GET /records/stream: a Bundle page, an NDJSON export, and the SSE event stream.
 
 The two streamed bodies are async generators: the consumer sends each chunk before asking for
-the next, so at most one batch (BATCH resources or events) is in memory per connection however
+the next, so at most one batch (BATCH_ROWS resources or events) is in memory per connection however
 slow the client reads — uvicorn's send waits while its write buffer is full.
 """
 
@@ -28,7 +28,7 @@ from records.selectors import (
 )
 from records.services import session_advance, session_open
 
-BATCH = 500
+BATCH_ROWS = 500
 # Streams of a process all read the log when it grows; off the one database thread, so those
 # reads overlap instead of queueing behind each other (each thread has its own connection).
 read_events = database_sync_to_async(events_after, thread_sensitive=False)
@@ -87,7 +87,7 @@ async def ndjson_lines(*, organization_id: int, req: StreamRequest) -> AsyncIter
     after = 0
     while True:
         rows = await database_sync_to_async(resources_after)(
-            organization_id=organization_id, after_id=after, flt=req.flt, limit=BATCH, changed_after=req.position
+            organization_id=organization_id, after_id=after, flt=req.flt, limit=BATCH_ROWS, changed_after=req.position
         )
         if not rows:
             return
@@ -151,7 +151,7 @@ class SseStream:
         after = count = 0
         while True:
             rows = await database_sync_to_async(resources_after)(
-                organization_id=self.organization_id, after_id=after, flt=self.req.flt, limit=BATCH, at_most=head
+                organization_id=self.organization_id, after_id=after, flt=self.req.flt, limit=BATCH_ROWS, at_most=head
             )
             if not rows:
                 break
@@ -163,7 +163,7 @@ class SseStream:
     async def _catch_up(self) -> AsyncIterator[bytes]:
         while True:
             batch = await read_events(
-                organization_id=self.organization_id, position=self.position, flt=self.req.flt, limit=BATCH
+                organization_id=self.organization_id, position=self.position, flt=self.req.flt, limit=BATCH_ROWS
             )
             if batch.expired:
                 async for chunk in self._snapshot(reason="position-expired"):
@@ -173,7 +173,7 @@ class SseStream:
                 yield b"".join(sse(event=e.kind, seq=e.seq, data=e.body) for e in batch.events)
             if batch.scanned_to != self.position:
                 await self._advance(batch.scanned_to)
-            if len(batch.events) < BATCH:
+            if len(batch.events) < BATCH_ROWS:
                 return
 
     async def _advance(self, seq: int) -> None:

@@ -6,20 +6,20 @@ from __future__ import annotations
 from typing import Any
 
 from accounts.models import AuditEntry
+from core.fhir import DCM_SYSTEM, DICOM_UID_SYSTEM
 
-DCM = "http://dicom.nema.org/resources/ontology/DCM"
 ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
 # PS3.16 CID 400: "DICOM Study Deleted" is the audit event ID of a study deletion.
-EVENT_TYPES = {"study.delete": {"system": DCM, "code": "110105", "display": "DICOM Study Deleted"}}
+EVENT_TYPES = {"study.delete": {"system": DCM_SYSTEM, "code": "110105", "display": "DICOM Study Deleted"}}
 # FHIR AuditEvent.outcome: 0 success, 4 minor failure (a refused request), 8 serious failure.
 OUTCOMES = {"success": "0"}
 
 
 def audit_event(entry: AuditEntry) -> dict[str, Any]:
     agent: dict[str, Any] = {
-        "type": {"coding": [{"system": DCM, "code": "110153", "display": "Source Role ID"}]},
+        "type": {"coding": [{"system": DCM_SYSTEM, "code": "110153", "display": "Source Role ID"}]},
         "who": {"identifier": {"system": "urn:prizmed:api-key-prefix", "value": entry.key_prefix or "-"}},
         "requestor": True,
     }
@@ -38,7 +38,7 @@ def audit_event(entry: AuditEntry) -> dict[str, Any]:
     ]
     entities: list[dict[str, Any]] = [
         {
-            "what": {"identifier": {"system": "urn:dicom:uid", "value": f"urn:oid:{entry.study_uid or '0'}"}},
+            "what": {"identifier": {"system": DICOM_UID_SYSTEM, "value": f"urn:oid:{entry.study_uid or '0'}"}},
             "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
             "role": {"system": OBJECT_ROLE, "code": "3", "display": "Report"},
             "name": entry.study_uid or "-",
@@ -56,7 +56,9 @@ def audit_event(entry: AuditEntry) -> dict[str, Any]:
     return {
         "resourceType": "AuditEvent",
         "id": str(entry.pk),
-        "type": EVENT_TYPES.get(entry.action, {"system": DCM, "code": "110100", "display": "Application Activity"}),
+        "type": EVENT_TYPES.get(
+            entry.action, {"system": DCM_SYSTEM, "code": "110100", "display": "Application Activity"}
+        ),
         "action": "D",
         "recorded": entry.created.isoformat(),
         "outcome": OUTCOMES.get(entry.outcome, "4"),

@@ -15,8 +15,8 @@ from typing import Any
 
 from django.conf import settings
 
-DCM_SYSTEM = "http://dicom.nema.org/resources/ontology/DCM"
-DICOM_UID_SYSTEM = "urn:dicom:uid"
+from core.fhir import DCM_SYSTEM, DICOM_UID_SYSTEM
+
 RFC3986_SYSTEM = "urn:ietf:rfc:3986"
 V2_0203_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0203"
 ENDPOINT_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/endpoint-connection-type"

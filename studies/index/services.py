@@ -1,8 +1,8 @@
 """Indexing the stored instances of an upload into Patient / Study / Series / Instance (API.md §2).
 
-An upload is indexed in parts of PART_SIZE positions, each its own task, so several workers
+An upload is indexed in parts of PART_POSITIONS positions, each its own task, so several workers
 share a big upload. A part reads headers outside any transaction (the slow step) and writes
-each batch of BATCH_SIZE items in one transaction. Every step is idempotent: a batch re-locks
+each batch of BATCH_ITEMS items in one transaction. Every step is idempotent: a batch re-locks
 its items and skips those no longer `stored`, so a task run again after a crash or run twice
 at once indexes every instance exactly once.
 
@@ -42,8 +42,8 @@ from studies.objects.store import storage
 
 log = logging.getLogger("prizmed.indexing")
 
-PART_SIZE = 250  # positions per task
-BATCH_SIZE = 250  # items per transaction
+PART_POSITIONS = 250  # positions per task
+BATCH_ITEMS = 250  # items per transaction
 RETRIES = 5  # a batch that lost a race (unique insert, deleted study, deadlock) runs again
 TOO_LARGE = "study-too-large"
 MISSING = "missing-object"
@@ -94,7 +94,7 @@ def upload_index_begin(*, upload_id: str) -> list[tuple[int, int]]:
     if not positions:
         upload_finish(upload_id=upload_id)
         return []
-    starts = positions[::PART_SIZE]
+    starts = positions[::PART_POSITIONS]
     return [(start, stop) for start, stop in zip(starts, [*starts[1:], positions[-1] + 1], strict=True)]
 
 
@@ -109,8 +109,8 @@ def upload_index_part(*, upload_id: str, start: int, stop: int) -> None:
             upload=upload, state=ItemState.STORED, position__gte=start, position__lt=stop
         ).order_by("position")
     )
-    for first in range(0, len(items), BATCH_SIZE):
-        batch = items[first : first + BATCH_SIZE]
+    for first in range(0, len(items), BATCH_ITEMS):
+        batch = items[first : first + BATCH_ITEMS]
         _index_batch(upload, [(item, _read(item)) for item in batch])
     upload_finish(upload_id=upload_id)
 

@@ -2,7 +2,7 @@
 
 Uvicorn stops reading the socket while the application has not asked for the next
 `http.request` message, so waiting before `receive()` is how bandwidth back-pressure reaches
-the client (its TCP window closes). Nothing here holds more than about FLUSH bytes.
+the client (its TCP window closes). Nothing here holds more than about FLUSH_BYTES bytes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from core.errors import too_large
 
 # Bytes gathered before one hand-off to the worker thread: large enough that the thread hop
 # is rare next to the copy, small enough to keep memory flat per upload.
-FLUSH = 1024 * 1024
+FLUSH_BYTES = 1024 * 1024
 
 
 class ClientGone(Exception):
@@ -41,7 +41,7 @@ async def body_pieces(receive: Receive, *, limit: int, pace: Callable[[int], Awa
 
 
 async def pump(pieces: AsyncIterator[bytes], feed: Callable[[bytes], None], *, eager: Callable[[], bool]) -> None:
-    """Feed ``pieces`` to ``feed`` on a worker thread, one call in flight while the next FLUSH
+    """Feed ``pieces`` to ``feed`` on a worker thread, one call in flight while the next FLUSH_BYTES
     bytes are read, so disk and hashing overlap the network.
 
     While ``eager()`` holds (the body's first bytes are not validated yet), every piece is fed
@@ -56,7 +56,7 @@ async def pump(pieces: AsyncIterator[bytes], feed: Callable[[bytes], None], *, e
             buf.append(piece)
             size += len(piece)
             early = eager()
-            if size < FLUSH and not early:
+            if size < FLUSH_BYTES and not early:
                 continue
             if pending is not None:
                 await pending

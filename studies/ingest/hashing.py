@@ -16,7 +16,7 @@ _hashers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="prizmed-hash")
 # Below this, handing a piece to another thread costs about what running the hash beside the
 # write saves, or more when indexing competes for the cores (measured with multipart bodies of
 # 80 kB and 0.5 MB instances). Single instances arrive in batches of at least 1 MiB.
-INLINE_BELOW = 1024 * 1024
+INLINE_BELOW_BYTES = 1024 * 1024
 
 
 class HashPipe:
@@ -28,7 +28,7 @@ class HashPipe:
     def update(self, data: bytes, *digests: hashlib._Hash) -> None:
         """Queue ``data`` for ``digests``; returns once the previous piece is hashed."""
         self.drain()
-        if len(data) < INLINE_BELOW:
+        if len(data) < INLINE_BELOW_BYTES:
             _update(data, digests)
         else:
             self._pending = _hashers.submit(_update, data, digests)

@@ -20,12 +20,13 @@ from core.asgi import Receive, Scope
 from core.errors import too_large
 from studies.ingest.body_pump import body_pieces, pump
 from studies.ingest.links import stream_href, upload_href
+from studies.ingest.object_keys import chunk_key
 from studies.ingest.pacing import pacer
 from studies.ingest.payload_parser import NullSink, PayloadParser
 from studies.ingest.receiver import Receiver
 from studies.ingest.request_headers import MAX_REQUEST_BYTES, ChunkHeaders, UploadHeaders, digest_check
 from studies.ingest.selectors import upload_get
-from studies.ingest.streams import chunk_key, chunk_store, stream_assemble, stream_forget, stream_open
+from studies.ingest.streams import chunk_store, stream_assemble, stream_forget, stream_open
 from studies.ingest.uploads import upload_complete, upload_discard, upload_open
 from studies.models import StreamState, Upload, UploadState
 from studies.objects.store import storage

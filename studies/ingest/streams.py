@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts.models import APIKey, Organization
 from core.errors import conflict, too_large
 from studies.ingest.content_type import ContentType
+from studies.ingest.object_keys import chunk_key
 from studies.ingest.receiver import Receiver
 from studies.ingest.uploads import upload_complete, upload_discard, upload_id_free, uploads_sweep
 from studies.models import Chunk, Stream, StreamState, Upload
@@ -27,7 +28,7 @@ from studies.objects.deletion import objects_delete_on_commit
 from studies.objects.storage import ObjectWriter
 from studies.objects.store import storage
 
-READ_PIECE = 1024 * 1024
+READ_PIECE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +46,6 @@ class ChunkStored:
     stream_state: str
     assemble_as: str | None  # an upload id: this request completed the stream and assembles it
     upload_id: str | None  # the stream's upload once assembled (or being assembled)
-
-
-def chunk_key(organization_id: int, stream_pk: int, seq: int) -> str:
-    return f"streams/{organization_id}/{stream_pk}/{seq:08d}.chunk"
 
 
 def stream_open(*, organization: Organization, stream_id: str, seq: int, content_type: ContentType) -> StreamSlot:
@@ -158,7 +155,7 @@ def stream_assemble(*, stream_pk: int, upload_id: str, content_type: ContentType
     try:
         for key in Chunk.objects.filter(stream=stream).order_by("seq").values_list("object_key", flat=True):
             with storage().open(key) as fh:
-                while piece := fh.read(READ_PIECE):
+                while piece := fh.read(READ_PIECE_BYTES):
                     receiver.feed(piece)
         received = receiver.finish()
     except Exception:

@@ -17,7 +17,8 @@ from accounts.models import APIKey, Organization
 from core.errors import conflict
 from core.tasks import enqueue
 from studies.index.tasks import index_upload
-from studies.ingest.receiver import Received, upload_prefix
+from studies.ingest.object_keys import upload_prefix
+from studies.ingest.receiver import Received
 from studies.models import Upload, UploadItem, UploadState
 from studies.objects.store import storage
 

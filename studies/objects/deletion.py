@@ -22,7 +22,7 @@ log = logging.getLogger("prizmed.studies")
 
 # The sweep leaves recent rows alone: their own after-commit step is most likely running now.
 SWEEP_GRACE = timedelta(minutes=1)
-SWEEP_BATCH = 1000
+SWEEP_BATCH_KEYS = 1000
 
 
 def objects_delete_on_commit(keys: Iterable[str]) -> None:
@@ -41,8 +41,8 @@ def objects_purge(*, keys: list[str]) -> None:
     store = storage()
     for key in keys:
         store.delete(key)
-    for start in range(0, len(keys), SWEEP_BATCH):
-        PendingObjectDeletion.objects.filter(object_key__in=keys[start : start + SWEEP_BATCH]).delete()
+    for start in range(0, len(keys), SWEEP_BATCH_KEYS):
+        PendingObjectDeletion.objects.filter(object_key__in=keys[start : start + SWEEP_BATCH_KEYS]).delete()
 
 
 def pending_objects_sweep(*, older_than: timedelta = SWEEP_GRACE) -> int:
@@ -50,7 +50,7 @@ def pending_objects_sweep(*, older_than: timedelta = SWEEP_GRACE) -> int:
     cutoff = timezone.now() - older_than
     done = 0
     while keys := list(
-        PendingObjectDeletion.objects.filter(created__lt=cutoff).values_list("object_key", flat=True)[:SWEEP_BATCH]
+        PendingObjectDeletion.objects.filter(created__lt=cutoff).values_list("object_key", flat=True)[:SWEEP_BATCH_KEYS]
     ):
         objects_purge(keys=keys)
         done += len(keys)

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from dicom.multipart import (
-    MAX_PADDING,
+    MAX_PADDING_BYTES,
     MultipartError,
     MultipartParser,
     PartData,
@@ -126,7 +126,7 @@ def test_it_ignores_transport_padding_after_a_boundary() -> None:
 def test_it_refuses_endless_transport_padding() -> None:
     parser = MultipartParser(BOUNDARY)
     with pytest.raises(MultipartError, match="padding"):
-        parser.feed(b"--pzm-7d1f3a" + b" " * (MAX_PADDING + 2))
+        parser.feed(b"--pzm-7d1f3a" + b" " * (MAX_PADDING_BYTES + 2))
 
 
 def test_it_lowercases_header_names_and_joins_repeats() -> None:

@@ -38,7 +38,7 @@ def test_it_runs_a_task_on_the_local_thread() -> None:
 )
 def test_it_runs_beat_entries_again_and_again() -> None:
     stop = threading.Event()
-    thread = start_embedded_beat(tick=0.01, stop=stop)
+    thread = start_embedded_beat(tick_s=0.01, stop=stop)
     try:
         assert thread is not None
         assert ran.wait(10)

@@ -7,11 +7,14 @@ import os
 
 import pytest
 
-from studies.ingest.hashing import INLINE_BELOW, HashPipe
+from studies.ingest.hashing import INLINE_BELOW_BYTES, HashPipe
 
 
 def test_it_gives_the_inline_digests_for_small_and_large_pieces_in_order() -> None:
-    pieces = [os.urandom(n) for n in (10, INLINE_BELOW * 3, 7, INLINE_BELOW, INLINE_BELOW - 1, INLINE_BELOW * 5, 1)]
+    pieces = [
+        os.urandom(n)
+        for n in (10, INLINE_BELOW_BYTES * 3, 7, INLINE_BELOW_BYTES, INLINE_BELOW_BYTES - 1, INLINE_BELOW_BYTES * 5, 1)
+    ]
     one, both = hashlib.sha256(), hashlib.sha256()
     pipe = HashPipe()
     for n, piece in enumerate(pieces):
@@ -30,7 +33,7 @@ def test_it_raises_a_failed_update_at_the_next_call() -> None:
             raise RuntimeError("boom")
 
     pipe = HashPipe()
-    pipe.update(bytes(INLINE_BELOW), Broken())  # type: ignore[arg-type]
+    pipe.update(bytes(INLINE_BELOW_BYTES), Broken())  # type: ignore[arg-type]
     with pytest.raises(RuntimeError):
         pipe.drain()
     pipe.drain()  # reported once
