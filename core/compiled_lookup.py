@@ -5,6 +5,10 @@ Building and compiling a QuerySet costs ~0.35 ms here and turning its row into m
 its QuerySet once per thread with placeholder values, keeps the SQL and the ORM's own recipe for
 turning a row into models (select_related included, field converters applied), and then only
 substitutes the parameters. The QuerySet stays the single source of the query.
+
+It leans on the SQL compiler's internals (klass_info, converters, get_related_populators): the
+shortcut fenced here. tests/unit/test_compiled_lookup.py holds it equal to ``.first()``;
+tests/unit/test_framework_fences.py fails when Django leaves the release it was reviewed for.
 """
 
 from __future__ import annotations

@@ -6,6 +6,11 @@ middleware): 2.9-4.2 ms of CPU for a bare request here, against 0.4 ms with this
 (docs/benchmarks.md). Every view and middleware of ours is sync, so this handler reads the
 (small: uploads are consumers) body on the event loop, then runs the whole sync request, as
 WSGI would, in one call on a pooled thread, and sends the response from the loop.
+
+It subclasses ASGIHandler and calls BaseHandler's request machinery (create_request,
+get_response, send_response): the shortcut fenced here. tests/unit/test_one_hop_asgi.py holds
+its answers and request signals equal to Django's own handler; tests/unit/test_framework_fences.py
+fails when Django leaves the release it was reviewed for.
 """
 
 from __future__ import annotations

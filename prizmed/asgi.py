@@ -6,7 +6,6 @@ Django's handler reads a whole request body before a view runs; everything else 
 
 from __future__ import annotations
 
-import gc
 import os
 
 import django
@@ -20,6 +19,7 @@ from django.urls import re_path  # noqa: E402
 
 from core.gateway import RequestIdMiddleware  # noqa: E402
 from core.one_hop_asgi import OneHopASGIHandler  # noqa: E402
+from core.startup_gc import startup_heap_freeze  # noqa: E402
 from core.tasks import start_embedded_beat  # noqa: E402
 from prizmed.routing import http_routes, websocket_routes  # noqa: E402
 
@@ -35,6 +35,5 @@ application = RequestIdMiddleware(
     )
 )
 
-# What is loaded by now lives as long as the process: keep the cyclic collector from walking it
-# again and again (a full collection over Django's import graph is a latency tail of its own).
-gc.freeze()
+# Last: what is loaded by now lives as long as the process (core/startup_gc.py).
+startup_heap_freeze()

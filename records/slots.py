@@ -1,9 +1,9 @@
 """The cap on concurrent record streams per principal (an API key, or a dashboard user).
 
-Counted in the Django cache: Redis in production, so every server process shares one count
-(INCR and DECR are atomic), process memory when embedded. A process that dies holding slots
-cannot give them back; the count's TTL, refreshed by live streams, is the safety net that lets
-the leak heal once the principal's streams go quiet.
+Counted in the Django cache (core/counters.py): Redis in production, so every server process
+shares one count (INCR and DECR are atomic), process memory when embedded. A process that dies
+holding slots cannot give them back; the count's TTL, refreshed by live streams, is the safety
+net that lets the leak heal once the principal's streams go quiet.
 
 The synchronous cache calls are deliberate: Django's async cache methods (`aincr`, ...) are a
 read-modify-write for most backends, which loses counts when streams end at the same moment.
@@ -15,6 +15,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 
+from core.counters import counter_decr, counter_incr
+
 
 def _key(principal: str) -> str:
     return f"records:streams:{principal}"
@@ -25,24 +27,14 @@ def _ttl_s() -> int:
 
 
 def _acquire(principal: str) -> bool:
-    key = _key(principal)
-    cache.add(key, 0, timeout=_ttl_s())
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=_ttl_s())
-        count = 1
-    if count > settings.RECORDS_MAX_STREAMS_PER_KEY:
+    if counter_incr(_key(principal), ttl_s=_ttl_s()) > settings.RECORDS_MAX_STREAMS_PER_KEY:
         _release(principal)
         return False
     return True
 
 
 def _release(principal: str) -> None:
-    try:
-        cache.decr(_key(principal))
-    except ValueError:  # already expired: nothing to give back
-        pass
+    counter_decr(_key(principal))
 
 
 def _refresh(principal: str) -> None:

@@ -19,13 +19,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Organization
 from dicom.header import InstanceHeader, InvalidInstance, read_header
 from dicom.part10 import FileMeta
+from studies.index.item_outcomes import item_outcomes_write
 from studies.index.record_events import record_patient_changed, record_study_changed, record_study_deleted
 from studies.models import (
     Instance,
@@ -306,7 +307,7 @@ def _write(batch: _Batch, upload: Upload, studies: dict[str, Study], series: dic
         study.last_received = batch.now
         study.save()
         record_study_changed(study=study)
-    _items_update([*batch.indexed, *batch.rejected])
+    item_outcomes_write([*batch.indexed, *batch.rejected])
     objects_delete_on_commit(batch.doomed_keys)
     # The upload row is locked by this transaction: read-merge-write of its UID list is safe.
     known = Upload.objects.values_list("study_uids", flat=True).get(pk=upload.pk)
@@ -316,25 +317,6 @@ def _write(batch: _Batch, upload: Upload, studies: dict[str, Study], series: dic
         study_uids=[*known, *sorted(batch.study_uids - set(known))],
         updated=batch.now,
     )
-
-
-def _items_update(items: list[UploadItem]) -> None:
-    """Each item's outcome in one UPDATE ... FROM (VALUES ...): Django's bulk_update builds a
-    CASE per row and field, which cost more than the rest of the batch together."""
-    if not items:
-        return
-    quote = connection.ops.quote_name
-    table, columns = quote(UploadItem._meta.db_table), ["state", "reason", "reason_code", "sop_instance_uid"]
-    rows = ", ".join(["(CAST(%s AS BIGINT), %s, %s, %s, %s)"] * len(items))
-    assignments = ", ".join(f"{quote(c)} = v.{quote(c)}" for c in columns)
-    sql = (
-        f"WITH v(id, {', '.join(quote(c) for c in columns)}) AS (VALUES {rows}) "
-        f"UPDATE {table} SET {assignments} FROM v WHERE {table}.{quote('id')} = v.id"
-    )
-    params = [value for item in items for value in (item.pk, item.state, item.reason, item.reason_code,
-                                                      item.sop_instance_uid)]  # fmt: skip
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 def _recount(study: Study) -> None:
