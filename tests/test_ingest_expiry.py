@@ -20,7 +20,8 @@ from studies.ingest.tasks import expire_streams
 from studies.models import ItemState, Stream, StreamState, Upload, UploadItem
 from studies.objects.store import storage
 from tests.support.dicomfactory import make_instance
-from tests.support.ingest_support import objects_dir, partials, post, stored
+from tests.support.indexing import stored_upload
+from tests.support.ingest_support import objects_dir, partials, stored
 from tests.support.world import World
 from tests.test_auth import assert_problem
 from tests.test_ingest_streams import send_chunk
@@ -75,9 +76,10 @@ def test_it_removes_uploads_left_receiving_by_a_dead_process(world: World, child
 
 
 def test_it_shows_rejections_and_study_uids(api: httpx.Client, world: World) -> None:
-    response = post(api, make_instance(), {**world.bob.headers, "Content-Type": "application/dicom"})
-    request_id = response.json()["request_id"]
-    # What the indexer records (studies/indexing.py), written here so the view is tested alone.
+    # Stored as ingest stores it but never queued: an uploaded one could be indexed by the
+    # server's task thread while this test writes the outcome below (a race it once lost).
+    request_id = str(stored_upload(world.bob.org, [make_instance()]).pk)
+    # What the indexer records (studies/index/services.py), written here so the view is tested alone.
     Upload.objects.filter(pk=request_id).update(state="done", instances_rejected=1, study_uids=["1.2.3"])
     UploadItem.objects.filter(upload_id=request_id).update(
         state=ItemState.REJECTED, reason_code="missing-patient-id", reason="no Patient ID", sop_instance_uid="1.2.3.4"
