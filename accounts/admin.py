@@ -66,10 +66,10 @@ class APIKeyAdmin(admin.ModelAdmin[APIKey]):
             organization=obj.organization, name=obj.name, role=obj.role, expires_at=obj.expires_at
         )
         obj.pk, obj.prefix = key.pk, key.prefix
-        request._prizmed_new_key = plaintext  # type: ignore[attr-defined]  # read once by response_add
+        request.issued_key_plaintext = plaintext  # type: ignore[attr-defined]  # read once by response_add
 
     def response_add(self, request: HttpRequest, obj: APIKey, post_url_continue: str | None = None) -> HttpResponse:
-        plaintext = getattr(request, "_prizmed_new_key", None)
+        plaintext = getattr(request, "issued_key_plaintext", None)
         if plaintext is None:
             return super().response_add(request, obj, post_url_continue)
         context = {**self.admin_site.each_context(request), "key": obj, "plaintext": plaintext, "opts": self.opts}

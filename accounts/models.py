@@ -112,6 +112,15 @@ class AuditEntry(models.Model):
 
     objects = AppendOnlyQuerySet.as_manager()
 
+    class Meta:
+        verbose_name = "audit log entry"
+        verbose_name_plural = "audit log"
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["organization_id_value", "action", "created"])]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.action} {self.study_uid} {self.outcome} ({self.organization_slug})"
+
     # The one save()/delete() override in the codebase: append-only is a property of the row
     # itself, and Model.save/delete bypass the QuerySet guards above.
     def save(self, *args: object, **kwargs: object) -> None:
@@ -121,9 +130,3 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise PermissionError("the audit log is append-only")
-
-    class Meta:
-        verbose_name = "audit log entry"
-        verbose_name_plural = "audit log"
-        ordering = ["-id"]
-        indexes = [models.Index(fields=["organization_id_value", "action", "created"])]

@@ -161,11 +161,11 @@ def build_costs() -> tuple[float, float]:
 
     def build() -> dict[str, object]:
         instances = [fhir.InstanceRow(f"1.2.3.1.{i}", "1.2.840.10008.5.1.4.1.1.2", i) for i in range(1, 5)]
-        return fhir.imaging_study_resource(
+        return fhir.imaging_study_resource(fhir.StudyRow(
             organization_id=1, patient_id="P1", patient_name="Doe^Jane", study_uid="1.2.3", study_date=date(2024, 1, 2),
             study_time=None, accession_number="A1", description="", referring_physician="", modalities=["CT"],
             series_count=1, instance_count=4, series=[fhir.SeriesRow("1.2.3.1", 1, "CT", "", "CHEST", 4, instances)],
-        )  # fmt: skip
+        ))  # fmt: skip
 
     rounds = 2000
     started = time.perf_counter()

@@ -56,7 +56,8 @@ class OneHopASGIHandler(ASGIHandler):
         if request is not None:
             response = self.get_response(request)
         assert response is not None
-        response._handler_class = self.__class__  # type: ignore[attr-defined]  # read by response.close()
+        # As Django's handlers do; response.close() reads it (the fenced internals, module docstring).
+        response._handler_class = self.__class__  # type: ignore[attr-defined]  # noqa: SLF001
         if not response.streaming:
             # The content is already bytes: close now, on this thread, so request_finished
             # hands this thread's database connection back to the pool.

@@ -149,29 +149,41 @@ def read_header(fp: BinaryIO, meta: FileMeta | None = None) -> InstanceHeader:
         raise InvalidInstance("truncated", "file ends inside or right after the file meta group")
     reader = _BoundedReader(fp, start + MAX_HEADER_BYTES)
     reader.seek(start + meta.end)
-    implicit, little = _encoding(meta.transfer_syntax_uid)
     try:
-        ds = read_dataset(reader, implicit, little, stop_when=_at_pixel_data)  # type: ignore[arg-type]
-        stop, short = reader.tell(), reader.short_read
-        # The checks below peek past the header, ≤ 12 bytes at a time.
-        reader.limit, reader.short_read = _NO_LIMIT, False
-        _check_complete(ds, reader, stop, end, short)
-        _check_depth(ds)
-        return _header(ds, meta)
+        ds = _data_set(reader, meta, end)
     except InvalidInstance:
         raise
     except RecursionError as exc:  # undefined-length sequences nested past the stack
         raise InvalidInstance("too-deep", "sequences nested too deeply") from exc
     except Exception as exc:  # pydicom raises many types on hostile input
-        if reader.exceeded:
-            raise InvalidInstance("too-large-header", f"header larger than {MAX_HEADER_BYTES} bytes") from exc
-        if reader.io_error:
-            raise
-        if reader.short_read:
-            raise InvalidInstance("truncated", "file ends inside the header") from exc
-        if isinstance(exc, InvalidDicomError):
-            raise InvalidInstance("not-dicom", str(exc)) from exc
-        raise InvalidInstance("malformed", f"cannot parse header: {exc}") from exc
+        if reader.io_error and not reader.exceeded:
+            raise  # the disk's failure, not the file's
+        raise _refusal(exc, reader) from exc
+    return _header(ds, meta)
+
+
+def _data_set(reader: _BoundedReader, meta: FileMeta, end: int) -> Dataset:
+    """The data set up to its pixel data, read in its transfer syntax's encoding and checked
+    whole: not cut short, sequences not nested too deep."""
+    implicit, little = _encoding(meta.transfer_syntax_uid)
+    ds = read_dataset(reader, implicit, little, stop_when=_at_pixel_data)  # type: ignore[arg-type]
+    stop, short = reader.tell(), reader.short_read
+    # The checks below peek past the header, ≤ 12 bytes at a time.
+    reader.limit, reader.short_read = _NO_LIMIT, False
+    _check_complete(ds, reader, stop, end, short)
+    _check_depth(ds)
+    return ds
+
+
+def _refusal(exc: Exception, reader: _BoundedReader) -> InvalidInstance:
+    """What a parse failure means for the file, from what the reader saw happen."""
+    if reader.exceeded:
+        return InvalidInstance("too-large-header", f"header larger than {MAX_HEADER_BYTES} bytes")
+    if reader.short_read:
+        return InvalidInstance("truncated", "file ends inside the header")
+    if isinstance(exc, InvalidDicomError):
+        return InvalidInstance("not-dicom", str(exc))
+    return InvalidInstance("malformed", f"cannot parse header: {exc}")
 
 
 class _BoundedReader:

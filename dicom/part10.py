@@ -99,34 +99,46 @@ def file_meta_scan(prefix: bytes | bytearray, *, at_eof: bool) -> FileMeta | int
     pos, end = HEAD_BYTES, None  # end: set by (0002,0000) group length when present
     values: dict[int, bytes] = {}
     while pos != end:
-        if len(prefix) < pos + 4:
-            # Without a group length the group ends where a non-0002 tag starts (or at EOF).
-            if at_eof and pos == len(prefix) and end is None and values:
-                break
-            return _more(pos + 4, at_eof)
-        group, element = struct.unpack_from("<HH", prefix, pos)
-        if group != FILE_META_GROUP:
-            if not values:
-                raise NotDicom("no File Meta Information group after the DICM prefix")
-            if end is not None:
-                raise NotDicom("file meta group shorter than its group length")
+        step = _element(prefix, pos, end, at_eof=at_eof, first=not values)
+        if step is None:
             break
-        header, length = _element_header(prefix, pos)
-        if header == 0:
-            return _more(length, at_eof)
-        value_end = pos + header + length
-        if value_end > _META_END_MAX_BYTES or (end is not None and value_end > end):
-            raise NotDicom("file meta group is longer than allowed")
-        if len(prefix) < value_end:
-            return _more(value_end, at_eof)
-        tag = group << 16 | element
+        if isinstance(step, int):
+            return step
+        start, (tag, value, pos) = pos, step
         if tag == FILE_META_INFORMATION_GROUP_LENGTH and not values:
-            end = value_end + _group_length(prefix, pos, length)
+            end = pos + _group_length(prefix, start, len(value))
             if end > _META_END_MAX_BYTES:
                 raise NotDicom("file meta group is longer than allowed")
-        values[tag] = bytes(prefix[pos + header : value_end])
-        pos = value_end
+        values[tag] = value
     return _file_meta(values, pos)
+
+
+def _element(
+    prefix: bytes | bytearray, pos: int, end: int | None, *, at_eof: bool, first: bool
+) -> tuple[int, bytes, int] | int | None:
+    """The group element at ``pos``: (tag, value, where the next one starts); or the prefix
+    length needed to read it; or None where the group has ended before it."""
+    if len(prefix) < pos + 4:
+        # Without a group length the group ends where a non-0002 tag starts (or at EOF).
+        if at_eof and pos == len(prefix) and end is None and not first:
+            return None
+        return _more(pos + 4, at_eof)
+    group, element = struct.unpack_from("<HH", prefix, pos)
+    if group != FILE_META_GROUP:
+        if first:
+            raise NotDicom("no File Meta Information group after the DICM prefix")
+        if end is not None:
+            raise NotDicom("file meta group shorter than its group length")
+        return None
+    header, length = _element_header(prefix, pos)
+    if header == 0:
+        return _more(length, at_eof)
+    value_end = pos + header + length
+    if value_end > _META_END_MAX_BYTES or (end is not None and value_end > end):
+        raise NotDicom("file meta group is longer than allowed")
+    if len(prefix) < value_end:
+        return _more(value_end, at_eof)
+    return group << 16 | element, bytes(prefix[pos + header : value_end]), value_end
 
 
 def _more(needed: int, at_eof: bool) -> int:

@@ -17,6 +17,9 @@ class EventCounter(models.Model):
     organization = models.OneToOneField(Organization, on_delete=models.CASCADE, primary_key=True)
     last_seq = models.BigIntegerField(default=0)
 
+    def __str__(self) -> str:
+        return f"organization {self.organization_id} at event {self.last_seq}"
+
 
 class EventKind(models.TextChoices):
     PATIENT = "Patient"  # created or updated
@@ -37,6 +40,9 @@ class RecordEvent(models.Model):
         constraints = [models.UniqueConstraint(fields=["organization", "seq"], name="event_seq_per_org")]
         indexes = [models.Index(fields=["organization", "created"])]  # retention pruning
 
+    def __str__(self) -> str:
+        return f"event {self.seq}: {self.kind} {self.study_uid or self.patient_id}".rstrip()
+
 
 class RecordSession(models.Model):
     """A named X-Record-Stream session: remembers the last event it delivered."""
@@ -49,6 +55,9 @@ class RecordSession(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organization", "session_id"], name="record_session_per_org")]
+
+    def __str__(self) -> str:
+        return f"record stream session {self.session_id}"
 
 
 class RecordResource(models.Model):
@@ -70,3 +79,6 @@ class RecordResource(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organization", "kind", "key"], name="record_resource_per_org")]
         indexes = [models.Index(fields=["organization", "id"]), models.Index(fields=["organization", "seq"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key}"

@@ -88,32 +88,31 @@ def events_after(*, organization_id: int, position: int, flt: RecordFilter, limi
     return EventBatch(events=[Event(*row) for row in rows], scanned_to=scanned_to, expired=False)
 
 
-def _resources(*, organization_id: int, flt: RecordFilter) -> QuerySet[RecordResource]:
-    return RecordResource.objects.filter(flt.q(), organization_id=organization_id)
+@dataclass(frozen=True)
+class SeqRange:
+    """Bounds on the sequence number of the change that wrote a current resource."""
+
+    after: int | None = None  # only resources changed after this event
+    up_to: int | None = None  # only resources as of this event (a snapshot at the log head)
+
+
+def _resources(*, organization_id: int, flt: RecordFilter, seq: SeqRange) -> QuerySet[RecordResource]:
+    rows = RecordResource.objects.filter(flt.q(), organization_id=organization_id)
+    if seq.after is not None:
+        rows = rows.filter(seq__gt=seq.after)
+    if seq.up_to is not None:
+        rows = rows.filter(seq__lte=seq.up_to)
+    return rows
 
 
 def resources_after(
-    *,
-    organization_id: int,
-    after_id: int,
-    flt: RecordFilter,
-    limit: int,
-    changed_after: int | None = None,
-    at_most: int | None = None,
+    *, organization_id: int, after_id: int, flt: RecordFilter, limit: int, seq: SeqRange = SeqRange()
 ) -> list[Resource]:
-    """Current resources in id order after a cursor; `changed_after` / `at_most` bound the
-    sequence number of the change that wrote them."""
-    rows = _resources(organization_id=organization_id, flt=flt).filter(id__gt=after_id)
-    if changed_after is not None:
-        rows = rows.filter(seq__gt=changed_after)
-    if at_most is not None:
-        rows = rows.filter(seq__lte=at_most)
+    """Current resources in id order after a cursor."""
+    rows = _resources(organization_id=organization_id, flt=flt, seq=seq).filter(id__gt=after_id)
     found = rows.order_by("id").annotate(body=Cast("resource", TextField())).values_list("id", "kind", "body")
     return [Resource(*row) for row in found[:limit]]
 
 
-def resources_count(*, organization_id: int, flt: RecordFilter, changed_after: int | None) -> int:
-    rows = _resources(organization_id=organization_id, flt=flt)
-    if changed_after is not None:
-        rows = rows.filter(seq__gt=changed_after)
-    return rows.count()
+def resources_count(*, organization_id: int, flt: RecordFilter, seq: SeqRange) -> int:
+    return _resources(organization_id=organization_id, flt=flt, seq=seq).count()

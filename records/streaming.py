@@ -21,6 +21,7 @@ from core.fhir import searchset
 from records.request import StreamRequest
 from records.selectors import (
     RecordFilter,
+    SeqRange,
     events_after,
     log_head,
     resources_after,
@@ -68,7 +69,7 @@ def bundle_page(*, organization_id: int, req: StreamRequest) -> tuple[bytes, int
         after_id=req.cursor,
         flt=req.flt,
         limit=req.count + 1,  # one more than the page says whether a next page exists
-        changed_after=req.position,
+        seq=SeqRange(after=req.position),
     )
     page = rows[: req.count]
     links = [{"relation": "self", "url": _link(req.flt, req.count, req.position, req.cursor)}]
@@ -77,7 +78,7 @@ def bundle_page(*, organization_id: int, req: StreamRequest) -> tuple[bytes, int
     bundle = searchset(
         resources=[json.loads(row.body) for row in page],
         links=links,
-        total=resources_count(organization_id=organization_id, flt=req.flt, changed_after=req.position),
+        total=resources_count(organization_id=organization_id, flt=req.flt, seq=SeqRange(after=req.position)),
     )
     return json.dumps(bundle, separators=(",", ":")).encode(), head
 
@@ -87,7 +88,11 @@ async def ndjson_lines(*, organization_id: int, req: StreamRequest) -> AsyncIter
     after = 0
     while True:
         rows = await database_sync_to_async(resources_after)(
-            organization_id=organization_id, after_id=after, flt=req.flt, limit=BATCH_ROWS, changed_after=req.position
+            organization_id=organization_id,
+            after_id=after,
+            flt=req.flt,
+            limit=BATCH_ROWS,
+            seq=SeqRange(after=req.position),
         )
         if not rows:
             return
@@ -151,7 +156,11 @@ class SseStream:
         after = count = 0
         while True:
             rows = await database_sync_to_async(resources_after)(
-                organization_id=self.organization_id, after_id=after, flt=self.req.flt, limit=BATCH_ROWS, at_most=head
+                organization_id=self.organization_id,
+                after_id=after,
+                flt=self.req.flt,
+                limit=BATCH_ROWS,
+                seq=SeqRange(up_to=head),
             )
             if not rows:
                 break

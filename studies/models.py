@@ -76,6 +76,9 @@ class UploadItem(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["upload", "position"], name="uploaditem_position")]
 
+    def __str__(self) -> str:
+        return f"{self.upload_id} #{self.position}"
+
 
 class StreamState(models.TextChoices):
     OPEN = "open"
@@ -100,6 +103,9 @@ class Stream(models.Model):
         constraints = [models.UniqueConstraint(fields=["organization", "stream_id"], name="stream_per_org")]
         indexes = [models.Index(fields=["state", "updated"])]
 
+    def __str__(self) -> str:
+        return f"stream {self.stream_id}"
+
 
 class Chunk(models.Model):
     stream = models.ForeignKey(Stream, on_delete=models.CASCADE, related_name="chunks")
@@ -111,6 +117,9 @@ class Chunk(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["stream", "seq"], name="chunk_seq")]
+
+    def __str__(self) -> str:
+        return f"chunk {self.seq} of stream {self.stream_id}"
 
 
 class Patient(models.Model):
@@ -125,6 +134,9 @@ class Patient(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organization", "patient_id"], name="patient_per_org")]
         indexes = [models.Index(fields=["organization", "name"])]
+
+    def __str__(self) -> str:
+        return f"{self.patient_id} ({self.name})" if self.name else f"patient {self.patient_id}"
 
 
 class Study(models.Model):
@@ -152,6 +164,9 @@ class Study(models.Model):
             models.Index(fields=["organization", "patient"]),
         ]
 
+    def __str__(self) -> str:
+        return f"study {self.study_uid}"
+
 
 class Series(models.Model):
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="series")
@@ -170,6 +185,9 @@ class Series(models.Model):
         verbose_name_plural = "series"
         constraints = [models.UniqueConstraint(fields=["study", "series_uid"], name="series_per_study")]
 
+    def __str__(self) -> str:
+        return f"series {self.series_uid}"
+
 
 class Instance(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
@@ -187,6 +205,9 @@ class Instance(models.Model):
         # A re-sent instance replaces the old one: SOP Instance UIDs are unique per tenant.
         constraints = [models.UniqueConstraint(fields=["organization", "sop_uid"], name="instance_per_org")]
 
+    def __str__(self) -> str:
+        return f"instance {self.sop_uid}"
+
 
 class PendingObjectDeletion(models.Model):
     """Stored objects whose rows are gone: written in the deleting transaction, removed once the
@@ -194,3 +215,6 @@ class PendingObjectDeletion(models.Model):
 
     object_key = models.CharField(max_length=512, unique=True)
     created = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"pending deletion of {self.object_key}"

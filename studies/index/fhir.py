@@ -8,7 +8,7 @@ in the tests instead. Only elements with a value are written (FHIR forbids empty
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, time
 from typing import Any
@@ -40,6 +40,33 @@ class SeriesRow:
     body_part: str
     instance_count: int
     instances: Sequence[InstanceRow]
+
+
+@dataclass(frozen=True)
+class PatientRow:
+    organization_id: int
+    organization_slug: str
+    patient_id: str  # DICOM Patient ID
+    name: str  # DICOM PN
+    birth_date: date | None
+    sex: str  # DICOM CS: M, F, O or empty
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    organization_id: int
+    patient_id: str
+    patient_name: str
+    study_uid: str
+    study_date: date | None
+    study_time: time | None
+    accession_number: str
+    description: str
+    referring_physician: str
+    modalities: Sequence[str]
+    series_count: int
+    instance_count: int
+    series: Sequence[SeriesRow]
 
 
 def patient_system(organization_slug: str) -> str:
@@ -76,20 +103,18 @@ def human_name(person_name: str) -> dict[str, Any] | None:
     return name
 
 
-def patient_resource(
-    *, organization_id: int, organization_slug: str, patient_id: str, name: str, birth_date: date | None, sex: str
-) -> dict[str, Any]:
+def patient_resource(patient: PatientRow) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Patient",
-        "id": patient_resource_id(organization_id, patient_id),
-        "identifier": [{"system": patient_system(organization_slug), "value": patient_id}],
-        "gender": GENDERS.get(sex.upper(), "unknown"),
+        "id": patient_resource_id(patient.organization_id, patient.patient_id),
+        "identifier": [{"system": patient_system(patient.organization_slug), "value": patient.patient_id}],
+        "gender": GENDERS.get(patient.sex.upper(), "unknown"),
     }
-    parsed = human_name(name)
+    parsed = human_name(patient.name)
     if parsed is not None:
         resource["name"] = [parsed]
-    if birth_date is not None:
-        resource["birthDate"] = birth_date.isoformat()
+    if patient.birth_date is not None:
+        resource["birthDate"] = patient.birth_date.isoformat()
     return resource
 
 
@@ -133,33 +158,18 @@ def _series(row: SeriesRow) -> dict[str, Any]:
     return series
 
 
-def imaging_study_resource(
-    *,
-    organization_id: int,
-    patient_id: str,
-    patient_name: str,
-    study_uid: str,
-    study_date: date | None,
-    study_time: time | None,
-    accession_number: str,
-    description: str,
-    referring_physician: str,
-    modalities: Iterable[str],
-    series_count: int,
-    instance_count: int,
-    series: Sequence[SeriesRow],
-) -> dict[str, Any]:
-    identifiers: list[dict[str, Any]] = [{"system": DICOM_UID_SYSTEM, "value": f"urn:oid:{study_uid}"}]
-    if accession_number:
+def imaging_study_resource(study: StudyRow) -> dict[str, Any]:
+    identifiers: list[dict[str, Any]] = [{"system": DICOM_UID_SYSTEM, "value": f"urn:oid:{study.study_uid}"}]
+    if study.accession_number:
         identifiers.append(
-            {"type": {"coding": [{"system": V2_0203_SYSTEM, "code": "ACSN"}]}, "value": accession_number}
+            {"type": {"coding": [{"system": V2_0203_SYSTEM, "code": "ACSN"}]}, "value": study.accession_number}
         )
-    subject: dict[str, Any] = {"reference": f"Patient/{patient_resource_id(organization_id, patient_id)}"}
-    if parsed := human_name(patient_name):
+    subject: dict[str, Any] = {"reference": f"Patient/{patient_resource_id(study.organization_id, study.patient_id)}"}
+    if parsed := human_name(study.patient_name):
         subject["display"] = parsed["text"]
     resource: dict[str, Any] = {
         "resourceType": "ImagingStudy",
-        "id": study_uid,
+        "id": study.study_uid,
         # The Endpoint travels inside the study, so a client needs no second request to retrieve it.
         "contained": [
             {
@@ -169,27 +179,27 @@ def imaging_study_resource(
                 "connectionType": {"system": ENDPOINT_TYPE_SYSTEM, "code": "dicom-wado-rs"},
                 "payloadType": [{"text": "DICOM"}],
                 "payloadMimeType": ["application/dicom"],
-                "address": study_retrieval_url(study_uid),
+                "address": study_retrieval_url(study.study_uid),
             }
         ],
         "identifier": identifiers,
         "status": "available",
         "subject": subject,
         "endpoint": [{"reference": "#wado"}],
-        "numberOfSeries": series_count,
-        "numberOfInstances": instance_count,
+        "numberOfSeries": study.series_count,
+        "numberOfInstances": study.instance_count,
     }
-    codes = sorted({code for code in modalities if code})
+    codes = sorted({code for code in study.modalities if code})
     if codes:
         resource["modality"] = [{"system": DCM_SYSTEM, "code": code} for code in codes]
-    if (when := started(study_date, study_time)) is not None:
+    if (when := started(study.study_date, study.study_time)) is not None:
         resource["started"] = when
-    if referring_physician and (referrer := human_name(referring_physician)):
+    if study.referring_physician and (referrer := human_name(study.referring_physician)):
         resource["referrer"] = {"display": referrer["text"]}
-    if description:
-        resource["description"] = description
-    if series:
-        resource["series"] = [_series(row) for row in series]
+    if study.description:
+        resource["description"] = study.description
+    if study.series:
+        resource["series"] = [_series(row) for row in study.series]
     return resource
 
 

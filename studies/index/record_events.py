@@ -18,12 +18,14 @@ def _organization_slug(organization_id: int) -> str:
 
 def patient_resource_build(*, patient: Patient) -> dict[str, Any]:
     return fhir.patient_resource(
-        organization_id=patient.organization_id,
-        organization_slug=_organization_slug(patient.organization_id),
-        patient_id=patient.patient_id,
-        name=patient.name,
-        birth_date=patient.birth_date,
-        sex=patient.sex,
+        fhir.PatientRow(
+            organization_id=patient.organization_id,
+            organization_slug=_organization_slug(patient.organization_id),
+            patient_id=patient.patient_id,
+            name=patient.name,
+            birth_date=patient.birth_date,
+            sex=patient.sex,
+        )
     )
 
 
@@ -51,19 +53,21 @@ def study_resource_build(*, study: Study) -> dict[str, Any]:
     ]
     patient = study.patient
     return fhir.imaging_study_resource(
-        organization_id=study.organization_id,
-        patient_id=patient.patient_id,
-        patient_name=patient.name,
-        study_uid=study.study_uid,
-        study_date=study.study_date,
-        study_time=study.study_time,
-        accession_number=study.accession_number,
-        description=study.description,
-        referring_physician=study.referring_physician,
-        modalities=study.modalities,
-        series_count=study.series_count,
-        instance_count=study.instance_count,
-        series=series,
+        fhir.StudyRow(
+            organization_id=study.organization_id,
+            patient_id=patient.patient_id,
+            patient_name=patient.name,
+            study_uid=study.study_uid,
+            study_date=study.study_date,
+            study_time=study.study_time,
+            accession_number=study.accession_number,
+            description=study.description,
+            referring_physician=study.referring_physician,
+            modalities=study.modalities,
+            series_count=study.series_count,
+            instance_count=study.instance_count,
+            series=series,
+        )
     )
 
 

@@ -66,6 +66,11 @@ class _Batch:
     """What one transaction writes: filled while walking the batch's items in order."""
 
     organization: Organization
+    limit: int | None  # the plan's max study bytes
+    # The batch's series keyed by (study id, Series UID), and its instances already indexed
+    # (re-sent, or placed earlier in this batch) by SOP Instance UID; read under their locks.
+    series: dict[tuple[int, str], Series] = field(default_factory=dict)
+    existing: dict[str, Instance] = field(default_factory=dict)
     indexed: list[UploadItem] = field(default_factory=list)
     rejected: list[UploadItem] = field(default_factory=list)
     doomed_keys: list[str] = field(default_factory=list)
@@ -190,7 +195,7 @@ def _write_batch(upload: Upload, parsed: list[tuple[UploadItem, InstanceHeader |
     parsed = [(item, header) for item, header in parsed if item.pk in live]
     if not parsed:
         return
-    batch = _Batch(organization=upload.organization)
+    batch = _Batch(organization=upload.organization, limit=upload.organization.plan.max_study_bytes)
     headers = [header for _, header in parsed if isinstance(header, InstanceHeader)]
     sop_uids = [h.sop_instance_uid for h in headers]
     # The studies re-sent instances would leave are locked with the batch's own, in UID order,
@@ -202,22 +207,21 @@ def _write_batch(upload: Upload, parsed: list[tuple[UploadItem, InstanceHeader |
     )
     patients = _patients(batch, headers)
     studies, locked = _studies(batch.organization, headers, patients, batch.now, sources)
-    series = _series(studies, headers)
-    existing = {
+    batch.series = _series(studies, headers)
+    batch.existing = {
         instance.sop_uid: instance
         for instance in Instance.objects.select_for_update()
         .filter(organization=batch.organization, sop_uid__in=sop_uids)
         .select_related("series")
     }
-    if any(instance.series.study_id not in locked for instance in existing.values()):
+    if any(instance.series.study_id not in locked for instance in batch.existing.values()):
         raise _Retry()  # one moved (or arrived) since `sources` was read: start again
-    limit = upload.organization.plan.max_study_bytes
     for item, header in parsed:
         if isinstance(header, Rejection):
             _reject(batch, item, header)
         else:
-            _place(batch, item, header, studies[header.study_instance_uid], series, existing, limit)
-    _write(batch, upload, studies, series)
+            _place(batch, item, header, studies[header.study_instance_uid])
+    _write(batch, upload, studies)
 
 
 def _reject(batch: _Batch, item: UploadItem, rejection: Rejection) -> None:
@@ -226,15 +230,9 @@ def _reject(batch: _Batch, item: UploadItem, rejection: Rejection) -> None:
     batch.doomed_keys.append(item.object_key)
 
 
-def _place(
-    batch: _Batch,
-    item: UploadItem,
-    header: InstanceHeader,
-    study: Study,
-    series: dict[tuple[int, str], Series],
-    existing: dict[str, Instance],
-    limit: int | None,
-) -> None:
+def _place(batch: _Batch, item: UploadItem, header: InstanceHeader, study: Study) -> None:
+    """Index the item in the (locked) study, or reject it for the plan's study size."""
+    limit, existing = batch.limit, batch.existing
     old = existing.get(header.sop_instance_uid)
     old_here = old is not None and old.series.study_id == study.pk
     growth = item.size - (old.size if old is not None and old_here else 0)
@@ -242,11 +240,11 @@ def _place(
         item.sop_instance_uid = header.sop_instance_uid
         _reject(batch, item, Rejection(TOO_LARGE, f"the study would exceed the plan's {limit} bytes"))
         return
-    target = series[(study.pk, header.series_instance_uid)]
+    target = batch.series[(study.pk, header.series_instance_uid)]
     if old is not None:
         # A re-sent instance replaces the old one: its bytes go, its counts move.
         batch.doomed_keys.append(old.object_key)
-        owner = next((s for s in series.values() if s.pk == old.series_id), None)
+        owner = next((s for s in batch.series.values() if s.pk == old.series_id), None)
         if owner is not None:
             owner.instance_count -= 1
             owner.bytes -= old.size
@@ -279,7 +277,7 @@ def _place(
     batch.indexed.append(item)
 
 
-def _write(batch: _Batch, upload: Upload, studies: dict[str, Study], series: dict[tuple[int, str], Series]) -> None:
+def _write(batch: _Batch, upload: Upload, studies: dict[str, Study]) -> None:
     Instance.objects.bulk_create(batch.created.values(), batch_size=500)
     Instance.objects.bulk_update(
         batch.replaced.values(),
@@ -288,7 +286,7 @@ def _write(batch: _Batch, upload: Upload, studies: dict[str, Study], series: dic
     )
     for series_id, (count, size) in batch.moved_out.items():
         Series.objects.filter(pk=series_id).update(instance_count=F("instance_count") - count, bytes=F("bytes") - size)
-    Series.objects.bulk_update(series.values(), ["instance_count", "bytes", "storage_prefix"])
+    Series.objects.bulk_update(batch.series.values(), ["instance_count", "bytes", "storage_prefix"])
     others = Study.objects.select_for_update().filter(pk__in=batch.other_studies - {s.pk for s in studies.values()})
     touched = [*studies.values(), *others]
     Series.objects.filter(study__in=touched, instance_count=0).delete()

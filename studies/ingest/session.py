@@ -26,7 +26,15 @@ from studies.ingest.payload_parser import NullSink, PayloadParser
 from studies.ingest.receiver import Receiver
 from studies.ingest.request_headers import MAX_REQUEST_BYTES, ChunkHeaders, UploadHeaders, digest_check
 from studies.ingest.selectors import upload_get
-from studies.ingest.streams import chunk_store, stream_assemble, stream_forget, stream_open
+from studies.ingest.streams import (
+    ChunkStored,
+    ReceivedChunk,
+    StreamSlot,
+    chunk_store,
+    stream_assemble,
+    stream_forget,
+    stream_open,
+)
 from studies.ingest.uploads import upload_complete, upload_discard, upload_open
 from studies.models import StreamState, Upload, UploadState
 from studies.objects.store import storage
@@ -105,20 +113,53 @@ class Ingest:
 
     async def chunk(self, chunk: ChunkHeaders) -> tuple[int, dict[str, Any]]:
         """One chunk of a stream: durable before the 202; the one completing it assembles."""
-        content_type = self.headers.content_type
         slot = await database_sync_to_async(stream_open)(
-            organization=self.organization, stream_id=chunk.stream_id, seq=chunk.seq, content_type=content_type
+            organization=self.organization,
+            stream_id=chunk.stream_id,
+            seq=chunk.seq,
+            content_type=self.headers.content_type,
         )
+        received: ReceivedChunk | None = None
+        try:
+            received = await self._chunk_receive(chunk, slot)
+            stored = await database_sync_to_async(chunk_store, thread_sensitive=False)(
+                stream_pk=slot.pk,
+                chunk=received,
+                api_key=self.key,
+                request_id=self.request_id,
+                max_total=self.plan.max_study_bytes,
+            )
+        except BaseException:
+            if received is not None and received.writer is not None:
+                await asyncio.to_thread(received.writer.abort)
+            if slot.created:
+                await database_sync_to_async(stream_forget)(stream_pk=slot.pk)
+            raise
+        upload = await self._stream_upload(slot, stored)
+        return 202, {
+            "request_id": self.request_id,
+            "stream_id": chunk.stream_id,
+            "seq": chunk.seq,
+            "bytes": received.size,
+            "sha256": received.sha256,
+            "stream_state": StreamState.COMPLETE if stored.assemble_as is not None else stored.stream_state,
+            "links": {"stream": {"href": stream_href(chunk.stream_id)}},
+            "upload": upload_answer(upload) if upload is not None else None,
+        }
+
+    async def _chunk_receive(self, chunk: ChunkHeaders, slot: StreamSlot) -> ReceivedChunk:
+        """The chunk's body, hashed and written (only hashed when the stream holds this seq
+        already: a retry is never written); what was written is dropped if that fails."""
         writer = None
         # The first chunk carries the payload's head: check it as it arrives (422 early).
-        check = PayloadParser(content_type, NullSink()) if chunk.seq == 0 and slot.held_sha256 is None else None
+        first = chunk.seq == 0 and slot.held_sha256 is None
+        check = PayloadParser(self.headers.content_type, NullSink()) if first else None
         chunk_hash = hashlib.sha256()
         nbytes = 0
         try:
             pieces = self.pieces(self.limit(slot.held_bytes))
-            if slot.held_sha256 is None:  # a retry of a stored chunk is only hashed, never written
-                key = chunk_key(self.organization.pk, slot.pk, chunk.seq)
-                writer = await asyncio.to_thread(storage().writer, key)
+            if slot.held_sha256 is None:
+                writer = await asyncio.to_thread(storage().writer, chunk_key(self.organization.pk, slot.pk, chunk.seq))
 
             def feed(data: bytes) -> None:
                 nonlocal nbytes
@@ -131,42 +172,22 @@ class Ingest:
 
             await pump(pieces, feed, eager=lambda: check is not None and not check.head_checked)
             digest_check(self.headers.sha256, chunk_hash.digest())
-            stored = await database_sync_to_async(chunk_store, thread_sensitive=False)(
-                stream_pk=slot.pk,
-                seq=chunk.seq,
-                last=chunk.last,
-                writer=writer,
-                sha256=chunk_hash.hexdigest(),
-                api_key=self.key,
-                request_id=self.request_id,
-                max_total=self.plan.max_study_bytes,
-            )
         except BaseException:
             if writer is not None:
                 await asyncio.to_thread(writer.abort)
-            if slot.created:
-                await database_sync_to_async(stream_forget)(stream_pk=slot.pk)
             raise
-        answer: dict[str, Any] = {
-            "request_id": self.request_id,
-            "stream_id": chunk.stream_id,
-            "seq": chunk.seq,
-            "bytes": nbytes,
-            "sha256": chunk_hash.hexdigest(),
-            "stream_state": stored.stream_state,
-            "links": {"stream": {"href": stream_href(chunk.stream_id)}},
-            "upload": None,
-        }
-        upload = None
+        return ReceivedChunk(seq=chunk.seq, last=chunk.last, size=nbytes, sha256=chunk_hash.hexdigest(), writer=writer)
+
+    async def _stream_upload(self, slot: StreamSlot, stored: ChunkStored) -> Upload | None:
+        """The stream's upload: assembled here when this chunk completed the stream, or the one
+        it already had (a late retry of a chunk of a complete stream)."""
+        upload: Upload | None = None
         if stored.assemble_as is not None:
             upload = await database_sync_to_async(stream_assemble, thread_sensitive=False)(
-                stream_pk=slot.pk, upload_id=stored.assemble_as, content_type=content_type
+                stream_pk=slot.pk, upload_id=stored.assemble_as, content_type=self.headers.content_type
             )
-            answer["stream_state"] = StreamState.COMPLETE
         elif stored.upload_id is not None and stored.stream_state == StreamState.COMPLETE:
             upload = await database_sync_to_async(upload_get)(
                 organization=self.organization, upload_id=stored.upload_id
             )
-        if upload is not None:
-            answer["upload"] = upload_answer(upload)
-        return 202, answer
+        return upload

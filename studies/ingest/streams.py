@@ -71,43 +71,45 @@ def stream_forget(*, stream_pk: int) -> None:
     Stream.objects.filter(pk=stream_pk, state=StreamState.OPEN, chunks__isnull=True).delete()
 
 
+@dataclass(frozen=True, slots=True)
+class ReceivedChunk:
+    """A chunk's body as this request received it: written (``writer``), or only hashed
+    (``writer`` None) when the stream already holds a chunk with this seq."""
+
+    seq: int
+    last: bool
+    size: int
+    sha256: str
+    writer: ObjectWriter | None
+
+
 def chunk_store(
-    *,
-    stream_pk: int,
-    seq: int,
-    last: bool,
-    writer: ObjectWriter | None,
-    sha256: str,
-    api_key: APIKey | None,
-    request_id: str,
-    max_total: int | None,
+    *, stream_pk: int, chunk: ReceivedChunk, api_key: APIKey | None, request_id: str, max_total: int | None
 ) -> ChunkStored:
-    """Commit a received chunk (``writer`` None: the body was only hashed, against a stored
-    chunk). Same seq with the same bytes is a no-op; other bytes, a seq past the last one, or
-    a second last chunk are ApiError 409, a chunk taking the stream past ``max_total`` bytes
-    ApiError 413, and the bytes are dropped."""
+    """Commit a received chunk. Same seq with the same bytes is a no-op; other bytes, a seq past
+    the last one, or a second last chunk are ApiError 409, a chunk taking the stream past
+    ``max_total`` bytes ApiError 413, and the bytes are dropped."""
     try:
         with transaction.atomic():
             stream = Stream.objects.select_for_update().filter(pk=stream_pk).first()
             if stream is None:
                 raise conflict("The stream was removed while this chunk arrived; send it again.")
-            _check_and_commit(stream, seq, last, writer, sha256, max_total)
+            _check_and_commit(stream, chunk, max_total)
             stream.updated = timezone.now()
             stream.save(update_fields=["last_seq", "updated"])
             assemble_as = _claim(stream, api_key, request_id)
     finally:
-        if writer is not None:
-            writer.abort()  # a no-op once committed; drops the bytes of a refused chunk
+        if chunk.writer is not None:
+            chunk.writer.abort()  # a no-op once committed; drops the bytes of a refused chunk
     upload_id = assemble_as or (str(stream.upload_id) if stream.upload_id else None)
     return ChunkStored(stream_state=stream.state, assemble_as=assemble_as, upload_id=upload_id)
 
 
-def _check_and_commit(
-    stream: Stream, seq: int, last: bool, writer: ObjectWriter | None, sha256: str, max_total: int | None
-) -> None:
+def _check_and_commit(stream: Stream, chunk: ReceivedChunk, max_total: int | None) -> None:
+    seq, last = chunk.seq, chunk.last
     held = Chunk.objects.filter(stream=stream, seq=seq).first()
     if held is not None:
-        if held.sha256 != sha256:
+        if held.sha256 != chunk.sha256:
             raise conflict(f"Chunk {seq} is already stored with other bytes.")
     elif stream.state != StreamState.OPEN:
         raise conflict(f"The stream is {stream.state}: it takes no new chunks.")
@@ -116,18 +118,24 @@ def _check_and_commit(
     if last and Chunk.objects.filter(stream=stream, seq__gt=seq).exists():
         raise conflict("A chunk after this one is already stored: it cannot be the last.")
     if held is None:
-        assert writer is not None  # the body was stored, not just hashed, when nothing was held
-        if max_total is not None:
-            # Checked again here, under the stream's lock: chunks sent in parallel each fit
-            # what was held when they began, but not necessarily together.
-            total = _held_bytes(stream)
-            if total + writer.size > max_total:
-                raise too_large(max(0, max_total - total))
-        writer.commit()
-        key = chunk_key(stream.organization_id, stream.pk, seq)
-        Chunk.objects.create(stream=stream, seq=seq, size=writer.size, sha256=sha256, object_key=key)
+        _commit_new(stream, chunk, max_total)
     if last:
         stream.last_seq = seq
+
+
+def _commit_new(stream: Stream, chunk: ReceivedChunk, max_total: int | None) -> None:
+    """Make a chunk the stream did not hold durable, and its row."""
+    writer = chunk.writer
+    assert writer is not None  # the body was stored, not just hashed, when nothing was held
+    if max_total is not None:
+        # Checked again here, under the stream's lock: chunks sent in parallel each fit what
+        # was held when they began, but not necessarily together.
+        total = _held_bytes(stream)
+        if total + writer.size > max_total:
+            raise too_large(max(0, max_total - total))
+    writer.commit()
+    key = chunk_key(stream.organization_id, stream.pk, chunk.seq)
+    Chunk.objects.create(stream=stream, seq=chunk.seq, size=writer.size, sha256=chunk.sha256, object_key=key)
 
 
 def _claim(stream: Stream, api_key: APIKey | None, request_id: str) -> str | None:
