@@ -17,7 +17,6 @@ import argparse
 import os
 import random
 import statistics
-import sys
 import time
 import uuid
 
@@ -33,21 +32,8 @@ PIXELS = 79_400  # + ~600 bytes of header ≈ 80 kB per instance
 
 
 def start_workers(s: common.Setup, count: int) -> list[live.Process]:
-    workers = []
-    for n in range(count):
-        argv = [sys.executable, "-m", "celery", "-A", "prizmed", "worker", "-l", "INFO", "--concurrency", "1",
-                "-Q", s.env["PRIZMED_NAMESPACE"], "--without-mingle", "--without-gossip", "--without-heartbeat",
-                "-n", f"bench{n}-{uuid.uuid4().hex[:6]}@%h"]  # fmt: skip
-        worker = live.Process(argv=argv, env=s.env, log_path=s.data_dir / f"worker-{n}-{uuid.uuid4().hex[:6]}.log")
-        worker.start()
-        workers.append(worker)
-    for worker in workers:
-        deadline = time.monotonic() + 60
-        while " ready." not in worker.log():
-            if time.monotonic() > deadline:
-                raise RuntimeError(worker.log()[-2000:])
-            time.sleep(0.1)
-    return workers
+    """``count`` Celery workers on the run's queue, each started and ready (tests' own helper)."""
+    return [live.worker_start(s.env, s.data_dir) for _ in range(count)]
 
 
 def upload(client: httpx.Client, auth: dict[str, str], body: bytes) -> tuple[float, float]:

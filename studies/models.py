@@ -8,11 +8,13 @@ Every query of these tables goes through studies/selectors.py, scoped to an orga
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db import models
 from django.utils import timezone
 
 from accounts.models import APIKey, Organization
+from dicom.part10 import FileMeta
 
 
 class UploadState(models.TextChoices):
@@ -78,6 +80,27 @@ class UploadItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.upload_id} #{self.position}"
+
+    @staticmethod
+    def file_meta_columns(meta: FileMeta) -> dict[str, Any]:
+        """The columns that keep ``meta`` (ingest writes them)."""
+        return {
+            "transfer_syntax_uid": meta.transfer_syntax_uid,
+            "media_storage_sop_class_uid": meta.media_storage_sop_class_uid,
+            "media_storage_sop_instance_uid": meta.media_storage_sop_instance_uid or "",
+            "data_set_offset": meta.end,
+        }
+
+    def file_meta(self) -> FileMeta | None:
+        """The File Meta group ingest kept (indexing reads it); None for an item stored before."""
+        if not self.transfer_syntax_uid or self.data_set_offset is None:
+            return None
+        return FileMeta(
+            transfer_syntax_uid=self.transfer_syntax_uid,
+            media_storage_sop_class_uid=self.media_storage_sop_class_uid,
+            media_storage_sop_instance_uid=self.media_storage_sop_instance_uid or None,
+            end=self.data_set_offset,
+        )
 
 
 class StreamState(models.TextChoices):

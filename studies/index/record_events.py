@@ -3,7 +3,10 @@ transaction just wrote (studies/index/fhir.py), appended to the record log in th
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from django.db import models
 
 from accounts.models import Organization
 from records.models import EventKind, RecordEvent
@@ -11,21 +14,26 @@ from records.services import record_append
 from studies.index import fhir
 from studies.models import Instance, Patient, Series, Study
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+R = TypeVar("R", bound="DataclassInstance")
+
 
 def _organization_slug(organization_id: int) -> str:
     return Organization.objects.values_list("slug", flat=True).get(pk=organization_id)
 
 
+def _row(row_type: type[R], source: models.Model, **given: Any) -> R:
+    """A row of studies/index/fhir.py from an index row: each field read from the attribute of
+    the same name, unless ``given``."""
+    values = {f.name: given[f.name] if f.name in given else getattr(source, f.name) for f in fields(row_type)}
+    return row_type(**values)
+
+
 def patient_resource_build(*, patient: Patient) -> dict[str, Any]:
     return fhir.patient_resource(
-        fhir.PatientRow(
-            organization_id=patient.organization_id,
-            organization_slug=_organization_slug(patient.organization_id),
-            patient_id=patient.patient_id,
-            name=patient.name,
-            birth_date=patient.birth_date,
-            sex=patient.sex,
-        )
+        _row(fhir.PatientRow, patient, organization_slug=_organization_slug(patient.organization_id))
     )
 
 
@@ -40,34 +48,12 @@ def study_resource_build(*, study: Study) -> dict[str, Any]:
     for series_id, sop_uid, sop_class_uid, number in rows:
         instances.setdefault(series_id, []).append(fhir.InstanceRow(sop_uid, sop_class_uid, number))
     series = [
-        fhir.SeriesRow(
-            series_uid=row.series_uid,
-            number=row.number,
-            modality=row.modality,
-            description=row.description,
-            body_part=row.body_part,
-            instance_count=row.instance_count,
-            instances=instances.get(row.pk, []),
-        )
+        _row(fhir.SeriesRow, row, instances=instances.get(row.pk, []))
         for row in Series.objects.filter(study=study).order_by("number", "series_uid")
     ]
     patient = study.patient
     return fhir.imaging_study_resource(
-        fhir.StudyRow(
-            organization_id=study.organization_id,
-            patient_id=patient.patient_id,
-            patient_name=patient.name,
-            study_uid=study.study_uid,
-            study_date=study.study_date,
-            study_time=study.study_time,
-            accession_number=study.accession_number,
-            description=study.description,
-            referring_physician=study.referring_physician,
-            modalities=study.modalities,
-            series_count=study.series_count,
-            instance_count=study.instance_count,
-            series=series,
-        )
+        _row(fhir.StudyRow, study, patient_id=patient.patient_id, patient_name=patient.name, series=series)
     )
 
 

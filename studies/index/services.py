@@ -25,7 +25,6 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from dicom.header import InstanceHeader, InvalidInstance, read_header
-from dicom.part10 import FileMeta
 from studies.index.item_outcomes import item_outcomes_write
 from studies.index.record_events import record_patient_changed, record_study_changed, record_study_deleted
 from studies.models import (
@@ -151,23 +150,11 @@ def upload_fail(*, upload_id: str, error: str) -> None:
 def _read(item: UploadItem) -> InstanceHeader | Rejection:
     try:
         with storage().open(item.object_key) as fp:
-            return read_header(fp, _file_meta(item))
+            return read_header(fp, item.file_meta())
     except InvalidInstance as exc:
         return Rejection(exc.code, exc.message)
     except FileNotFoundError:
         return Rejection(MISSING, "the stored instance is missing")
-
-
-def _file_meta(item: UploadItem) -> FileMeta | None:
-    """The File Meta group ingest read and kept; None for an item stored before it kept it."""
-    if not item.transfer_syntax_uid or item.data_set_offset is None:
-        return None
-    return FileMeta(
-        transfer_syntax_uid=item.transfer_syntax_uid,
-        media_storage_sop_class_uid=item.media_storage_sop_class_uid,
-        media_storage_sop_instance_uid=item.media_storage_sop_instance_uid or None,
-        end=item.data_set_offset,
-    )
 
 
 def _index_batch(upload: Upload, parsed: list[tuple[UploadItem, InstanceHeader | Rejection]]) -> None:

@@ -61,10 +61,7 @@ def upload_complete(*, upload_id: str, received: Received) -> Upload:
                 object_key=i.object_key,
                 size=i.size,
                 sha256=i.sha256,
-                transfer_syntax_uid=i.meta.transfer_syntax_uid,
-                media_storage_sop_class_uid=i.meta.media_storage_sop_class_uid,
-                media_storage_sop_instance_uid=i.meta.media_storage_sop_instance_uid or "",
-                data_set_offset=i.meta.end,
+                **UploadItem.file_meta_columns(i.meta),
             )
             for i in received.items
         )

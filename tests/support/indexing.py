@@ -55,17 +55,12 @@ def stored_upload(organization: Organization, instances: list[bytes], store: Sto
 
 
 def file_meta_fields(data: bytes) -> dict[str, object]:
-    """The UploadItem columns ingest fills from an instance's File Meta group."""
+    """The UploadItem columns ingest fills from an instance's File Meta group (none when ingest
+    would not have read one)."""
     try:
-        meta = file_meta_read(io.BytesIO(data))
+        return UploadItem.file_meta_columns(file_meta_read(io.BytesIO(data)))
     except NotDicom:
         return {}
-    return {
-        "transfer_syntax_uid": meta.transfer_syntax_uid,
-        "media_storage_sop_class_uid": meta.media_storage_sop_class_uid,
-        "media_storage_sop_instance_uid": meta.media_storage_sop_instance_uid or "",
-        "data_set_offset": meta.end,
-    }
 
 
 def index_now(upload: Upload) -> Upload:
