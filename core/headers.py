@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+
+from core.asgi import Scope
 
 
-def header(scope: dict[str, Any], name: bytes) -> str | None:
+def header(scope: Scope, name: bytes) -> str | None:
     """The first value of a request header (names are lower-case bytes in ASGI)."""
     for key, value in scope.get("headers", ()):
         if key == name:

@@ -27,6 +27,11 @@ def invalid_study_uid() -> ApiError:
     return invalid_parameters({"study_uid": [UID_REFUSAL]})
 
 
+def study_not_found() -> ApiError:
+    """404 for a study the organization does not have (whoever else may have one)."""
+    return not_found("No such study.")
+
+
 def study_delete(*, actor: Actor, study_uid: str) -> Subject:
     """Permanently delete a study of the actor's organization: rows, bytes (after commit), its
     record event and the audit entry, in one transaction.
@@ -50,7 +55,7 @@ def study_delete(*, actor: Actor, study_uid: str) -> Subject:
         )
         subject = None if study is None else _delete(actor, study)
     if subject is None:
-        _refuse(actor, study_uid, "not-found", not_found("No such study."))
+        _refuse(actor, study_uid, "not-found", study_not_found())
     return subject
 
 

@@ -16,14 +16,14 @@ from rest_framework.views import APIView
 
 from accounts.audit.log import Actor
 from accounts.permissions import request_key
-from core.errors import invalid_parameters, not_found
+from core.errors import invalid_parameters
 from core.fhir import FHIR_JSON
 from core.logs import current_request_id
 from dicom.uid import uid_is_acceptable
 from studies.models import Series, Study
 from studies.objects.store import storage
 from studies.selectors import StudyFilters, series_list, study_get, study_list
-from studies.services import invalid_study_uid, study_delete
+from studies.services import invalid_study_uid, study_delete, study_not_found
 
 
 def _actor(request: Request) -> Actor:
@@ -42,7 +42,7 @@ def _study_or_404(request: Request, study_uid: str) -> Study:
         raise invalid_study_uid()
     study = study_get(organization=request_key(request).organization, study_uid=study_uid)
     if study is None:
-        raise not_found("No such study.")
+        raise study_not_found()
     return study
 
 

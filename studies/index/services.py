@@ -14,7 +14,6 @@ change only under the study's row lock, so they stay exact with any number of wo
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,8 +38,6 @@ from studies.models import (
 )
 from studies.objects.deletion import objects_delete_on_commit
 from studies.objects.store import storage
-
-log = logging.getLogger("prizmed.indexing")
 
 PART_POSITIONS = 250  # positions per task
 BATCH_ITEMS = 250  # items per transaction

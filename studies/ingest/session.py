@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -38,8 +37,6 @@ from studies.ingest.streams import (
 from studies.ingest.uploads import upload_complete, upload_discard, upload_open
 from studies.models import StreamState, Upload, UploadState
 from studies.objects.store import storage
-
-log = logging.getLogger("prizmed.ingest")
 
 
 def upload_answer(upload: Upload) -> dict[str, Any]:
