@@ -24,7 +24,7 @@ def bearer_token(header: str | None) -> str | None:
     return token.strip() or None
 
 
-# Every API request makes this lookup: compiled once (prizmed/lookups.py).
+# Every API request makes this lookup: compiled once (core/compiled_lookup.py).
 _key_by_prefix = CompiledLookup(
     lambda prefix: APIKey.objects.select_related("organization__plan").filter(prefix=prefix), prefix="\x00prefix"
 )

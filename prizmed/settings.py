@@ -129,7 +129,7 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # Celery: Redis (or any broker URL) in production; without one, tasks run in-process on a
-# background thread (see prizmed/celery.py), through the same task code.
+# background thread (see core/tasks.py), through the same task code.
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", REDIS_URL)
 CELERY_TASK_DEFAULT_QUEUE = NAMESPACE
 CELERY_TASK_ACKS_LATE = True
@@ -147,7 +147,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 300),
     "global_keyprefix": f"{NAMESPACE}:",
 }
-# Finishes object deletions a crash interrupted between commit and unlink (studies/services.py).
+# Finishes object deletions a crash interrupted between commit and unlink (studies/objects/deletion.py).
 CELERY_BEAT_SCHEDULE["studies.sweep_pending_objects"] = {"task": "studies.sweep_pending_objects", "schedule": 300}
 
 PRIZMED_STORAGE_DIR = Path(envstr("PRIZMED_STORAGE_DIR", str(DATA_DIR / "objects"))).resolve()

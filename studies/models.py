@@ -2,7 +2,8 @@
 (Patient, Study, Series, Instance), per organization.
 
 Counts and sizes are kept on the rows by the services that write them, so reads never count.
-Every query of these tables goes through studies/selectors.py, scoped to an organization.
+Reads of these tables go through the selectors (studies/selectors.py, studies/ingest/selectors.py),
+scoped to an organization.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ class StudyFilters:
     accession_number: str | None = None
 
 
-# The hottest read of the API: compiled once (prizmed/lookups.py).
+# The hottest read of the API: compiled once (core/compiled_lookup.py).
 _study_by_uid = CompiledLookup(
     lambda organization_id, study_uid: Study.objects.select_related("patient").filter(
         organization_id=organization_id, study_uid=study_uid

@@ -1,4 +1,4 @@
-"""The indexer itself (studies/indexing.py), run in-process on uploads stored as ingest stores
+"""The indexer itself (studies/index/services.py), run in-process on uploads stored as ingest stores
 them: rows, counts, replacement, rejection, plan limit, idempotency and concurrent copies."""
 
 from __future__ import annotations
