@@ -6,8 +6,8 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from typing import Any
 
+from core.asgi import Scope
 from core.errors import bad_request, too_large
 from core.headers import header
 from studies.ingest.content_type import BadContentType, ContentType, UnsupportedMediaType, content_type_parse
@@ -35,7 +35,7 @@ class UploadHeaders:
     sha256: bytes | None  # from Content-Digest, when it names sha-256
 
 
-def upload_headers(scope: dict[str, Any]) -> UploadHeaders:
+def upload_headers(scope: Scope) -> UploadHeaders:
     """Parse and check the headers; raise ApiError (400, 413, 415)."""
     try:
         content_type = content_type_parse(header(scope, b"content-type"))
@@ -57,7 +57,7 @@ def _content_length(value: str | None) -> int | None:
     return int(value)
 
 
-def _chunk(scope: dict[str, Any]) -> ChunkHeaders | None:
+def _chunk(scope: Scope) -> ChunkHeaders | None:
     stream_id, seq, last = (header(scope, name) for name in (b"x-stream-id", b"x-chunk-seq", b"x-chunk-last"))
     if stream_id is None:
         if seq is not None or last is not None:
