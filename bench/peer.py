@@ -150,10 +150,12 @@ def memory_mb(pids: list[int]) -> tuple[float, float]:
 
 @dataclass
 class PrivateRedis:
-    """A `redis-server` of the benchmark's own: no persistence, stopped by `stop()`."""
+    """A `redis-server` of the benchmark's own (no persistence, its log in a temp dir under
+    `parent`), stopped by `stop()`."""
 
-    directory: Path
+    parent: Path
     port: int = 0
+    directory: Path | None = field(default=None, init=False)
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -162,7 +164,8 @@ class PrivateRedis:
 
     def start(self) -> PrivateRedis:
         self.port = self.port or live.free_port()
-        home = self.directory.resolve()
+        self.parent.mkdir(parents=True, exist_ok=True)
+        self.directory = home = Path(tempfile.mkdtemp(prefix="redis-", dir=self.parent)).resolve()
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--dir", str(home), "--logfile", str(home / "redis.log")]  # fmt: skip
         self.proc = subprocess.Popen(argv)
@@ -171,6 +174,8 @@ class PrivateRedis:
 
     def stop(self) -> None:
         _terminate(self.proc)
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def _answers_ping(port: int) -> bool:
