@@ -20,11 +20,12 @@ column, read from the database once the last one is done, which also proves ever
 
 Server CPU is the user + system time of the server-side processes from the start of a row's run
 to its end: Orthanc's process; the embedded uvicorn process; in production the uvicorn tree, the
-Celery trees, the private Redis, and the PostgreSQL backends of the bench's database (alive at
-the end; backends that exited meanwhile are counted from the postmaster's reaped-children time,
-which is machine-wide: the sessions opened in the bench database and in all databases are
-printed beside it so that the attribution can be judged). The clients run in this process, on
-the same 2 cores.
+Celery trees, the private Redis, and the PostgreSQL backends of the bench's database: those
+alive at the end exactly; those that exited meanwhile from the postmaster's reaped-children time,
+which covers every database on the machine, so only in the share of the sessions that ended in
+the bench database (both session counts and the raw time are printed: when they are equal, no
+one else's session ended and the attribution is exact). The clients run in this process, on the
+same 2 cores.
 """
 
 from __future__ import annotations
@@ -155,6 +156,21 @@ class OrthancSide:
 # --- PrizMed ---------------------------------------------------------------------------------
 
 
+EXITED = "PostgreSQL (exited backends, all databases)"
+OURS = "sessions (bench db)"
+EVERY = "sessions (all dbs)"
+
+
+def attributed_cpu(cpu: dict[str, float]) -> float:
+    """Server CPU of a run: every process part, plus the exited PostgreSQL backends' time in
+    the share of the sessions that ended in the bench database (the postmaster's reaped-children
+    time covers every database; equal session counts mean nobody else's sessions ended)."""
+    total = sum(v for k, v in cpu.items() if k not in (EXITED, OURS, EVERY))
+    if cpu.get(EVERY, 0.0) > 0:
+        total += cpu.get(EXITED, 0.0) * min(1.0, cpu.get(OURS, 0.0) / cpu[EVERY])
+    return total
+
+
 class PgMeter:
     """CPU of the PostgreSQL backends serving one database, read from /proc (the server runs on
     this machine, in the same PID namespace), through a monitoring session on `postgres`."""
@@ -184,9 +200,9 @@ class PgMeter:
         exited = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
         return {
             "PostgreSQL (live backends)": live_cpu,
-            "PostgreSQL (exited backends, all databases)": exited,
-            "sessions (bench db)": float(sessions.get(self.database, 0)),
-            "sessions (all dbs)": float(sum(sessions.values())),
+            EXITED: exited,
+            OURS: float(sessions.get(self.database, 0)),
+            EVERY: float(sum(sessions.values())),
         }
 
 
@@ -488,8 +504,7 @@ def one_run(run: int, sides: list[Side], args: argparse.Namespace, results: Resu
                 continue
             results.add(row, side.name, outcome.rate)
             if row == "single1":
-                total = sum(v for k, v in outcome.cpu.items() if not k.startswith("sessions"))
-                results.add("cpu", side.name, total / args.single * 1000)
+                results.add("cpu", side.name, attributed_cpu(outcome.cpu) / args.single * 1000)
                 results.cpu_parts.setdefault(side.name, []).append(outcome.cpu)
             if row == "studies":
                 # The same studies on every side: UIDs are random, so their order is a random pick.
