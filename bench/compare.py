@@ -12,6 +12,10 @@ Orthanc 1.10 binds 0.0.0.0). In there it starts, side by side:
 Each run goes through every row, and within a row through every side, the order of the sides
 rotating from run to run; every side gets the same freshly made instances (tests/dicomfactory.py).
 
+Bodies of many instances go to Orthanc as one DICOMweb STOW-RS request (`multipart/related`,
+the same framing as PrizMed's `application/dicom+stream`): the 50-per-body row, and the many-studies
+row with `--studies-per-body` above 1 (one study per instance either way).
+
 "Until indexed": Orthanc answers `POST /instances` (and STOW-RS) once the instance is stored and
 indexed, so its clock stops at the last answer. PrizMed answers 202 once the bytes are stored;
 the client then polls `GET /api/v2/dicom/uploads/{request_id}` of the last upload it sent until
@@ -63,12 +67,10 @@ FAILURES = (RuntimeError, httpx.HTTPError, OSError, ValueError, KeyError)
 
 @dataclass
 class Receipt:
-    """What a side answered for one request: its key (Orthanc ID / PrizMed request id), the
-    study's UID, how the side names the study (Orthanc study ID / the UID), when it answered."""
+    """What a side answered for one request: its key (Orthanc instance ID / PrizMed request
+    id), when, and for how many instances."""
 
     key: str
-    uid: str
-    study: str
     answered: float
     instances: int = 1
 
@@ -92,7 +94,7 @@ class Side(Protocol):
 
     def finish(self, client: httpx.Client, receipts: list[Receipt]) -> Finish: ...
 
-    def summary_path(self, study: str) -> str: ...
+    def summary_path(self, study_uid: str) -> str: ...
 
     def cpu(self) -> dict[str, float]: ...
 
@@ -109,6 +111,7 @@ class OrthancSide:
     orthanc: peer.Orthanc
     name: str = "Orthanc"
     headers: dict[str, str] = field(default_factory=dict)
+    study_ids: dict[str, str] = field(default_factory=dict)  # Study Instance UID → Orthanc study ID
 
     @property
     def url(self) -> str:
@@ -120,7 +123,8 @@ class OrthancSide:
         body = response.json()
         if response.status_code != 200 or body.get("Status") not in ("Success", "AlreadyStored"):
             raise RuntimeError(f"Orthanc POST /instances: {response.status_code} {response.text[:300]}")
-        return Receipt(body["ID"], study_uid, body["ParentStudy"], answered)
+        self.study_ids[study_uid] = body["ParentStudy"]
+        return Receipt(body["ID"], answered)
 
     def batch(self, client: httpx.Client, parts: list[bytes], study_uid: str) -> Receipt:
         """STOW-RS: one multipart/related body of `parts` to the DICOMweb plugin."""
@@ -135,13 +139,16 @@ class OrthancSide:
         failed = body.get("00081198", {}).get("Value", [])  # Orthanc sends the sequence, empty
         if response.status_code != 200 or failed or len(stored) != len(parts):
             raise RuntimeError(f"Orthanc STOW-RS: {response.status_code} {response.text[:300]}")
-        return Receipt(study_uid, study_uid, study_uid, answered, len(parts))
+        return Receipt(study_uid, answered, len(parts))
 
     def finish(self, client: httpx.Client, receipts: list[Receipt]) -> Finish:
         return Finish(max(r.answered for r in receipts), self.cpu())
 
-    def summary_path(self, study: str) -> str:
-        return f"/studies/{study}"
+    def summary_path(self, study_uid: str) -> str:
+        if study_uid not in self.study_ids:  # stored by STOW-RS, which answers with UIDs only
+            found = httpx.post(f"{self.url}/tools/lookup", content=study_uid).json()
+            self.study_ids[study_uid] = next(f["ID"] for f in found if f["Type"] == "Study")
+        return f"/studies/{self.study_ids[study_uid]}"
 
     def cpu(self) -> dict[str, float]:
         return {"Orthanc": self.orthanc.cpu_seconds()}
@@ -229,7 +236,7 @@ class PrizmedSide:
         answered = time.time()
         if response.status_code != 202:
             raise RuntimeError(f"{self.name} POST /dicom/stream: {response.status_code} {response.text[:300]}")
-        return Receipt(response.json()["request_id"], study_uid, study_uid, answered, count)
+        return Receipt(response.json()["request_id"], answered, count)
 
     def single(self, client: httpx.Client, data: bytes, study_uid: str) -> Receipt:
         return self._post(client, data, "application/dicom", study_uid, 1)
@@ -291,8 +298,8 @@ class PrizmedSide:
             latest = row[3]
         return int(row[0]), int(row[1] or 0), int(row[2] or 0), latest.timestamp() if latest else 0.0
 
-    def summary_path(self, study: str) -> str:
-        return f"/api/v2/studies/{study}"
+    def summary_path(self, study_uid: str) -> str:
+        return f"/api/v2/studies/{study_uid}"
 
     def _pids(self) -> dict[str, list[int]]:
         pids = {"uvicorn": [_pid(self.server)]}
@@ -366,7 +373,7 @@ class Outcome:
     receipts: list[Receipt]
 
 
-Job = tuple[str, list[bytes], str]  # ("single" | "batch", instances, study UID)
+Job = tuple[str, list[bytes], list[str]]  # ("single" | "batch", instances, their studies' UIDs)
 
 
 def run_jobs(side: Side, per_client: list[list[Job]]) -> Outcome:
@@ -379,11 +386,11 @@ def run_jobs(side: Side, per_client: list[list[Job]]) -> Outcome:
     def client_loop(jobs: list[Job]) -> None:
         try:
             with httpx.Client(base_url=side.url, headers=side.headers, timeout=300) as client:
-                for kind, parts, study_uid in jobs:
+                for kind, parts, study_uids in jobs:
                     if kind == "single":
-                        receipt = side.single(client, parts[0], study_uid)
+                        receipt = side.single(client, parts[0], study_uids[0])
                     else:
-                        receipt = side.batch(client, parts, study_uid)
+                        receipt = side.batch(client, parts, study_uids[0])
                     with lock:
                         receipts.append(receipt)
         except FAILURES as exc:  # raised again by the caller
@@ -414,19 +421,21 @@ def single_jobs(run: int, row: str, count: int, clients: int) -> list[list[Job]]
         for n in range(count // clients):
             data = make_instance(patient_id=f"{row}-{run}-{c}", study_uid=study_uid, series_uid=series_uid,
                                  instance_number=n + 1, pixel_bytes=CT_PIXELS)  # fmt: skip
-            jobs.append(("single", [data], study_uid))
+            jobs.append(("single", [data], [study_uid]))
         per_client.append(jobs)
     return per_client
 
 
-def studies_jobs(run: int, count: int, clients: int) -> list[list[Job]]:
-    """`count` studies of one ~80 kB instance each, each its own patient, dealt to the clients."""
-    jobs: list[Job] = []
-    for i in range(count):
-        study_uid = generate_uid()
-        data = make_instance(patient_id=f"S{run}-{i}", patient_name=f"Many^{i}", study_uid=study_uid,
-                             accession=f"A{i}", pixel_bytes=SMALL_PIXELS)  # fmt: skip
-        jobs.append(("single", [data], study_uid))
+def studies_jobs(run: int, count: int, clients: int, per_body: int) -> list[list[Job]]:
+    """`count` studies of one ~80 kB instance each, each its own patient, one per request (or
+    `per_body` to a body), dealt to the clients."""
+    uids = [str(generate_uid()) for _ in range(count)]
+    instances = [make_instance(patient_id=f"S{run}-{i}", patient_name=f"Many^{i}", study_uid=uid,
+                               accession=f"A{i}", pixel_bytes=SMALL_PIXELS) for i, uid in enumerate(uids)]  # fmt: skip
+    jobs: list[Job] = [
+        ("single" if per_body == 1 else "batch", instances[i : i + per_body], uids[i : i + per_body])
+        for i in range(0, count, per_body)
+    ]
     return [jobs[c::clients] for c in range(clients)]
 
 
@@ -437,16 +446,17 @@ def batch_jobs(run: int, bodies: int, per_body: int = 50) -> list[list[Job]]:
         study_uid, series_uid = generate_uid(), generate_uid()
         parts = [make_instance(patient_id=f"B{run}-{b}", study_uid=study_uid, series_uid=series_uid,
                                instance_number=n + 1, pixel_bytes=CT_PIXELS) for n in range(per_body)]  # fmt: skip
-        jobs.append(("batch", parts, study_uid))
+        jobs.append(("batch", parts, [study_uid]))
     return [jobs]
 
 
 def read_latency(side: Side, studies: list[str], reads: int) -> tuple[float, float]:
     """p50 and p95 (ms) of sequential study summary reads on one keep-alive connection."""
     samples = []
+    paths = [side.summary_path(uid) for uid in studies]
     with httpx.Client(base_url=side.url, headers=side.headers, timeout=30) as client:
         for n in range(reads + 20):
-            path = side.summary_path(studies[n % len(studies)])
+            path = paths[n % len(paths)]
             started = time.perf_counter()
             response = client.get(path)
             elapsed = time.perf_counter() - started
@@ -477,7 +487,7 @@ class Results:
 ROWS = {
     "single1": "CT 0.5 MB, one instance per request, 1 client, instances/s until indexed ↑",
     "single4": "same, 4 clients ↑",
-    "studies": "{studies:,} one-instance studies (80 kB, {clients} clients), instances/s until indexed ↑",
+    "studies": "{studies:,} one-instance studies (80 kB, {clients} clients, {per_body}), instances/s until indexed ↑",
     "batch": "50 instances per body (CT 0.5 MB, 1 client; Orthanc: STOW-RS, 50 parts), instances/s until indexed ↑",
     "read50": "study summary read p50, ms (Orthanc `/studies/{{id}}`, PrizMed `GET /api/v2/studies/{{uid}}`) ↓",
     "read95": "study summary read p95, ms ↓",
@@ -491,7 +501,7 @@ def one_run(run: int, sides: list[Side], args: argparse.Namespace, results: Resu
     workloads: list[tuple[str, Callable[[], list[list[Job]]]]] = [
         ("single1", lambda: single_jobs(run, "one", args.single, 1)),
         ("single4", lambda: single_jobs(run, "four", args.single4, 4)),
-        ("studies", lambda: studies_jobs(run, args.studies, args.studies_clients)),
+        ("studies", lambda: studies_jobs(run, args.studies, args.studies_clients, args.studies_per_body)),
         ("batch", lambda: batch_jobs(run, args.bodies)),
     ]
     for row, make in workloads:
@@ -508,7 +518,7 @@ def one_run(run: int, sides: list[Side], args: argparse.Namespace, results: Resu
                 results.cpu_parts.setdefault(side.name, []).append(outcome.cpu)
             if row == "studies":
                 # The same studies on every side: UIDs are random, so their order is a random pick.
-                picks = [r.study for r in sorted(outcome.receipts, key=lambda r: r.uid)][: args.reads]
+                picks = sorted(uid for client in jobs for _, _, uids in client for uid in uids)[: args.reads]
                 try:
                     p50, p95 = read_latency(side, picks, args.reads)
                 except FAILURES as exc:
@@ -541,7 +551,8 @@ def report(sides: list[Side], results: Results, args: argparse.Namespace, memory
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for row, label in ROWS.items():
-        cells = [label.format(studies=args.studies, clients=args.studies_clients)]
+        per_body = "one per request" if args.studies_per_body == 1 else f"{args.studies_per_body} per body"
+        cells = [label.format(studies=args.studies, clients=args.studies_clients, per_body=per_body)]
         base = results.median(row, orthanc) if orthanc else None
         if orthanc:
             cells.append(memory[orthanc] if row == "rss" else fmt(base))
@@ -579,6 +590,7 @@ def main() -> None:
     parser.add_argument("--single4", type=int, default=120, help="instances of the 4-client row")
     parser.add_argument("--studies", type=int, default=300, help="one-instance studies (the issue: 1000)")
     parser.add_argument("--studies-clients", type=int, default=4)
+    parser.add_argument("--studies-per-body", type=int, default=1, help="studies per request (STOW-RS on Orthanc)")
     parser.add_argument("--bodies", type=int, default=3, help="bodies of 50 instances")
     parser.add_argument("--reads", type=int, default=200, help="study summary reads per run")
     parser.add_argument("--sides", default="orthanc,embedded,production")
