@@ -505,6 +505,8 @@ def one_run(run: int, sides: list[Side], args: argparse.Namespace, results: Resu
         ("batch", lambda: batch_jobs(run, args.bodies)),
     ]
     for row, make in workloads:
+        if row not in args.rows.split(","):
+            continue
         jobs = make()  # the same instances for every side
         for side in order:
             try:
@@ -594,6 +596,9 @@ def main() -> None:
     parser.add_argument("--bodies", type=int, default=3, help="bodies of 50 instances")
     parser.add_argument("--reads", type=int, default=200, help="study summary reads per run")
     parser.add_argument("--sides", default="orthanc,embedded,production")
+    parser.add_argument(
+        "--rows", default="single1,single4,studies,batch", help="upload rows to run (reads follow studies)"
+    )
     args = parser.parse_args()
     peer.reexec_in_netns("bench.compare")
 
