@@ -241,9 +241,8 @@ def one_run(run: int, targets: list[Target], args: argparse.Namespace, results: 
     reads = qido_requests(args.qido_studies, args.reads, rng)
     ((series_uid, sops),) = ct.series.items()
     series = f"/studies/{ct.uid}/series/{series_uid}"
-    reads["metadata"] = [(f"{series}/metadata", {"Accept": DICOM_JSON}, lambda r: len(r.json()) == len(sops))] * max(
-        1, args.reads // 5
-    )
+    metadata: Request = (f"{series}/metadata", {"Accept": DICOM_JSON}, lambda r: len(r.json()) == len(sops))
+    reads["metadata"] = [metadata] * max(1, args.reads // 5)
     picks = [rng.choice(sops) for _ in range(args.reads)]
     reads["frames"] = [(f"{series}/instances/{sop}/frames/1", {"Accept": FRAMES_ACCEPT}, _frame) for sop in picks]
     reads["rendered"] = [(f"{series}/instances/{sop}/rendered", {"Accept": "image/jpeg"}, _jpeg) for sop in picks]
