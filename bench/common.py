@@ -41,8 +41,12 @@ class Setup:
         return self.manage("issue_key", "--org", org, "--plan", plan, "--role", role)
 
 
-def setup(*, services: bool) -> Setup:
-    """A migrated database in a temp dir; with `services`, a fresh PostgreSQL db plus Redis."""
+def setup(*, services: bool, pg_admin_url: str = PG_ADMIN_URL, redis_url: str = REDIS_URL) -> Setup:
+    """A migrated database in a temp dir; with `services`, a fresh PostgreSQL db plus Redis.
+
+    `pg_admin_url` may name a Unix socket (`postgres://postgres@%2Fvar%2Frun%2Fpostgresql/postgres`):
+    libpq and dj-database-url both read a percent-encoded path as the socket directory.
+    """
     # Under var/, where `make run` keeps its data, not /tmp: on this machine /tmp's corner of
     # the disk takes ~0.9 ms to create a file against ~0.1 ms elsewhere on the same filesystem
     # (a multipart upload creates one per instance).
@@ -56,11 +60,11 @@ def setup(*, services: bool) -> Setup:
         import psycopg
 
         name = f"prizmed_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {name}")
-        atexit.register(_drop_database, name)
-        db_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-        extra["REDIS_URL"] = REDIS_URL
+        atexit.register(_drop_database, name, pg_admin_url)
+        db_url = pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
+        extra["REDIS_URL"] = redis_url
     else:
         db_url = f"sqlite:///{data_dir / 'prizmed.sqlite3'}"
     env = live.child_env(database_url=db_url, data_dir=data_dir, clock_file=clock, **extra)
@@ -78,10 +82,10 @@ def pieces(body: bytes) -> Iterator[bytes]:
         yield bytes(view[start : start + 1024 * 1024])
 
 
-def _drop_database(name: str) -> None:
+def _drop_database(name: str, admin_url: str = PG_ADMIN_URL) -> None:
     import psycopg
 
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
