@@ -32,7 +32,6 @@ class BarProgress:
         )
         self._console = console
         self._upload: TaskID | None = None
-        self._index: TaskID | None = None
         self._instances = 0
         self._total_instances = 0
 
@@ -62,12 +61,9 @@ class BarProgress:
             self._bar.update(self._upload, detail=self._detail())
 
     def indexing(self, *, done: int, total: int) -> None:
-        """Indexing progress, in uploads."""
+        """Indexing progress, in uploads: shown on the (full) upload bar's line."""
         if self._upload is not None:
-            self._bar.update(self._upload, completed=self._bar.tasks[self._upload].total)
-        if self._index is None:
-            self._index = self._bar.add_task("indexing", total=None, detail="")
-        self._bar.update(self._index, detail=f"{done}/{total} uploads indexed")
+            self._bar.update(self._upload, detail=f"{self._detail()}, {done}/{total} uploads indexed")
 
     def note(self, text: str) -> None:
         """A line above the bar."""

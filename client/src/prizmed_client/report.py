@@ -118,13 +118,16 @@ class UploadReport:
         return sum(int(u.status.get(field_name) or 0) for u in self.uploads)
 
     def rejections(self) -> list[Rejection]:
-        """Every instance rejected by the indexer, mapped back to its file."""
+        """Every instance rejected by the indexer, mapped back to its file (whose File Meta names
+        the SOP Instance UID when the indexer could not read one)."""
+        sop_of = {f.path: f.sop_instance_uid or "" for f in self.files}
         out = []
         for upload in self.uploads:
             for r in upload.status.get("rejections") or []:
                 pos = int(r.get("position", -1))
                 path = upload.files[pos] if 0 <= pos < len(upload.files) else None
-                out.append(Rejection(path, str(r.get("sop_instance_uid", "")), str(r.get("reason", ""))))
+                sop = str(r.get("sop_instance_uid") or (sop_of.get(path, "") if path else ""))
+                out.append(Rejection(path, sop, str(r.get("reason", ""))))
         return out
 
     def as_json(self) -> dict[str, Any]:
