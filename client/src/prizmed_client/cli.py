@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = _parser().parse_args(argv)
-    err = Console(stderr=True, highlight=False)
+    err = _console(stderr=True)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
@@ -103,9 +103,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1
 
 
+def _console(*, stderr: bool = False) -> Console:
+    # Piped output keeps lines and whole UIDs whole instead of the 80 columns rich assumes.
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(
+        stderr=stderr, highlight=False, soft_wrap=not stream.isatty(), width=None if stream.isatty() else 200
+    )
+
+
 def _out() -> Console:
-    # Piped output keeps whole UIDs on one line instead of the 80 columns rich assumes.
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    return _console()
 
 
 def _upload(client: PrizMedClient, args: argparse.Namespace, err: Console) -> int:
