@@ -140,8 +140,12 @@ class TickingClock:
         self._thread.join()
 
     def _run(self) -> None:
+        # Written aside and renamed: the servers read the file on every request, and a file
+        # rewritten in place can be read empty.
+        temp = self.clock.path.with_name(self.clock.path.name + ".tick")
         while not self._stop.wait(0.05):
-            self.clock.set(self._start_value + time.monotonic() - self._start)
+            temp.write_text(repr(self._start_value + time.monotonic() - self._start))
+            os.replace(temp, self.clock.path)
 
 
 def access_log(server_log: Path, offset: int) -> Iterator[dict[str, Any]]:

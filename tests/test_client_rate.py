@@ -37,6 +37,7 @@ def test_it_uploads_200_files_on_the_developer_plan_without_a_429(
     with TickingClock(clock):
         run = prizmed(env, "upload", str(folder), "--summary-json", str(tmp_path / "summary.json"))
 
+    print(run.out)  # the summary, with the run's request count and time paced (shown with -s)
     assert run.code == 0, run.err
     report = summary(tmp_path / "summary.json")
     assert report["instances_accepted"] == report["instances_indexed"] == 200
