@@ -67,9 +67,12 @@ class Background:
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
         assert self.proc.stdout is not None
-        stdout = self.proc.stdout
-        threading.Thread(target=lambda: [self.lines.put(line) for line in stdout], daemon=True).start()
+        for line in self.proc.stdout:
+            self.lines.put(line)
 
     def wait_line(self, pattern: str, timeout: float = 60) -> str:
         """The first stdout line so far or to come matching ``pattern`` (bounded wait)."""

@@ -48,7 +48,7 @@ def test_it_draws_a_progress_bar_with_an_eta_in_a_terminal(
     command = f"{PRIZMED} upload {folder}; echo EXIT=$?; sleep 600"
     subprocess.run([*tmux, "new-session", "-d", "-s", "up", "-x", "160", "-y", "30", command], env=env, check=True)
 
-    frames = []
+    frames: list[str] = []
     deadline = time.monotonic() + 120
     while "EXIT=" not in (frames[-1] if frames else ""):
         assert time.monotonic() < deadline, "\n---\n".join(frames[-3:])

@@ -157,7 +157,7 @@ class MultipartReader:
                 raise MultipartError("a part's header is too long")
             return False
         headers: dict[str, str] = {}
-        for line in self._buffer[:end].decode("latin-1").split("\r\n"):
+        for line in self._buffer[:end].decode("latin-1").split("\r\n") if end else []:
             name, colon, value = line.partition(":")
             if not colon:
                 raise MultipartError("malformed part header line")
