@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.db.models import Sum
+from prizmed_client.part10 import read_meta
 
 from studies.models import Chunk, Instance, Stream, Study, Upload, UploadItem, UploadState
 from tests import live
@@ -175,3 +176,24 @@ def test_it_follows_records_and_prints_an_event_for_an_upload(
     seq, event = line.split()[:2]
     assert int(seq) > 0 and event == "ImagingStudy" and "instances=1" in line
     assert patient
+
+
+@pytest.mark.skip(reason="pending: the server does not serve WADO-RS (GET /api/v2/dicomweb/studies/{study}) yet")
+def test_it_downloads_a_study_byte_identical_to_the_uploads_preamble_aside(
+    env: dict[str, str], world: World, indexer, tmp_path: Path
+) -> None:
+    # Written against PS3.18 §10.4 for when DICOMweb lands; the parser is covered by
+    # tests/unit/test_client_multipart.py until then.
+    folder = tmp_path / "data"
+    folder.mkdir()
+    instances = [b"\xff" * 128 + data[128:] for data in make_study(n_series=2, per_series=2, patient_id="DL1")]
+    for i, data in enumerate(instances):
+        (folder / f"{i}.dcm").write_bytes(data)
+    assert prizmed(env, "upload", str(folder)).code == 0
+
+    run = prizmed(env, "download", stored_uid(world, "DL1"), str(tmp_path / "out"))
+
+    assert run.code == 0, run.err
+    got = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    # The server stores (and serves) each instance with its preamble zeroed (CVE-2019-11687).
+    assert got == {f"{read_meta(data).sop_instance_uid}.dcm": bytes(128) + data[128:] for data in instances}
