@@ -42,7 +42,9 @@ def test_it_reconnects_after_a_drop_with_the_last_event_id(tmp_path: Path) -> No
         if len(requests) == 2:  # too many streams open for the key: wait and again
             return httpx.Response(429, headers={"Retry-After": "0"}, json={"title": "Too Many Requests"})
         return httpx.Response(
-            200, headers={"Content-Type": "text/event-stream"}, content=sse(("deleted", 6, {"id": "1.2.3"}))
+            200,
+            headers={"Content-Type": "text/event-stream"},
+            content=sse(("deleted", 6, {**STUDY, "numberOfSeries": 0})),
         )
 
     settings = Settings(url="http://x.test", api_key="pzm_k", state_dir=tmp_path)
@@ -64,7 +66,7 @@ def test_it_reconnects_after_a_drop_with_the_last_event_id(tmp_path: Path) -> No
     assert requests[-1].headers["last-event-id"] == "5" and requests[-1].headers["accept"] == "text/event-stream"
     assert describe(events[0]) == "     - Patient      Patient/ab Doe Jane"
     assert describe(events[2]) == "     5 ImagingStudy ImagingStudy/1.2.3 Patient/ab series=1 instances=2"
-    assert describe(events[3]) == "     6 deleted      ImagingStudy/1.2.3 deleted"
+    assert describe(events[3]) == "     6 deleted      ImagingStudy/1.2.3 Patient/ab deleted"
 
 
 class Dropping(httpx.SyncByteStream):

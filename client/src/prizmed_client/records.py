@@ -139,14 +139,14 @@ def describe(event: RecordEvent) -> str:
     data = event.data
     seq = "-" if event.seq is None else str(event.seq)
     ref = f"{data.get('resourceType', event.event)}/{data.get('id', '?')}"
-    about = ""
-    if data.get("resourceType") == "Patient":
+    subject = (data.get("subject") or {}).get("reference", "")
+    if event.event == "deleted":  # the study's id, identifier and subject only
+        ref, about = f"ImagingStudy/{data.get('id', '?')}", f"{subject} deleted"
+    elif data.get("resourceType") == "Patient":
         name = (data.get("name") or [{}])[0]
         about = " ".join([str(name.get("family", "")), *name.get("given", [])]).strip()
     elif data.get("resourceType") == "ImagingStudy":
-        subject = (data.get("subject") or {}).get("reference", "")
         about = f"{subject} series={data.get('numberOfSeries', 0)} instances={data.get('numberOfInstances', 0)}"
-    elif event.event == "deleted":
-        ref = f"ImagingStudy/{data.get('id', '?')}"
-        about = "deleted"
+    else:
+        about = ""
     return f"{seq:>6} {event.event:<12} {ref} {about}".rstrip()
