@@ -135,6 +135,7 @@ def test_it_resumes_an_upload_interrupted_by_ctrl_c_sending_only_the_rest(
     assert second.code == 0, second.err
     report = summary(tmp_path / "second.json")
     sent_second = report["bytes_sent"]
+    print(f"first run (interrupted): {sent_first:,} bytes sent; second run:", *second.out.splitlines()[-3:], sep="\n")
     full = sum(p.stat().st_size for p in files)
     # Only the chunks the server lacked (the one in flight at Ctrl-C may have landed after all).
     assert report["chunks_resumed"] in (held, held + 1)
