@@ -140,10 +140,9 @@ class Uploader:
         if status["state"] != "open":  # aborted or expired: that id is spent, a new stream it is
             self.state.streams.pop(f.key.text(), None)
             return False
-        if status["state"] == "open":
-            expected = chunk_sizes(f.size, record.chunk_bytes)
-            held = {c["seq"]: c["bytes"] for c in status["chunks"] if expected.get(c["seq"]) == c["bytes"]}
-            self._held_chunks[f.key.text()] = held
+        expected = chunk_sizes(f.size, record.chunk_bytes)
+        held = {c["seq"]: c["bytes"] for c in status["chunks"] if expected.get(c["seq"]) == c["bytes"]}
+        self._held_chunks[f.key.text()] = held
         return False
 
     # -- sending ----------------------------------------------------------------------------
