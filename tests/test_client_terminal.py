@@ -38,7 +38,7 @@ def screen(tmux: list[str]) -> str:
 
 
 def test_it_draws_a_progress_bar_with_an_eta_in_a_terminal(
-    server: live.Server, world: World, clock: Clock, tmux: list[str], tmp_path: Path
+    server: live.Server, world: World, clock: Clock, indexer, tmux: list[str], tmp_path: Path
 ) -> None:
     set_plan(world.bob.org, bandwidth_bps=40_000_000)  # 5 MB/s: the 24 MiB take ~5 s to send
     folder = tmp_path / "data"
