@@ -12,6 +12,7 @@ from prizmed_client.pacing import RatePacer
 from prizmed_client.planning import Batch, Chunked, plan, scan
 from prizmed_client.state import FileKey, ResumeState, StateLocked, StreamRecord
 from prizmed_client.transport import ApiError, Transport
+from prizmed_client.upload import Uploader
 
 from tests.dicomfactory import make_instance
 
@@ -123,3 +124,31 @@ def test_it_raises_the_problem_of_a_refusal_and_does_not_retry_what_is_not_idemp
     with pytest.raises(httpx.ConnectError):
         transport.request("DELETE", "/dicom/streams/s", idempotent=False)
     assert len(calls) == 2
+
+
+def test_a_batch_refused_whole_is_halved_down_to_the_file_at_fault(tmp_path: Path) -> None:
+    folder = tmp_path / "d"
+    folder.mkdir()
+    for i in range(8):
+        # Changed after the scan, say: the server finds it broken (422) and refuses the whole body.
+        extra = {"StudyDescription": "POISON"} if i == 5 else {}
+        (folder / f"{i}.dcm").write_bytes(make_instance(pixel_bytes=100, **extra))
+    bodies: list[int] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(200, json={"state": "done", "instances_indexed": 1, "study_uids": []})
+        body = request.read()
+        bodies.append(body.count(b"DICM"))
+        if b"POISON" in body:
+            return httpx.Response(422, json={"title": "Unprocessable", "detail": "broken meta"})
+        return httpx.Response(202, json={"request_id": request.headers["x-request-id"], "state": "queued"})
+
+    cfg = settings(tmp_path)
+    transport = Transport(cfg, http=httpx.Client(transport=httpx.MockTransport(server)))
+    with ResumeState(tmp_path / "state.jsonl") as state:
+        report = Uploader(transport, state).run([folder])
+
+    assert [r.path.name for r in report.refused] == ["5.dcm"] and report.refused[0].status == 422
+    assert sorted(p.name for u in report.uploads for p in u.files) == [f"{i}.dcm" for i in range(8) if i != 5]
+    assert bodies == [8, 4, 4, 2, 1, 1, 2]  # all, 0-3, 4-7, 4-5, 4, 5 (refused), 6-7
