@@ -131,8 +131,8 @@ def test_a_batch_refused_whole_is_halved_down_to_the_file_at_fault(tmp_path: Pat
     folder.mkdir()
     for i in range(8):
         # Changed after the scan, say: the server finds it broken (422) and refuses the whole body.
-        extra = {"StudyDescription": "POISON"} if i == 5 else {}
-        (folder / f"{i}.dcm").write_bytes(make_instance(pixel_bytes=100, **extra))
+        description = "POISON" if i == 5 else "fine"
+        (folder / f"{i}.dcm").write_bytes(make_instance(pixel_bytes=100, study_description=description))
     bodies: list[int] = []
 
     def server(request: httpx.Request) -> httpx.Response:
