@@ -186,7 +186,9 @@ class Uploader:
             self._send_batch(files)  # the earlier attempt never completed: again, under a new id
             return
         answer = response.json() if response.status_code == 202 else {}
-        self.report.uploads.append(UploadResult(request_id, [f.path for f in files], False, answer))
+        # The server gives a fresh id when another organization already used this one.
+        upload_id = str(answer.get("request_id") or request_id)
+        self.report.uploads.append(UploadResult(upload_id, [f.path for f in files], False, answer))
         self.progress.accepted(len(files))
 
     def _settled(self, request_id: str) -> bool:
