@@ -13,6 +13,7 @@ from core.asgi import Scope
 from core.errors import ApiError, bad_request
 from core.fhir import FHIR_JSON, FHIR_NDJSON
 from core.headers import header, parse_uuid4
+from core.params import integer, optional_integer
 from dicom.uid import uid_is_acceptable
 from records.selectors import RecordFilter
 
@@ -65,20 +66,6 @@ def negotiate(accept: str | None) -> str:
     return best[2]
 
 
-def _sequence(value: str, name: str) -> int:
-    if not value.isdigit() or int(value) > MAX_SEQ:
-        raise bad_request(f"{name} must be a non-negative integer (a sequence number).")
-    return int(value)
-
-
-def _integer(value: str | None, name: str, *, default: int, low: int, high: int) -> int:
-    if value is None:
-        return default
-    if not value.isdigit() or not low <= int(value) <= high:
-        raise bad_request(f"{name} must be an integer from {low} to {high}.")
-    return int(value)
-
-
 def _query(scope: Scope) -> dict[str, str]:
     try:
         pairs = parse_qsl(scope.get("query_string", b"").decode("utf-8"), keep_blank_values=True, strict_parsing=False)
@@ -116,7 +103,7 @@ def stream_request_parse(scope: Scope) -> StreamRequest:
         ("since", query.get("since")),
     ):
         if value is not None:
-            parsed = _sequence(value.strip(), name)
+            parsed = integer(value, name=name, high=MAX_SEQ)
             position = parsed if position is None else position
 
     return StreamRequest(
@@ -125,6 +112,6 @@ def stream_request_parse(scope: Scope) -> StreamRequest:
         position=position,
         session_id=session_id,
         record_id=record_id,
-        count=_integer(query.get("_count"), "_count", default=DEFAULT_COUNT, low=1, high=MAX_COUNT),
-        cursor=_integer(query.get("_cursor"), "_cursor", default=0, low=0, high=MAX_SEQ),
+        count=optional_integer(query.get("_count"), name="_count", default=DEFAULT_COUNT, low=1, high=MAX_COUNT),
+        cursor=optional_integer(query.get("_cursor"), name="_cursor", default=0, high=MAX_SEQ),
     )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from core.asgi import Scope
 from core.errors import bad_request, too_large
 from core.headers import header
+from core.params import integer
 from studies.ingest.content_type import BadContentType, ContentType, UnsupportedMediaType, content_type_parse
 from studies.ingest.refusals import refusal
 
@@ -52,9 +53,7 @@ def upload_headers(scope: Scope) -> UploadHeaders:
 def _content_length(value: str | None) -> int | None:
     if value is None:
         return None
-    if not value.strip().isdigit():
-        raise bad_request("Content-Length must be a number of bytes.")
-    return int(value)
+    return integer(value, name="Content-Length", high=2**63 - 1)
 
 
 def _chunk(scope: Scope) -> ChunkHeaders | None:
@@ -65,12 +64,12 @@ def _chunk(scope: Scope) -> ChunkHeaders | None:
         return None
     if not _STREAM_ID_RE.fullmatch(stream_id):
         raise bad_request("X-Stream-Id must be 1-128 characters of A-Z a-z 0-9 . _ ~ : -.")
-    if seq is None or not seq.isdigit() or int(seq) > MAX_SEQ:
+    if seq is None:
         raise bad_request(f"A chunk needs X-Chunk-Seq: a number from 0 to {MAX_SEQ}.")
     flag = (last or "false").strip().lower()
     if flag not in ("true", "false"):
         raise bad_request("X-Chunk-Last must be true or false.")
-    return ChunkHeaders(stream_id, int(seq), flag == "true")
+    return ChunkHeaders(stream_id, integer(seq, name="X-Chunk-Seq", high=MAX_SEQ), flag == "true")
 
 
 def _sha256(value: str | None) -> bytes | None:
