@@ -145,7 +145,9 @@ def _raw_value(vr: str, value: bytes, encodings: list[str], little: bool) -> dic
     elif vr in _NUMBER_FORMATS:
         size = struct.calcsize(_NUMBER_FORMATS[vr])
         count = len(value) // size
-        out["Value"] = list(struct.unpack(f"{'<' if little else '>'}{count}{_NUMBER_FORMATS[vr]}", value[: count * size]))
+        out["Value"] = list(
+            struct.unpack(f"{'<' if little else '>'}{count}{_NUMBER_FORMATS[vr]}", value[: count * size])
+        )
     elif vr == "AT":
         count = len(value) // 4
         pairs = struct.unpack(f"{'<' if little else '>'}{count * 2}H", value[: count * 4])

@@ -18,9 +18,10 @@ from pydicom.dataset import Dataset
 
 from core.links import dicomweb_path
 from dicom.dicom_json import dicom_json
-from dicom.header import InstanceHeader
+from dicom.header import InstanceHeader, InvalidInstance, read_header
 from dicom.pixel_data import PixelData
 from studies.models import Instance, Series, Study
+from studies.objects.store import storage
 
 # Columns written by ``dicomweb_attributes_set`` (bulk updates name them).
 INSTANCE_FIELDS = (
@@ -64,6 +65,23 @@ def dicomweb_attributes_set(*, instance: Instance, series: Series, study: Study,
     series.scheduled_procedure_step_id = _text(request, "ScheduledProcedureStepID")[:16]
     series.requested_procedure_id = _text(request, "RequestedProcedureID")[:16]
     study.study_id = _text(ds, "StudyID")[:16]
+
+
+def instance_metadata_backfill(*, instance_ids: list[int]) -> dict[int, str]:
+    """Build and keep the DICOMweb columns of instances indexed before they existed (read from
+    their files, once); their metadata by id. An instance whose file no longer reads is left
+    out (its metadata stays empty)."""
+    built = {}
+    for instance in Instance.objects.filter(pk__in=instance_ids).select_related("series__study"):
+        try:
+            with storage().open(instance.object_key) as fp:
+                header = read_header(fp)
+        except (InvalidInstance, OSError):
+            continue
+        dicomweb_attributes_set(instance=instance, series=instance.series, study=instance.series.study, header=header)
+        instance.save(update_fields=list(INSTANCE_FIELDS))
+        built[instance.pk] = instance.metadata
+    return built
 
 
 def _pixel_vr(pixel: PixelData | None) -> str | None:
