@@ -53,15 +53,14 @@ class PrizMedClient:
         progress: Progress | None = None,
         wait: bool = True,
         fresh: bool = False,
-        state_dir: Path | None = None,
         report: UploadReport | None = None,
     ) -> UploadReport:
-        """Upload files and folders, resuming what an earlier run left; wait for indexing when
-        ``wait``. ``fresh`` forgets the resume state first. ``report`` (optional) is filled in
-        as the run goes, so a caller interrupted by KeyboardInterrupt still has it. Raises
-        StateLocked when another run uses the same state, ApiError on an answer it cannot
-        handle."""
-        path = state_path(state_dir or self.settings.state_dir, self.settings.url)
+        """Upload files and folders, resuming what an earlier run left (its state lives in
+        ``settings.state_dir``); wait for indexing when ``wait``. ``fresh`` forgets the resume
+        state first. ``report`` (optional) is filled in as the run goes, so a caller interrupted
+        by KeyboardInterrupt still has it. Raises StateLocked when another run uses the same
+        state, ApiError on an answer it cannot handle."""
+        path = state_path(self.settings.state_dir, self.settings.url)
         with ResumeState(path) as state:
             if fresh:
                 state.forget()
