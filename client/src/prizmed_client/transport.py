@@ -94,7 +94,7 @@ class Transport:
         """An absolute URL: ``path`` under the API root, or returned as is when already absolute."""
         return path if path.startswith(("http://", "https://")) else self.settings.api_base + path
 
-    def request(
+    def request(  # noqa: PLR0913 - httpx.Client.request's shape: method and URL, then keyword-only options
         self,
         method: str,
         path: str,
