@@ -106,7 +106,7 @@ def pydicom_folder(dest: Path) -> Path:
 
 
 def server_accepts(path: Path) -> bool:
-    """The server's own early check (studies/part10.py), the oracle of what the client should send."""
+    """The server's own early check (dicom/part10.py), the oracle of what the client should send."""
     with path.open("rb") as fh:
         prefix = fh.read(132 + 64 * 1024 + 16)
     try:

@@ -85,7 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"prizmed: {exc}", markup=False)
         return 2
     if args.command == "upload":
-        changes = {f: getattr(args, f) for f in (*SIZE_OPTIONS, "batch_max_files") if getattr(args, f) is not None}
+        # Upload options override the settings they name: --state-dir and the tuning sizes.
+        fields = (*SIZE_OPTIONS, "batch_max_files", "state_dir")
+        changes = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
         settings = dataclasses.replace(settings, **changes)
     try:
         with PrizMedClient(settings) as client:
@@ -119,8 +121,7 @@ def _upload(client: PrizMedClient, args: argparse.Namespace, err: Console) -> in
     report = UploadReport()
     try:
         with BarProgress(err) as progress:
-            client.upload(args.paths, progress=progress, wait=not args.no_wait, fresh=args.fresh,
-                          state_dir=args.state_dir, report=report)  # fmt: skip
+            client.upload(args.paths, progress=progress, wait=not args.no_wait, fresh=args.fresh, report=report)
     except KeyboardInterrupt:
         err.print(
             f"Interrupted after sending {report.bytes_sent:,} bytes this run. "

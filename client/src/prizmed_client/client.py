@@ -15,7 +15,7 @@ from typing import Any
 
 from prizmed_client.config import Settings
 from prizmed_client.download import ACCEPT, PartWriter
-from prizmed_client.records import RecordEvent, RecordStream
+from prizmed_client.records import RecordEvent, RecordQuery, RecordStream
 from prizmed_client.report import Progress, UploadReport
 from prizmed_client.state import ResumeState, state_path
 from prizmed_client.transport import Transport
@@ -53,15 +53,14 @@ class PrizMedClient:
         progress: Progress | None = None,
         wait: bool = True,
         fresh: bool = False,
-        state_dir: Path | None = None,
         report: UploadReport | None = None,
     ) -> UploadReport:
-        """Upload files and folders, resuming what an earlier run left; wait for indexing when
-        ``wait``. ``fresh`` forgets the resume state first. ``report`` (optional) is filled in
-        as the run goes, so a caller interrupted by KeyboardInterrupt still has it. Raises
-        StateLocked when another run uses the same state, ApiError on an answer it cannot
-        handle."""
-        path = state_path(state_dir or self.settings.state_dir, self.settings.url)
+        """Upload files and folders, resuming what an earlier run left (its state lives in
+        ``settings.state_dir``); wait for indexing when ``wait``. ``fresh`` forgets the resume
+        state first. ``report`` (optional) is filled in as the run goes, so a caller interrupted
+        by KeyboardInterrupt still has it. Raises StateLocked when another run uses the same
+        state, ApiError on an answer it cannot handle."""
+        path = state_path(self.settings.state_dir, self.settings.url)
         with ResumeState(path) as state:
             if fresh:
                 state.forget()
@@ -99,13 +98,13 @@ class PrizMedClient:
     ) -> Iterator[RecordEvent]:
         """The record stream over SSE: current resources, then (``follow``) every change live,
         reconnecting with ``Last-Event-ID``. Without ``follow`` it ends at the snapshot's end."""
-        return iter(RecordStream(self.transport, follow=follow, since=since, patient=patient, study=study))
+        return iter(RecordStream(self.transport, RecordQuery(since, patient, study), follow=follow))
 
     def records_export(
         self, *, since: int | None = None, patient: str | None = None, study: str | None = None
     ) -> Iterator[dict[str, Any]]:
         """Current FHIR resources (or those changed after ``since``) as NDJSON, one dict each."""
-        params = {k: str(v) for k, v in (("since", since), ("patient", patient), ("study", study)) if v is not None}
+        params = RecordQuery(since, patient, study).params()
         with self.transport.stream(
             "GET", "/records/stream", headers={"Accept": "application/fhir+ndjson"}, params=params
         ) as response:

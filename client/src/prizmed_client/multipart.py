@@ -117,27 +117,29 @@ class MultipartReader:
         if self._state == "headers":
             return self._headers()
         found = self._buffer.find(self._delimiter)
-        if found < 0:
-            # Keep what could still be the start of a delimiter.
-            keep = len(self._delimiter) - 1
-            if self._state == "body" and len(self._buffer) > keep:
-                self._events.append(PartData(self._buffer[:-keep]))
-                self._buffer = self._buffer[-keep:]
-            elif self._state == "preamble":
-                self._buffer = self._buffer[-keep:]
-            return False
-        after = found + len(self._delimiter)
+        # Without a delimiter, keep what could still be the start of one.
+        self._release(found if found >= 0 else len(self._buffer) - (len(self._delimiter) - 1))
+        return found >= 0 and self._delimiter_line()
+
+    def _release(self, end: int) -> None:
+        """Let go of the buffer's bytes before ``end``: a part's data in a body, dropped in the preamble."""
+        if end <= 0:
+            return
+        if self._state == "body":
+            self._events.append(PartData(self._buffer[:end]))
+        self._buffer = self._buffer[end:]
+
+    def _delimiter_line(self) -> bool:
+        """The buffer starts with a delimiter: the part before it ends, then the closing
+        delimiter ends the body or a part's header follows. False until the line is all in."""
+        after = len(self._delimiter)
+        closing = self._buffer[after : after + 2] == b"--"
         line_end = self._buffer.find(b"\r\n", after)
-        if len(self._buffer) < after + 2 or (line_end < 0 and self._buffer[after : after + 2] != b"--"):
-            if self._state == "body" and found > 0:
-                self._events.append(PartData(self._buffer[:found]))
-                self._buffer = self._buffer[found:]
+        if len(self._buffer) < after + 2 or (line_end < 0 and not closing):
             return False  # need the rest of the delimiter line
         if self._state == "body":
-            if found:
-                self._events.append(PartData(self._buffer[:found]))
             self._events.append(PartEnd())
-        if self._buffer[after : after + 2] == b"--":
+        if closing:
             self._state = "done"
             return True
         if self._buffer[after:line_end].strip(b" \t"):

@@ -51,38 +51,52 @@ def read_meta(prefix: bytes) -> FileMeta:
     """
     if not has_magic(prefix):
         raise NotPart10("no DICM prefix at offset 128")
-    pos, end = HEAD_LEN, None
+    pos, end = HEAD_LEN, None  # end: set by a leading (0002,0000) group length
     values: dict[int, bytes] = {}
-    while pos != end:
-        if len(prefix) < pos + 8:
-            if end is None and values and pos == len(prefix):
-                break
-            raise NotPart10("the file ends inside its meta group")
-        group, element = struct.unpack_from("<HH", prefix, pos)
-        if group != 0x0002:
-            if not values or end is not None:
-                raise NotPart10("malformed file meta group")
-            break
-        vr = prefix[pos + 4 : pos + 6]
-        if not vr.isalpha() or not vr.isupper():
-            raise NotPart10("the file meta group is not Explicit VR Little Endian")
-        if vr in _LONG_VRS:
-            header, length = 12, struct.unpack_from("<I", prefix, pos + 8)[0] if len(prefix) >= pos + 12 else -1
-        else:
-            header, length = 8, struct.unpack_from("<H", prefix, pos + 6)[0]
-        value_end = pos + header + length
-        if length < 0 or length == 0xFFFFFFFF or value_end > HEAD_LEN + META_MAX:
-            raise NotPart10("malformed file meta group")
-        if len(prefix) < value_end:
-            raise NotPart10("the file ends inside its meta group")
-        if element == 0x0000 and not values and vr == b"UL" and length == 4:
-            end = value_end + struct.unpack_from("<I", prefix, pos + header)[0]
-        values[element] = prefix[pos + header : value_end]
-        pos = value_end
+    while pos != end and _element_follows(prefix, pos, first=not values, sized=end is not None):
+        element, vr, value, next_pos = _element(prefix, pos)
+        if element == 0x0000 and not values and vr == b"UL" and len(value) == 4:
+            end = next_pos + struct.unpack("<I", value)[0]
+        values[element] = value
+        pos = next_pos
     sop_class, transfer_syntax = _uid(values.get(0x0002)), _uid(values.get(0x0010))
     if sop_class is None or transfer_syntax is None:
         raise NotPart10("the file meta group lacks its SOP Class or Transfer Syntax UID")
     return FileMeta(sop_class, _uid(values.get(0x0003)), transfer_syntax, pos)
+
+
+def _element_follows(prefix: bytes, pos: int, *, first: bool, sized: bool) -> bool:
+    """Whether a meta group element starts at ``pos``. A group with no group length (not
+    ``sized``) ends at the end of the file or at the first tag of another group, once it has an
+    element; anything else that is not a group 0002 element is a broken group."""
+    if len(prefix) < pos + 8:
+        if not sized and not first and pos == len(prefix):
+            return False
+        raise NotPart10("the file ends inside its meta group")
+    if struct.unpack_from("<H", prefix, pos)[0] == 0x0002:
+        return True
+    if first or sized:
+        raise NotPart10("malformed file meta group")
+    return False
+
+
+def _element(prefix: bytes, pos: int) -> tuple[int, bytes, bytes, int]:
+    """The Explicit VR Little Endian element at ``pos`` (PS3.5 §7.1.2): its element number,
+    VR and value, and where the next element starts."""
+    element = struct.unpack_from("<H", prefix, pos + 2)[0]
+    vr = prefix[pos + 4 : pos + 6]
+    if not vr.isalpha() or not vr.isupper():
+        raise NotPart10("the file meta group is not Explicit VR Little Endian")
+    if vr in _LONG_VRS:
+        header, length = 12, struct.unpack_from("<I", prefix, pos + 8)[0] if len(prefix) >= pos + 12 else -1
+    else:
+        header, length = 8, struct.unpack_from("<H", prefix, pos + 6)[0]
+    value_end = pos + header + length
+    if length < 0 or length == 0xFFFFFFFF or value_end > HEAD_LEN + META_MAX:
+        raise NotPart10("malformed file meta group")
+    if len(prefix) < value_end:
+        raise NotPart10("the file ends inside its meta group")
+    return element, vr, prefix[pos + header : value_end], value_end
 
 
 def read_file_meta(path: Path) -> FileMeta:

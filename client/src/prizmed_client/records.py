@@ -40,6 +40,25 @@ class RecordEvent:
         return self.event not in ("snapshot-end", "reset", "message")
 
 
+@dataclass(frozen=True)
+class RecordQuery:
+    """Which records: those of one ``patient`` (DICOM Patient ID) or ``study`` (Study Instance
+    UID) when given, and only the changes after sequence number ``since`` when given."""
+
+    since: int | None = None
+    patient: str | None = None
+    study: str | None = None
+
+    def filters(self) -> dict[str, str]:
+        """The ``patient`` and ``study`` query parameters that are set (the record stream sends
+        ``since`` as ``Last-Event-ID``)."""
+        return {k: v for k, v in (("patient", self.patient), ("study", self.study)) if v is not None}
+
+    def params(self) -> dict[str, str]:
+        """Every query parameter that is set, ``since`` first (the NDJSON export)."""
+        return {**({} if self.since is None else {"since": str(self.since)}), **self.filters()}
+
+
 @dataclass
 class _Raw:
     event: str = "message"
@@ -82,18 +101,17 @@ class RecordStream:
     def __init__(
         self,
         transport: Transport,
+        query: RecordQuery | None = None,
         *,
         follow: bool = True,
-        since: int | None = None,
-        patient: str | None = None,
-        study: str | None = None,
         read_timeout: float = READ_TIMEOUT,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.transport = transport
         self.follow = follow
-        self.last_id: str | None = None if since is None else str(since)
-        self.params = {k: v for k, v in (("patient", patient), ("study", study)) if v is not None}
+        query = query or RecordQuery()
+        self.last_id: str | None = None if query.since is None else str(query.since)
+        self.params = query.filters()
         self.timeout = httpx.Timeout(10.0, read=read_timeout)
         self.retry = DEFAULT_RETRY
         self.reconnects = 0

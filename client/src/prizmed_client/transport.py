@@ -31,6 +31,7 @@ from prizmed_client.version import __version__
 
 RETRY_STATUSES = (429, 503)
 GATEWAY_STATUSES = (502, 504)
+TIMEOUT = 60.0  # seconds, per phase
 BodyFactory = Callable[[], Iterable[bytes]]
 
 
@@ -63,8 +64,9 @@ class TransportStats:
 class Transport:
     """One httpx connection pool to ``settings.api_base`` with the key, pacing and retries.
 
-    ``timeout`` applies per phase (connect, read, write, pool). ``max_attempts`` bounds the
-    retries of one request, 429/503 included.
+    ``http`` is that pool: by default one with ``TIMEOUT`` per phase (connect, read, write,
+    pool); pass an ``httpx.Client`` for other timeouts, proxies or TLS settings.
+    ``max_attempts`` bounds the retries of one request, 429/503 included.
     """
 
     def __init__(
@@ -72,7 +74,6 @@ class Transport:
         settings: Settings,
         *,
         pacer: RatePacer | None = None,
-        timeout: float = 60.0,
         max_attempts: int = 10,
         http: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -82,7 +83,7 @@ class Transport:
         self.stats = TransportStats()
         self.max_attempts = max_attempts
         self._sleep = sleep
-        self.http = http or httpx.Client(timeout=timeout)
+        self.http = http or httpx.Client(timeout=TIMEOUT)
         self._auth = {"Authorization": f"Bearer {settings.api_key}", "User-Agent": f"prizmed-client/{__version__}"}
 
     def close(self) -> None:
@@ -93,7 +94,7 @@ class Transport:
         """An absolute URL: ``path`` under the API root, or returned as is when already absolute."""
         return path if path.startswith(("http://", "https://")) else self.settings.api_base + path
 
-    def request(
+    def request(  # noqa: PLR0913 - httpx.Client.request's shape: method and URL, then keyword-only options
         self,
         method: str,
         path: str,
