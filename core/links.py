@@ -26,7 +26,8 @@ def base_from_scope(scope: Scope) -> str:
     Raises ApiError 400 when the Host header is missing or not in ALLOWED_HOSTS."""
     if settings.PRIZMED_PUBLIC_URL:
         return str(settings.PRIZMED_PUBLIC_URL)
-    scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
+    given: str = scope.get("scheme") or "http"
+    scheme = {"ws": "http", "wss": "https"}.get(given, given)
     host = header(scope, b"host")
     if host is None:
         server = scope.get("server")

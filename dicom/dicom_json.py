@@ -66,49 +66,52 @@ def dicom_json(
     ``pixel_data_vr`` (OB or OW) adds the Pixel Data element as bulk data: the header read
     stops at it, so it is not in ``ds``; its extent is the caller's (dicom.pixel_data). A bulk
     path is ``GGGGEEEE`` for a top-level element and ``SSSSSSSS/<item>/GGGGEEEE`` inside a
-    sequence (items counted from 0). Raises nothing for odd values: a value pydicom cannot
-    convert is left out (its element written with the VR alone), as an empty one would be.
+    sequence (items counted from 0). Raises nothing for odd values: a value that does not
+    decode is left out (its element written with the VR alone), as an empty one would be.
     """
-    encodings = _encodings(ds)
-    out = DicomJson({})
-    out.attributes = _dataset(ds, "", encodings, bulk_uri, bulk_threshold, out)
+    builder = _Builder(ds, bulk_uri, bulk_threshold)
+    attributes = builder.dataset(ds, "")
     if pixel_data_vr is not None:
-        out.attributes["7FE00010"] = {"vr": pixel_data_vr, "BulkDataURI": bulk_uri("7FE00010")}
-    return out
+        attributes["7FE00010"] = {"vr": pixel_data_vr, "BulkDataURI": bulk_uri("7FE00010")}
+    return DicomJson(attributes, builder.bulk_data)
 
 
-def _encodings(ds: Dataset) -> list[str]:
-    charset = ds.original_character_set  # a str when the dataset has no (0008,0005)
-    return [charset] if isinstance(charset, str) else list(charset)
+class _Builder:
+    """One data set's conversion: its character sets and byte order, and the bulk data found."""
 
+    def __init__(self, ds: Dataset, bulk_uri: BulkUri, threshold: int) -> None:
+        charset = ds.original_character_set  # a str when the dataset has no (0008,0005)
+        self.encodings = [charset] if isinstance(charset, str) else list(charset)
+        self.little = ds.original_encoding[1] is not False
+        self.bulk_uri = bulk_uri
+        self.threshold = threshold
+        self.bulk_data: dict[str, tuple[int, int]] = {}
 
-def _dataset(
-    ds: Dataset, prefix: str, encodings: list[str], bulk_uri: BulkUri, threshold: int, out: DicomJson
-) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for tag in sorted(ds.keys()):
-        if tag.group == 0x0002 or tag in PIXEL_DATA_TAGS:
-            continue
-        key = f"{tag:08X}"
-        result[key] = _element(ds, tag, prefix + key, encodings, bulk_uri, threshold, out)
-    return result
+    def dataset(self, ds: Dataset, prefix: str) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for tag in sorted(ds.keys()):
+            if tag.group == 0x0002 or tag in PIXEL_DATA_TAGS:
+                continue
+            key = f"{tag:08X}"
+            result[key] = self.element(ds, tag, prefix + key)
+        return result
 
-
-def _element(
-    ds: Dataset, tag: BaseTag, path: str, encodings: list[str], bulk_uri: BulkUri, threshold: int, out: DicomJson
-) -> dict[str, Any]:
-    raw = ds.get_item(tag)
-    if isinstance(raw, RawDataElement) and isinstance(raw.value, bytes):
-        vr = raw.VR
-        if vr is None or (vr == "UN" and not tag.is_private and _known(tag)):
-            vr = None  # implicit VR, or UN standing for a known one: pydicom decides
-        if vr in _BINARY_VRS and raw.length != UNDEFINED_LENGTH and len(raw.value) > threshold:
-            out.bulk_data[path] = (raw.value_tell, len(raw.value))
-            return {"vr": vr, "BulkDataURI": bulk_uri(path)}
-        if vr is not None and vr != "SQ":
-            return _raw_value(vr, raw.value, encodings, _little(ds))
-    elem = ds[tag]  # converted by pydicom
-    return _converted(elem, path, encodings, bulk_uri, threshold, out)
+    def element(self, ds: Dataset, tag: BaseTag, path: str) -> dict[str, Any]:
+        raw = ds.get_item(tag)
+        if isinstance(raw, RawDataElement) and isinstance(raw.value, bytes):
+            vr = raw.VR
+            if vr is None or (vr == "UN" and not tag.is_private and _known(tag)):
+                vr = None  # implicit VR, or UN standing for a known one: pydicom decides
+            if vr in _BINARY_VRS and raw.length != UNDEFINED_LENGTH and len(raw.value) > self.threshold:
+                self.bulk_data[path] = (raw.value_tell, len(raw.value))
+                return {"vr": vr, "BulkDataURI": self.bulk_uri(path)}
+            if vr is not None and vr != "SQ":
+                return _raw_value(vr, raw.value, self.encodings, self.little)
+        elem = ds[tag]  # converted by pydicom
+        if elem.VR == "SQ" and elem.value:
+            items = [self.dataset(item, f"{path}/{index}/") for index, item in enumerate(elem.value)]
+            return {"vr": "SQ", "Value": items}
+        return _converted(elem)
 
 
 def _known(tag: BaseTag) -> bool:
@@ -119,42 +122,41 @@ def _known(tag: BaseTag) -> bool:
     return True
 
 
-def _little(ds: Dataset) -> bool:
-    return ds.original_encoding[1] is not False
-
-
 def _raw_value(vr: str, value: bytes, encodings: list[str], little: bool) -> dict[str, Any]:
-    """An element from its raw bytes, for the VRs with a fixed JSON form."""
+    """An element from its raw bytes, for the VRs with a fixed JSON form (PS3.18 Table F.2.3-1)."""
     out: dict[str, Any] = {"vr": vr}
     if not value:
         return out
     if vr in _STRING_VRS or vr in _SINGLE_STRING_VRS:
         text = decode_bytes(value, encodings, TEXT_VR_DELIMS) if vr in _CHARSET_VRS else value.decode("latin-1")
         text = _strip(vr, text)
-        values = [text] if vr in _SINGLE_STRING_VRS else text.split("\\")
-        if any(values):
-            out["Value"] = [v or None for v in values]
+        values: list[Any] = [text] if vr in _SINGLE_STRING_VRS else text.split("\\")
+        values = [v or None for v in values]
     elif vr == "PN":
-        names = [_person_name(PersonName(part, encodings)) for part in value.rstrip(b" \x00").split(b"\\")]
-        if any(names):
-            out["Value"] = [name or None for name in names]
+        values = [_person_name(PersonName(part, encodings)) for part in value.rstrip(b" \x00").split(b"\\")]
     elif vr in ("IS", "DS"):
-        numbers = [_number(vr, part) for part in value.decode("latin-1").split("\\")]
-        if any(n is not None for n in numbers):
-            out["Value"] = numbers
-    elif vr in _NUMBER_FORMATS:
-        size = struct.calcsize(_NUMBER_FORMATS[vr])
-        count = len(value) // size
-        out["Value"] = list(
-            struct.unpack(f"{'<' if little else '>'}{count}{_NUMBER_FORMATS[vr]}", value[: count * size])
-        )
-    elif vr == "AT":
-        count = len(value) // 4
-        pairs = struct.unpack(f"{'<' if little else '>'}{count * 2}H", value[: count * 4])
-        out["Value"] = [f"{pairs[i]:04X}{pairs[i + 1]:04X}" for i in range(0, len(pairs), 2)]
+        values = [_number(vr, part) for part in value.decode("latin-1").split("\\")]
+    elif vr in _NUMBER_FORMATS or vr == "AT":
+        values = _binary_numbers(vr, value, little)
     elif vr in _BINARY_VRS:
         out["InlineBinary"] = base64.b64encode(value).decode("ascii")
+        return out
+    else:
+        return out
+    if any(v is not None for v in values):
+        out["Value"] = values
     return out
+
+
+def _binary_numbers(vr: str, value: bytes, little: bool) -> list[Any]:
+    order = "<" if little else ">"
+    if vr == "AT":  # (group, element) pairs, written GGGGEEEE
+        count = len(value) // 4
+        pairs = struct.unpack(f"{order}{count * 2}H", value[: count * 4])
+        return [f"{pairs[i]:04X}{pairs[i + 1]:04X}" for i in range(0, len(pairs), 2)]
+    size = struct.calcsize(_NUMBER_FORMATS[vr])
+    count = len(value) // size
+    return list(struct.unpack(f"{order}{count}{_NUMBER_FORMATS[vr]}", value[: count * size]))
 
 
 def _strip(vr: str, value: str) -> str:
@@ -193,39 +195,30 @@ def _number(vr: str, text: str) -> int | float | None:
     return number
 
 
-def _converted(
-    elem: DataElement, path: str, encodings: list[str], bulk_uri: BulkUri, threshold: int, out: DicomJson
-) -> dict[str, Any]:
-    """An element pydicom converted (sequences, implicit VRs, UN resolved): from its value."""
+def _converted(elem: DataElement) -> dict[str, Any]:
+    """An element pydicom converted (implicit VRs, UN resolved): from its value."""
     vr = str(elem.VR)
     result: dict[str, Any] = {"vr": vr}
     value = elem.value
     if value is None or (isinstance(value, str | bytes | list | Sequence | MultiValue) and len(value) == 0):
         return result
-    if vr == "SQ":
-        result["Value"] = [
-            _dataset(item, f"{path}/{index}/", encodings, bulk_uri, threshold, out) for index, item in enumerate(value)
-        ]
-        return result
     if vr in _BINARY_VRS:
-        raw = value if isinstance(value, bytes) else b""
-        result["InlineBinary"] = base64.b64encode(raw).decode("ascii")
+        result["InlineBinary"] = base64.b64encode(value if isinstance(value, bytes) else b"").decode("ascii")
         return result
     values = list(value) if isinstance(value, MultiValue | list) else [value]
-    if vr == "PN":
-        names = [_person_name(v if isinstance(v, PersonName) else PersonName(str(v))) for v in values]
-        if any(names):
-            result["Value"] = names
-    elif vr == "AT":
-        result["Value"] = [f"{int(v):08X}" for v in values]
-    elif vr in ("IS", "DS"):
-        numbers = [_number(vr, str(v)) if v != "" else None for v in values]
-        if any(n is not None for n in numbers):
-            result["Value"] = numbers
-    elif vr in _NUMBER_FORMATS:
-        result["Value"] = [v for v in values if isinstance(v, int | float)]
-    else:
-        strings = [str(v) for v in values]
-        if any(strings):
-            result["Value"] = [s or None for s in strings]
+    encoded = [_converted_value(vr, v) for v in values]
+    if any(v is not None for v in encoded):
+        result["Value"] = encoded
     return result
+
+
+def _converted_value(vr: str, value: Any) -> Any:
+    if vr == "PN":
+        return _person_name(value if isinstance(value, PersonName) else PersonName(str(value)))
+    if vr == "AT":
+        return f"{int(value):08X}"
+    if vr in ("IS", "DS"):
+        return _number(vr, str(value)) if value != "" else None
+    if vr in _NUMBER_FORMATS:
+        return value if isinstance(value, int | float) else None
+    return str(value) or None

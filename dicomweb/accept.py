@@ -59,7 +59,9 @@ def media_ranges(accept: str | None) -> list[MediaRange]:
 
 def _split(accept: str) -> list[str]:
     """Split on commas outside quoted strings (a quoted ``type`` may not hold one, but be safe)."""
-    parts, current, quoted = [], [], False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in accept:
         if char == '"':
             quoted = not quoted

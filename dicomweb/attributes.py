@@ -64,52 +64,48 @@ class Attribute:
         return (query_level, self.level) in _PREFIX
 
 
-def _a(tag: str, vr: str, level: Level, kind: Kind, column: str | None, default: bool = True) -> Attribute:
-    return Attribute(tag, vr, level, kind, column, default)
-
-
 S, E, I = Level.STUDY, Level.SERIES, Level.INSTANCE  # noqa: E741 - the three levels, as PS3.18 names them
 
 ATTRIBUTES: dict[str, Attribute] = {
     attribute.tag: attribute
     for attribute in (
         # Study (Table 10.6.1-5 matching keys; Table 10.6.3-3 returned attributes).
-        _a("00080020", "DA", S, Kind.DATE, "study_date"),
-        _a("00080030", "TM", S, Kind.TIME, "study_time"),
-        _a("00080050", "SH", S, Kind.TEXT, "accession_number"),
-        _a("00080056", "CS", S, Kind.COMPUTED, None),  # InstanceAvailability
-        _a("00080061", "CS", S, Kind.MODALITIES, "modalities"),
-        _a("00080090", "PN", S, Kind.PERSON_NAME, "referring_physician"),
-        _a("00081030", "LO", S, Kind.TEXT, "description"),
-        _a("00081190", "UR", S, Kind.COMPUTED, None),  # RetrieveURL
-        _a("00100010", "PN", S, Kind.PERSON_NAME, "patient__name"),
-        _a("00100020", "LO", S, Kind.TEXT, "patient__patient_id"),
-        _a("00100030", "DA", S, Kind.DATE, "patient__birth_date"),
-        _a("00100040", "CS", S, Kind.TEXT, "patient__sex"),
-        _a("0020000D", "UI", S, Kind.UID, "study_uid"),
-        _a("00200010", "SH", S, Kind.TEXT, "study_id"),
-        _a("00201206", "IS", S, Kind.COMPUTED, "series_count"),
-        _a("00201208", "IS", S, Kind.COMPUTED, "instance_count"),
+        Attribute("00080020", "DA", S, Kind.DATE, "study_date"),
+        Attribute("00080030", "TM", S, Kind.TIME, "study_time"),
+        Attribute("00080050", "SH", S, Kind.TEXT, "accession_number"),
+        Attribute("00080056", "CS", S, Kind.COMPUTED, None),  # InstanceAvailability
+        Attribute("00080061", "CS", S, Kind.MODALITIES, "modalities"),
+        Attribute("00080090", "PN", S, Kind.PERSON_NAME, "referring_physician"),
+        Attribute("00081030", "LO", S, Kind.TEXT, "description"),
+        Attribute("00081190", "UR", S, Kind.COMPUTED, None),  # RetrieveURL
+        Attribute("00100010", "PN", S, Kind.PERSON_NAME, "patient__name"),
+        Attribute("00100020", "LO", S, Kind.TEXT, "patient__patient_id"),
+        Attribute("00100030", "DA", S, Kind.DATE, "patient__birth_date"),
+        Attribute("00100040", "CS", S, Kind.TEXT, "patient__sex"),
+        Attribute("0020000D", "UI", S, Kind.UID, "study_uid"),
+        Attribute("00200010", "SH", S, Kind.TEXT, "study_id"),
+        Attribute("00201206", "IS", S, Kind.COMPUTED, "series_count"),
+        Attribute("00201208", "IS", S, Kind.COMPUTED, "instance_count"),
         # Series (Table 10.6.3-4).
-        _a("00080060", "CS", E, Kind.TEXT, "modality"),
-        _a("0008103E", "LO", E, Kind.TEXT, "description"),
-        _a("00180015", "CS", E, Kind.TEXT, "body_part", default=False),
-        _a("0020000E", "UI", E, Kind.UID, "series_uid"),
-        _a("00200011", "IS", E, Kind.INTEGER, "number"),
-        _a("00201209", "IS", E, Kind.COMPUTED, "instance_count"),
-        _a("00400244", "DA", E, Kind.DATE, "performed_procedure_step_start_date"),
-        _a("00400245", "TM", E, Kind.TIME, "performed_procedure_step_start_time"),
-        _a("00400275.00400009", "SH", E, Kind.TEXT, "scheduled_procedure_step_id"),
-        _a("00400275.00401001", "SH", E, Kind.TEXT, "requested_procedure_id"),
+        Attribute("00080060", "CS", E, Kind.TEXT, "modality"),
+        Attribute("0008103E", "LO", E, Kind.TEXT, "description"),
+        Attribute("00180015", "CS", E, Kind.TEXT, "body_part", default=False),
+        Attribute("0020000E", "UI", E, Kind.UID, "series_uid"),
+        Attribute("00200011", "IS", E, Kind.INTEGER, "number"),
+        Attribute("00201209", "IS", E, Kind.COMPUTED, "instance_count"),
+        Attribute("00400244", "DA", E, Kind.DATE, "performed_procedure_step_start_date"),
+        Attribute("00400245", "TM", E, Kind.TIME, "performed_procedure_step_start_time"),
+        Attribute("00400275.00400009", "SH", E, Kind.TEXT, "scheduled_procedure_step_id"),
+        Attribute("00400275.00401001", "SH", E, Kind.TEXT, "requested_procedure_id"),
         # Instance (Table 10.6.3-5).
-        _a("00080016", "UI", I, Kind.UID, "sop_class_uid"),
-        _a("00080018", "UI", I, Kind.UID, "sop_uid"),
-        _a("00083002", "UI", I, Kind.UID, "transfer_syntax_uid"),  # AvailableTransferSyntaxUID
-        _a("00200013", "IS", I, Kind.INTEGER, "number"),
-        _a("00280008", "IS", I, Kind.INTEGER, "number_of_frames"),
-        _a("00280010", "US", I, Kind.INTEGER, "rows"),
-        _a("00280011", "US", I, Kind.INTEGER, "columns"),
-        _a("00280100", "US", I, Kind.INTEGER, "bits_allocated"),
+        Attribute("00080016", "UI", I, Kind.UID, "sop_class_uid"),
+        Attribute("00080018", "UI", I, Kind.UID, "sop_uid"),
+        Attribute("00083002", "UI", I, Kind.UID, "transfer_syntax_uid"),  # AvailableTransferSyntaxUID
+        Attribute("00200013", "IS", I, Kind.INTEGER, "number"),
+        Attribute("00280008", "IS", I, Kind.INTEGER, "number_of_frames"),
+        Attribute("00280010", "US", I, Kind.INTEGER, "rows"),
+        Attribute("00280011", "US", I, Kind.INTEGER, "columns"),
+        Attribute("00280100", "US", I, Kind.INTEGER, "bits_allocated"),
     )
 }
 # The computed attributes each level's answer carries in place of a column of its own.

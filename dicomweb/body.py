@@ -107,20 +107,24 @@ def cut(segments: Sequence[Segment], start: int, stop: int) -> list[Segment]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An answer of stored bytes: status, headers (Content-Length is added) and the segments."""
+
+    status: int
+    headers: Headers
+    segments: Sequence[Segment]
+
+
 async def send_segments(
-    send: Send,
-    receive: Receive,
-    *,
-    status: int,
-    headers: Headers,
-    segments: Sequence[Segment],
-    pace: Callable[[int], Awaitable[None]],
+    send: Send, receive: Receive, answer: Answer, *, pace: Callable[[int], Awaitable[None]]
 ) -> None:
-    """Send the answer: headers first (with Content-Length), then the bytes as they are read.
-    Stops early, quietly, when the client goes away."""
+    """Send the answer: headers first (with Content-Length), then the bytes as they are read,
+    each piece paced. Stops early, quietly, when the client goes away."""
+    segments = answer.segments
     total = sum(segment_length(s) for s in segments)
-    await send({"type": "http.response.start", "status": status,
-                "headers": [*headers, (b"content-length", str(total).encode())]})  # fmt: skip
+    headers = [*answer.headers, (b"content-length", str(total).encode())]
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
     gone = asyncio.Event()
     watcher = asyncio.ensure_future(_watch_disconnect(receive, gone))
     try:

@@ -15,17 +15,17 @@ from channels.db import database_sync_to_async
 from core.errors import bad_request
 from core.params import integer
 from dicomweb.accept import accepts_image
-from dicomweb.request import Request
-from dicomweb.retrieve import frame_numbers
 from dicomweb.rendering import (
-    WINDOW_FUNCTIONS,
     THUMBNAIL_PIXELS,
+    WINDOW_FUNCTIONS,
     Rendering,
     Window,
     cannot_render,
     render,
     render_check,
 )
+from dicomweb.request import Request
+from dicomweb.retrieve import frame_numbers
 from dicomweb.selectors import instances_get
 
 MAX_VIEWPORT = 8192

@@ -20,14 +20,14 @@ import numpy as np
 import pydicom
 from django.conf import settings
 from PIL import Image
-from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
+from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array  # type: ignore[attr-defined]
 
 from core.errors import ApiError
 from studies.objects.store import storage
 
 THUMBNAIL_PIXELS = 128  # a thumbnail fits in 128 × 128 unless a viewport says otherwise
 DEFAULT_QUALITY = 90
-WINDOWWINDOW_FUNCTIONS = ("linear", "linear_exact", "sigmoid")
+WINDOW_FUNCTIONS = ("linear", "linear_exact", "sigmoid")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +115,7 @@ def _window(values: np.ndarray, header: pydicom.Dataset, window: Window | None) 
         center, width = header.get("WindowCenter"), header.get("WindowWidth")
         try:
             if center is not None and width is not None:
-                first = lambda v: float(v[0]) if isinstance(v, pydicom.multival.MultiValue) else float(v)
-                window = Window(first(center), first(width))
+                window = Window(_first(center), _first(width))
         except (TypeError, ValueError, IndexError):
             window = None
     if window is None or window.width <= 0:
@@ -125,6 +124,11 @@ def _window(values: np.ndarray, header: pydicom.Dataset, window: Window | None) 
         return window.center - window.width / 2, window.center + window.width / 2
     # PS3.3 C.11.2.1.2.1: linear maps [c - 0.5 - (w-1)/2, c - 0.5 + (w-1)/2]; sigmoid is drawn linear.
     return window.center - 0.5 - (window.width - 1) / 2, window.center - 0.5 + (window.width - 1) / 2
+
+
+def _first(value: Any) -> float:
+    """The first of a multi-valued DS (an instance may offer several VOI windows)."""
+    return float(value[0]) if isinstance(value, pydicom.multival.MultiValue) else float(value)
 
 
 def _scale(values: np.ndarray, low: float, high: float) -> np.ndarray:

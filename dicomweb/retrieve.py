@@ -19,9 +19,9 @@ from core.errors import ApiError, bad_request, not_found
 from dicom.media_types import DICOM, OCTET_STREAM, pixel_media_type
 from dicom.pixel_data import Extent, PixelData, PixelDataError, frame_extents
 from dicomweb.accept import accepts_dicom, accepts_json, accepts_pixels, not_acceptable
-from dicomweb.body import Part, Segment, Slice, boundary_for, byte_range, cut, multipart, send_segments
+from dicomweb.body import Answer, Part, Segment, Slice, boundary_for, byte_range, cut, multipart, send_segments
 from dicomweb.request import NO_STORE, Request
-from dicomweb.selectors import Target, instances_get
+from dicomweb.selectors import instances_get
 from studies.index.dicomweb_attributes import instance_metadata_backfill
 from studies.objects.store import storage
 
@@ -81,8 +81,8 @@ async def _send_ranged(
     if span is not None:
         status, segments = 206, cut(segments, *span)
         headers = [*headers, (b"content-range", f"bytes {span[0]}-{span[1] - 1}/{total}".encode())]
-    await send_segments(request.send, request.receive, status=status, segments=segments, pace=request.pace,
-                        headers=[(b"content-type", content_type.encode("latin-1")), *headers])  # fmt: skip
+    headers = [(b"content-type", content_type.encode("latin-1")), *headers]
+    await send_segments(request.send, request.receive, Answer(status, headers, segments), pace=request.pace)
 
 
 async def retrieve_metadata(request: Request) -> None:
@@ -162,7 +162,8 @@ async def _pixel_row(request: Request) -> dict[str, Any]:
     )
     if row["pixel_data"] is None:
         raise not_found("The instance has no pixel data.")
-    return row
+    found: dict[str, Any] = row
+    return found
 
 
 async def retrieve_frames(request: Request) -> None:

@@ -55,19 +55,11 @@ ROUTES: list[Route] = [
     Route("GET", "/instances", qido_rs.search_instances, "search", "QIDO-RS: search instances"),
     Route("GET", _STUDY + "/series", qido_rs.search_series, "search", "QIDO-RS: search the series of a study"),
     Route("GET", _STUDY + "/instances", qido_rs.search_instances, "search", "QIDO-RS: search the instances of a study"),
-    Route(
-        "GET", _SERIES + "/instances", qido_rs.search_instances, "search", "QIDO-RS: search the instances of a series"
-    ),  # fmt: skip
+    Route("GET", _SERIES + "/instances", qido_rs.search_instances, "search", "QIDO-RS: search a series' instances"),
     *_levels("", retrieve.retrieve_instances, "instances", "WADO-RS: the instances"),
     *_levels("/metadata", retrieve.retrieve_metadata, "metadata", "WADO-RS: the metadata"),
     Route("GET", _FRAMES, retrieve.retrieve_frames, "frames", "WADO-RS: frames of an instance"),
-    Route(
-        "GET",
-        _INSTANCE + "/bulkdata/{path}",
-        retrieve.retrieve_bulk_data,
-        "bulkdata",
-        "WADO-RS: a bulk data value of an instance",
-    ),  # fmt: skip
+    Route("GET", _INSTANCE + "/bulkdata/{path}", retrieve.retrieve_bulk_data, "bulkdata", "WADO-RS: a bulk data value"),
     *_levels("/rendered", rendered.rendered, "rendered", "WADO-RS: rendered image"),
     Route("GET", _FRAMES + "/rendered", rendered.rendered, "rendered", "WADO-RS: a rendered frame"),
     *_levels("/thumbnail", rendered.thumbnail, "rendered", "WADO-RS: thumbnail"),

@@ -157,7 +157,7 @@ def _returned(scope: Scope, query: Query) -> list[Attribute]:
     for attribute in ATTRIBUTES.values():
         if not attribute.visible_from(level):
             continue
-        if (attribute.default or query.include_all) and attribute.level in owners or attribute.tag in named:
+        if ((attribute.default or query.include_all) and attribute.level in owners) or attribute.tag in named:
             chosen.append(attribute)
     if OWN_UID[level] not in {a.tag for a in chosen}:
         chosen.append(ATTRIBUTES[OWN_UID[level]])
@@ -210,7 +210,11 @@ def _retrieve_path(row: dict[str, Any], level: Level) -> str:
 def _encode(vr: str, value: Any) -> Any:
     if vr == "PN":
         groups = str(value).split("=")
-        return {label: group for label, group in zip(("Alphabetic", "Ideographic", "Phonetic"), groups) if group}
+        return {
+            label: group
+            for label, group in zip(("Alphabetic", "Ideographic", "Phonetic"), groups, strict=False)
+            if group
+        }
     if isinstance(value, datetime.date):
         return value.strftime("%Y%m%d")
     if isinstance(value, datetime.time):

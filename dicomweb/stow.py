@@ -70,7 +70,7 @@ async def _indexed(request: Request, upload_id: str) -> StoreOutcome | None:
     pause = _FIRST_POLL_S
     base = request.base()
     while True:
-        outcome = await database_sync_to_async(store_outcome)(
+        outcome: StoreOutcome | None = await database_sync_to_async(store_outcome)(
             organization=request.organization, upload_id=upload_id, base=base, study_uid=request.params.get("study")
         )
         if outcome is not None or time.monotonic() >= deadline:

@@ -277,8 +277,17 @@ def _write(batch: _Batch, upload: Upload, studies: dict[str, Study]) -> None:
     Instance.objects.bulk_create(batch.created.values(), batch_size=500)
     Instance.objects.bulk_update(
         batch.replaced.values(),
-        ["series", "sop_class_uid", "transfer_syntax_uid", "number", "object_key", "size", "sha256", "received"]
-        + list(INSTANCE_FIELDS),
+        [
+            "series",
+            "sop_class_uid",
+            "transfer_syntax_uid",
+            "number",
+            "object_key",
+            "size",
+            "sha256",
+            "received",
+            *INSTANCE_FIELDS,
+        ],
         batch_size=500,
     )
     for series_id, (count, size) in batch.moved_out.items():
