@@ -20,8 +20,8 @@ from tests.support.dicomweb_support import (
     dicomweb_client,
     encoded,
     frames_of,
-    same_values,
     read_testfile,
+    same_values,
 )
 from tests.support.world import World
 
