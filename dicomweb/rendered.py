@@ -41,7 +41,9 @@ async def thumbnail(request: Request) -> None:
 
 
 async def _render(request: Request, *, thumbnail: bool) -> None:
-    how = rendering_parse(request.query(), media_type=accepts_image(request.header(b"accept")), thumbnail=thumbnail)
+    # The accept query parameter (PS3.18 §8.3.3.1) stands for the header: viewers put it in <img> URLs.
+    accept = dict(request.query()).get("accept") or request.header(b"accept")
+    how = rendering_parse(request.query(), media_type=accepts_image(accept), thumbnail=thumbnail)
     rows = await database_sync_to_async(instances_get)(
         organization=request.organization, target=request.target(), fields=_IMAGE_FIELDS
     )
@@ -60,7 +62,8 @@ async def _render(request: Request, *, thumbnail: bool) -> None:
 
 
 def rendering_parse(pairs: list[tuple[str, str]], *, media_type: str, thumbnail: bool) -> Rendering:
-    """``window``, ``viewport`` and ``quality`` (PS3.18 §8.3.5.1); 400 for anything else."""
+    """``window``, ``viewport`` and ``quality`` (PS3.18 §8.3.5.1), ``accept`` (read by the caller);
+    400 for anything else."""
     fields: dict[str, Any] = {"media_type": media_type}
     if thumbnail:
         fields["viewport"] = (THUMBNAIL_PIXELS, THUMBNAIL_PIXELS)
@@ -71,7 +74,7 @@ def rendering_parse(pairs: list[tuple[str, str]], *, media_type: str, thumbnail:
             fields["viewport"] = _viewport(value)
         elif name == "window":
             fields["window"] = _window(value)
-        else:
+        elif name != "accept":
             raise bad_request(f"Unknown query parameter {name!r}.", slug="bad-query-parameter")
     return Rendering(**fields)
 

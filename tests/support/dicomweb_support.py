@@ -96,3 +96,10 @@ def same_values(read: Dataset, served: Dataset, *, skip_pixels: bool = True) -> 
         if elem.value != other.value and str(elem.value) != str(other.value):
             differences.append(f"{elem.tag} {elem.VR}: {elem.value!r} served as {other.value!r}")
     return differences
+
+
+def read_bytes(data: bytes) -> Dataset:
+    """pydicom's reading of an instance's bytes."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydicom.dcmread(io.BytesIO(data))
