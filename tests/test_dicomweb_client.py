@@ -31,7 +31,7 @@ def stored(server, world: World, indexer) -> dict[str, Dataset]:
     """VARIETY stored by store_instances, by SOP Instance UID, as pydicom reads the bytes sent
     (store_instances writes each data set with dcmwrite, which leaves out group lengths)."""
     client = dicomweb_client(server, world.bob)
-    datasets = {}
+    datasets: dict[str, Dataset] = {}
     for name in VARIETY:
         ds = read_testfile(name)
         datasets.setdefault(str(ds.SOPInstanceUID), ds)
@@ -162,5 +162,6 @@ def test_it_refuses_unknown_and_malformed_parameters(server, world: World, index
     for filters in ({"NoSuchKeyword": "1"}, {"StudyDate": "2024-01-01"}, {"PatientBirthDate": "x"}, {"Rows": "1"}):
         with pytest.raises(HTTPError) as refused:
             client.search_for_studies(search_filters=filters)
-        assert refused.value.response.status_code == 400
-        assert refused.value.response.headers["content-type"] == "application/problem+json"
+        response = refused.value.response
+        assert response is not None and response.status_code == 400
+        assert response.headers["content-type"] == "application/problem+json"

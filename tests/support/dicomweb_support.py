@@ -49,7 +49,7 @@ def dicomweb_client(server: Server, party: Party) -> DICOMwebClient:
 def read_testfile(name: str) -> Dataset:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return pydicom.dcmread(get_testdata_file(name))
+        return pydicom.dcmread(str(get_testdata_file(name)))
 
 
 def encoded(ds: Dataset) -> bytes:

@@ -52,7 +52,7 @@ def test_it_streams_a_multipart_body_every_byte_paced(stored_object: tuple[str, 
 
 def test_it_cuts_any_range_out_of_the_plan(stored_object: tuple[str, bytes]) -> None:
     key, data = stored_object
-    segments = [b"head", Slice(key, 10, 1000), b"tail"]
+    segments: list[bytes | Slice] = [b"head", Slice(key, 10, 1000), b"tail"]
     whole = b"head" + data[10:1010] + b"tail"
     for start, stop in ((0, 1008), (2, 6), (5, 1006), (1003, 1008), (0, 4)):
         assert _send(cut(segments, start, stop))[0] == whole[start:stop]
