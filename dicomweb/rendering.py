@@ -101,29 +101,37 @@ def _to_image(pixels: np.ndarray, header: pydicom.Dataset, window: Window | None
         top = float(2 ** int(header.get("BitsStored", 8)) - 1)
         return Image.fromarray(_scale(pixels.astype(np.float64), 0.0, top).astype(np.uint8), mode="RGB")
     values = apply_modality_lut(pixels, header).astype(np.float64)
-    low, high = _window(values, header, window)
-    out = _scale(values, low, high)
+    out = _voi(values, _window(header, window))
     if photometric == "MONOCHROME1":
         out = 255.0 - out
     return Image.fromarray(out.astype(np.uint8), mode="L")
 
 
-def _window(values: np.ndarray, header: pydicom.Dataset, window: Window | None) -> tuple[float, float]:
-    """The value range shown from black to white: the request's window, else the instance's
-    first VOI window (PS3.3 C.11.2), else the frame's own range."""
-    if window is None:
-        center, width = header.get("WindowCenter"), header.get("WindowWidth")
-        try:
-            if center is not None and width is not None:
-                window = Window(_first(center), _first(width))
-        except (TypeError, ValueError, IndexError):
-            window = None
+def _window(header: pydicom.Dataset, window: Window | None) -> Window | None:
+    """The request's window, else the instance's first VOI window and function (PS3.3
+    C.11.2); None: show the frame's own range."""
+    if window is not None:
+        return window
+    center, width = header.get("WindowCenter"), header.get("WindowWidth")
+    function = str(header.get("VOILUTFunction", "LINEAR")).lower()
+    try:
+        if center is not None and width is not None:
+            return Window(_first(center), _first(width), function if function in WINDOW_FUNCTIONS else "linear")
+    except (TypeError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _voi(values: np.ndarray, window: Window | None) -> np.ndarray:
+    """Values to 0-255 by the VOI window functions of PS3.3 C.11.2.1.2-3."""
     if window is None or window.width <= 0:
-        return float(values.min()), float(values.max())
+        return _scale(values, float(values.min()), float(values.max()))
+    center, width = window.center, window.width
+    if window.function == "sigmoid":
+        return 255.0 / (1.0 + np.exp(np.clip(-4.0 * (values - center) / width, -700, 700)))
     if window.function == "linear_exact":
-        return window.center - window.width / 2, window.center + window.width / 2
-    # PS3.3 C.11.2.1.2.1: linear maps [c - 0.5 - (w-1)/2, c - 0.5 + (w-1)/2]; sigmoid is drawn linear.
-    return window.center - 0.5 - (window.width - 1) / 2, window.center - 0.5 + (window.width - 1) / 2
+        return _scale(values, center - width / 2, center + width / 2)
+    return _scale(values, center - 0.5 - (width - 1) / 2, center - 0.5 + (width - 1) / 2)
 
 
 def _first(value: Any) -> float:

@@ -180,3 +180,24 @@ def test_it_answers_202_with_a_warning_when_indexing_outlasts_the_wait(child_env
             assert status.json()["state"] == "queued"
     finally:
         server.stop()
+
+
+def test_it_renders_with_the_window_viewport_and_quality_asked(api, world: World, indexer) -> None:
+    data = make_instance(patient_id="H8", pixel_bytes=64 * 64)
+    stow(api, world.bob, [data])
+    path = instance_path(data) + "/rendered"
+
+    def image(**params: str) -> bytes:
+        response = api.get(path, params=params, headers={**world.bob.headers, "Accept": "image/png"})
+        assert response.status_code == 200, response.text
+        return response.content
+
+    plain = image()
+    assert image(window="64,32") != plain
+    assert image(window="64,32,sigmoid") not in (plain, image(window="64,32"))
+    assert image(window="127.5,255,linear-exact") == plain  # 0 to 255: the frame's own range, the default
+    jpeg = api.get(path, params={"quality": "10", "accept": "image/jpeg"}, headers=world.bob.headers)
+    assert jpeg.headers["content-type"] == "image/jpeg"
+    for bad in ({"window": "a,b"}, {"window": "1,2,cubic"}, {"viewport": "0,5"}, {"viewport": "5,5,1,1,2,2"},
+                {"quality": "101"}, {"annotation": "patient"}):  # fmt: skip
+        assert api.get(path, params=bad, headers=world.bob.headers).status_code == 400, bad
