@@ -4,6 +4,7 @@ UIDs, the query string, headers, and the answers every handler sends (PS3.18 §8
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -89,6 +90,7 @@ class Request:
         )
         await self.send({"type": "http.response.body", "body": body})
 
-    async def send_dicom_json(self, status: int, body: Any, headers: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
+    async def send_dicom_json(self, status: int, body: Any, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+        """``body``: JSON-able, or the JSON text already encoded (stored metadata)."""
         raw = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
         await self.send_body(status, raw, DICOM_JSON, list(headers))

@@ -54,7 +54,7 @@ async def retrieve_instances(request: Request) -> None:
                     (b"etag", f'"{rows[0]["sha256"]}"'.encode())]  # fmt: skip
     if choice.multipart:
         boundary = boundary_for(*(r["sha256"] for r in rows))
-        parts = [Part(_part_headers(r, single), [Slice(r["object_key"], 0, r["size"])]) for r in rows]
+        parts = [Part(_part_headers(r), [Slice(r["object_key"], 0, r["size"])]) for r in rows]
         segments = multipart(parts, boundary)
         content_type = f'multipart/related; type="{DICOM}"; boundary={boundary}'
     else:
@@ -63,7 +63,8 @@ async def retrieve_instances(request: Request) -> None:
     await _send_ranged(request, segments, content_type, headers, ranged=single)
 
 
-def _part_headers(row: dict[str, Any], single: bool) -> list[tuple[str, str]]:
+def _part_headers(row: dict[str, Any]) -> list[tuple[str, str]]:
+    """A part's headers (RFC 2387): its type and syntax, length, SOP Instance UID, digest."""
     digest = base64.b64encode(bytes.fromhex(row["sha256"])).decode()
     return [
         ("Content-Type", f"{DICOM}; transfer-syntax={row['transfer_syntax_uid']}"),
