@@ -27,7 +27,7 @@ from studies.ingest.request_headers import upload_headers
 from studies.ingest.session import Ingest
 
 log = logging.getLogger("prizmed.dicomweb")
-_FIRST_POLL_S, _LAST_POLL_S = 0.01, 0.2
+_FIRST_POLL_S, _LAST_POLL_S = 0.005, 0.05  # a cheap indexed read; the answer waits on it
 
 
 async def store(request: Request) -> None:
