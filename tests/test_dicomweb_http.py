@@ -182,7 +182,7 @@ def test_it_answers_202_with_a_warning_when_indexing_outlasts_the_wait(child_env
         server.stop()
 
 
-def test_it_renders_with_the_window_viewport_and_quality_asked(api, world: World, indexer) -> None:
+def test_it_renders_with_the_window_viewport_and_quality_asked(api: httpx.Client, world: World, indexer) -> None:
     data = make_instance(patient_id="H8", pixel_bytes=64 * 64)
     stow(api, world.bob, [data])
     path = instance_path(data) + "/rendered"
