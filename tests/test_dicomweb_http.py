@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from pydicom.data import get_testdata_file
 
 from studies.models import Instance, Upload
 from tests.support.dicomfactory import make_instance, make_study, truncated
@@ -201,3 +204,20 @@ def test_it_renders_with_the_window_viewport_and_quality_asked(api: httpx.Client
     for bad in ({"window": "a,b"}, {"window": "1,2,cubic"}, {"viewport": "0,5"}, {"viewport": "5,5,1,1,2,2"},
                 {"quality": "101"}, {"annotation": "patient"}):  # fmt: skip
         assert api.get(path, params=bad, headers=world.bob.headers).status_code == 400, bad
+
+
+def test_it_serves_bulk_data_with_ranges(api: httpx.Client, world: World, indexer) -> None:
+    data = Path(str(get_testdata_file("examples_overlay.dcm"))).read_bytes()
+    assert stow(api, world.bob, [data]).status_code == 200
+    path = instance_path(data)
+    (metadata,) = api.get(path + "/metadata", headers=world.bob.headers).json()
+    bulk = urlsplit(metadata["60003000"]["BulkDataURI"]).path.removeprefix("/api/v2")
+    assert bulk == path + "/bulkdata/60003000"
+    overlay = read_bytes(data)[0x60003000].value
+    whole = api.get(bulk, headers=world.bob.headers)
+    assert whole.status_code == 200 and whole.headers["accept-ranges"] == "bytes"
+    assert whole.headers["content-type"].startswith('multipart/related; type="application/octet-stream"')
+    assert overlay in whole.content
+    part = api.get(bulk, headers={**world.bob.headers, "Range": "bytes=10-"})
+    assert part.status_code == 206 and part.content == whole.content[10:]
+    assert api.get(path + "/bulkdata/00100010", headers=world.bob.headers).status_code == 404
