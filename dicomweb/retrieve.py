@@ -20,6 +20,7 @@ from dicom.media_types import DICOM, OCTET_STREAM, pixel_media_type
 from dicom.pixel_data import Extent, PixelData, PixelDataError, frame_extents
 from dicomweb.accept import accepts_dicom, accepts_json, accepts_pixels, not_acceptable
 from dicomweb.body import Answer, Part, Segment, Slice, boundary_for, byte_range, cut, multipart, send_segments
+from dicomweb.links import bulk_data_uris_absolute
 from dicomweb.request import NO_STORE, Request
 from dicomweb.selectors import instances_get
 from studies.index.dicomweb_attributes import instance_metadata_backfill
@@ -106,10 +107,8 @@ async def retrieve_metadata(request: Request) -> None:
         await request.send({"type": "http.response.start", "status": 304, "headers": [NO_STORE, *headers]})
         await request.send({"type": "http.response.body", "body": b""})
         return
-    body = ("[" + ",".join(r["metadata"] for r in rows if r["metadata"]) + "]").encode()
-    # BulkDataURIs are stored relative to the server; absolute here (core/links.py).
-    body = body.replace(b'"BulkDataURI":"/', b'"BulkDataURI":"' + base.encode() + b"/")
-    await request.send_dicom_json(200, body, headers)
+    body = "[" + ",".join(r["metadata"] for r in rows if r["metadata"]) + "]"
+    await request.send_dicom_json(200, bulk_data_uris_absolute(body, base).encode(), headers)
 
 
 def frame_numbers(text: str, count: int) -> list[int]:

@@ -29,16 +29,15 @@ from dicomweb.attributes import (
     Kind,
     Level,
 )
+from dicomweb.links import bulk_data_uris_absolute
 from dicomweb.qido import Match, Query
 from studies.models import Instance, Series, Study
 
-_MODELS = {Level.STUDY: Study, Level.SERIES: Series, Level.INSTANCE: Instance}
 _ORDER = {
     Level.STUDY: ("-id",),
     Level.SERIES: ("study_id", "number", "id"),
     Level.INSTANCE: ("series__study_id", "series_id", "number", "id"),
 }
-_UIDS = {Level.STUDY: "study_uid", Level.SERIES: "series_uid", Level.INSTANCE: "sop_uid"}
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ def search(*, scope: Scope, query: Query, base: str) -> Page:
     found = list(rows.order_by(*_ORDER[query.level]).values(*dict.fromkeys(paths))[window])
     more, found = len(found) > query.limit, found[: query.limit]
     extra = _extra_tags(query, attributes)
-    stored = _representative_metadata(query.level, [row["id"] for row in found]) if extra else {}
+    stored = _representative_metadata(query.level, [row["id"] for row in found], base) if extra else {}
     results = []
     for row in found:
         result = _nest({a.tag: _element(a, row, query.level, base) for a in attributes})
@@ -177,8 +176,9 @@ def _extra_tags(query: Query, attributes: list[Attribute]) -> list[str]:
     return sorted({tag.partition(".")[0] for tag in query.include} - have)
 
 
-def _representative_metadata(level: Level, ids: list[int]) -> dict[int, dict[str, Any]]:
-    """Each result's stored metadata: its own (instances) or its first instance's."""
+def _representative_metadata(level: Level, ids: list[int], base: str) -> dict[int, dict[str, Any]]:
+    """Each result's stored metadata: its own (instances) or its first instance's, its
+    BulkDataURIs made absolute as metadata answers make them."""
     if not ids:
         return {}
     if level == Level.INSTANCE:
@@ -188,7 +188,7 @@ def _representative_metadata(level: Level, ids: list[int]) -> dict[int, dict[str
         firsts = Instance.objects.filter(**{f"{owner}__in": ids}).values(owner).annotate(first=Min("id"))
         pairs = {row["first"]: row[owner] for row in firsts}
     stored = Instance.objects.filter(pk__in=pairs).values_list("id", "metadata")
-    return {pairs[pk]: json.loads(text) for pk, text in stored if text}
+    return {pairs[pk]: json.loads(bulk_data_uris_absolute(text, base)) for pk, text in stored if text}
 
 
 def _element(attribute: Attribute, row: dict[str, Any], level: Level, base: str) -> dict[str, Any]:
