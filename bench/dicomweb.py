@@ -1,8 +1,8 @@
 """DICOMweb benchmark (issue 11): one workload, run against Orthanc's DICOMweb plugin and
 PrizMed's `/api/v2/dicomweb` in one command, interleaved run by run.
 
-    .venv/bin/python -m bench.dicomweb --peer-only        # Orthanc alone (PrizMed has no DICOMweb yet)
     .venv/bin/python -m bench.dicomweb [--prizmed production|embedded] [--runs 3] [--qido-studies 1000]
+    .venv/bin/python -m bench.dicomweb --peer-only        # Orthanc alone
 
 Like bench/compare.py, the command re-executes itself in a private network namespace (Orthanc
 1.10 binds 0.0.0.0) and starts everything there: Orthanc 1.10 with its DICOMweb plugin 1.7, and,
@@ -304,7 +304,7 @@ def prizmed_target(mode: str, var: Path) -> tuple[Target, compare.PrizmedSide]:
         status = client.get("/studies", params={"limit": "1"}, headers={"Accept": DICOM_JSON}).status_code
     if status != 200:
         side.stop()
-        raise SystemExit(f"PrizMed answers {status} at {target.base}/studies: no DICOMweb yet? (--peer-only)")
+        raise SystemExit(f"PrizMed answers {status} at {target.base}/studies (--peer-only runs Orthanc alone)")
     return target, side
 
 

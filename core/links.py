@@ -26,7 +26,8 @@ def base_from_scope(scope: Scope) -> str:
     Raises ApiError 400 when the Host header is missing or not in ALLOWED_HOSTS."""
     if settings.PRIZMED_PUBLIC_URL:
         return str(settings.PRIZMED_PUBLIC_URL)
-    scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
+    given: str = scope.get("scheme") or "http"
+    scheme = {"ws": "http", "wss": "https"}.get(given, given)
     host = header(scope, b"host")
     if host is None:
         server = scope.get("server")
@@ -46,3 +47,18 @@ def base_from_request(request: HttpRequest) -> str:
     if settings.PRIZMED_PUBLIC_URL:
         return str(settings.PRIZMED_PUBLIC_URL)
     return f"{request.scheme}://{request.get_host()}"
+
+
+DICOMWEB_PATH = "/api/v2/dicomweb"
+
+
+def dicomweb_path(study_uid: str, series_uid: str | None = None, sop_uid: str | None = None) -> str:
+    """The path of a DICOMweb study, series or instance resource (PS3.18 §10.4.1), under
+    ``DICOMWEB_PATH``; UIDs are digits and dots, so nothing needs escaping. Join it to
+    ``base_from_scope`` / ``base_from_request`` for the absolute RetrieveURL."""
+    path = f"{DICOMWEB_PATH}/studies/{study_uid}"
+    if series_uid is not None:
+        path += f"/series/{series_uid}"
+        if sop_uid is not None:
+            path += f"/instances/{sop_uid}"
+    return path

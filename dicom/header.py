@@ -110,6 +110,9 @@ class InstanceHeader:
     # Where the pixel data lies in the file, when it has any: a fact of the file, not a value of the
     # data set, so left out of comparisons (tests compare headers with pydicom's reading).
     pixel_data: PixelData | None = field(default=None, compare=False)
+    # The data set as read (up to its pixel data, values still raw): DICOMweb builds its
+    # metadata from it (dicom/dicom_json.py). Not a value to compare either.
+    dataset: Dataset | None = field(default=None, compare=False, repr=False)
 
 
 # DA, plus the ACR-NEMA "YYYY.MM.DD" form PS3.5 still asks readers to accept.
@@ -349,6 +352,7 @@ def _header(ds: Dataset, meta: FileMeta, pixel_data: PixelData | None) -> Instan
         body_part=text(tags.BODY_PART_EXAMINED),
         instance_number=_integer(text(tags.INSTANCE_NUMBER)),
         pixel_data=pixel_data,
+        dataset=ds,
     )
 
 

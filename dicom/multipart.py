@@ -58,17 +58,23 @@ def boundary_from_content_type(value: str) -> str:
     Parameter names are case-insensitive and may be quoted-strings; other parameters
     (``type="application/dicom"``, ``start=...``; PS3.18 §10.5) are ignored.
     """
-    found = [
-        _unquote(raw)
-        for name, raw in _PARAM_RE.findall(value[value.find(";") :] if ";" in value else "")
-        if name.lower() == "boundary"
-    ]
+    found = content_type_parameter(value, "boundary")
     if not found:
         raise MultipartError("Content-Type has no boundary parameter")
     if len(found) > 1:
         raise MultipartError("Content-Type has more than one boundary parameter")
     check_boundary(found[0])
     return found[0]
+
+
+def content_type_parameter(value: str, name: str) -> list[str]:
+    """Every value of the parameter ``name`` (case-insensitive) of a Content-Type or Accept
+    media range (RFC 9110 §5.6.6), quoted-strings unquoted."""
+    return [
+        _unquote(raw)
+        for found, raw in _PARAM_RE.findall(value[value.find(";") :] if ";" in value else "")
+        if found.lower() == name.lower()
+    ]
 
 
 def _unquote(raw: str) -> str:

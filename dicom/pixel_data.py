@@ -70,6 +70,7 @@ class PixelData:
     encapsulated: bool
     basic_offsets: tuple[int, ...] = ()
     fragments: tuple[Extent, ...] = ()
+    vr: str | None = None  # as the file's Explicit VR encoding says; None in Implicit VR
 
     @property
     def first_fragment_item(self) -> int:
@@ -92,22 +93,23 @@ def pixel_data_read(fp: BinaryIO, position: int, end: int, *, little_endian: boo
     tag = group << 16 | element
     if tag not in PIXEL_DATA_TAGS:
         raise PixelDataError("malformed", f"no pixel data element at offset {position}")
+    vr = None
     if head[4:6] in _PIXEL_VRS:  # Explicit VR: tag, VR, 2 reserved bytes, 32-bit length
         (length,) = struct.unpack(order + "I", _read_exactly(fp, position + 8, 4))
-        value_offset = position + 12
+        value_offset, vr = position + 12, head[4:6].decode("ascii")
     else:  # Implicit VR: tag, 32-bit length
         (length,) = struct.unpack_from(order + "I", head, 4)
         value_offset = position + 8
     if length != UNDEFINED_LENGTH:
         if value_offset + length > end:
             raise PixelDataError("truncated", "file ends inside the pixel data")
-        return PixelData(tag, Extent(value_offset, length), encapsulated=False)
+        return PixelData(tag, Extent(value_offset, length), encapsulated=False, vr=vr)
     if tag != PIXEL_DATA:
         raise PixelDataError("malformed", "float pixel data cannot be encapsulated (PS3.5 §8.2)")
-    return _encapsulated(fp, value_offset, end, order)
+    return _encapsulated(fp, value_offset, end, order, vr)
 
 
-def _encapsulated(fp: BinaryIO, value_offset: int, end: int, order: str) -> PixelData:
+def _encapsulated(fp: BinaryIO, value_offset: int, end: int, order: str, vr: str | None) -> PixelData:
     """Walk the items of encapsulated pixel data (PS3.5 §A.4) from ``value_offset``."""
     position = value_offset
     items: list[Extent] = []
@@ -135,6 +137,7 @@ def _encapsulated(fp: BinaryIO, value_offset: int, end: int, order: str) -> Pixe
         encapsulated=True,
         basic_offsets=_offsets(fp, table, order),
         fragments=tuple(fragments),
+        vr=vr,
     )
 
 

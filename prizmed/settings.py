@@ -46,9 +46,13 @@ INSTALLED_APPS = [
     "accounts",
     "studies",
     "records",
+    "corsheaders",
+    "dicomweb",
 ]
 
 MIDDLEWARE = [
+    # Before the key check: a CORS preflight carries no key (core/cors.py does the same for consumers).
+    "corsheaders.middleware.CorsMiddleware",
     "accounts.middleware.ApiKeyDjangoMiddleware",  # the ASGI ApiKeyMiddleware's check, for views
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -169,6 +173,22 @@ RECORDS_MAX_STREAMS_PER_KEY = envint("RECORDS_MAX_STREAMS_PER_KEY", 5)
 RECORDS_RETENTION_DAYS = envint("RECORDS_RETENTION_DAYS", 30)
 RECORDS_RETENTION_EVENTS = envint("RECORDS_RETENTION_EVENTS", 1_000_000)
 CELERY_BEAT_SCHEDULE["records.prune_events"] = {"task": "records.prune_events", "schedule": 3600}
+
+# DICOMweb (docs/dicomweb.md): how long STOW-RS waits for indexing before answering 202, the
+# most QIDO-RS results per answer (and the default limit), and what rendering may decode.
+DICOMWEB_STOW_WAIT_SECONDS = envint("DICOMWEB_STOW_WAIT_SECONDS", 30)
+DICOMWEB_QIDO_MAX_RESULTS = envint("DICOMWEB_QIDO_MAX_RESULTS", 1000)
+DICOMWEB_RENDER_MAX_FRAME_BYTES = envint("DICOMWEB_RENDER_MAX_FRAME_BYTES", 256 * 1024 * 1024)
+DICOMWEB_RENDER_MAX_FRAMES = envint("DICOMWEB_RENDER_MAX_FRAMES", 100_000)
+# CORS (django-cors-headers, for views and consumers alike: core/cors.py): browser viewers on
+# these origins may call the API; a preflight needs no key.
+CORS_ALLOWED_ORIGINS = envlist("CORS_ALLOWED_ORIGINS", [])
+CORS_URLS_REGEX = r"^/api/v2/.*$"
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "if-none-match", "range", "x-request-id")
+CORS_EXPOSE_HEADERS = (
+    "content-range", "content-location", "etag", "location", "repr-digest", "retry-after", "warning",
+    "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "x-request-id",
+)  # fmt: skip
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -41,6 +41,8 @@ class Upload(models.Model):
     instances_rejected = models.PositiveIntegerField(default=0)
     study_uids = models.JSONField(default=list)
     error = models.TextField(blank=True)  # why the whole upload failed, for `failed`
+    # STOW-RS to one study (POST /dicomweb/studies/{study}): instances of another are rejected.
+    required_study_uid = models.CharField(max_length=64, blank=True)
     created = models.DateTimeField(default=timezone.now)
     updated = models.DateTimeField(default=timezone.now)
 
@@ -178,6 +180,7 @@ class Study(models.Model):
     bytes = models.PositiveBigIntegerField(default=0)
     first_received = models.DateTimeField(default=timezone.now)
     last_received = models.DateTimeField(default=timezone.now)
+    study_id = models.CharField(max_length=16, blank=True)  # (0020,0010), a QIDO-RS matching key
 
     class Meta:
         verbose_name_plural = "studies"
@@ -204,6 +207,12 @@ class Series(models.Model):
     # Longest "/"-ending key prefix shared by its instances' objects (kept by the indexer), so
     # the API can name the series' storage location without looking at its instances.
     storage_prefix = models.CharField(max_length=512, blank=True)
+    # QIDO-RS series matching keys (PS3.18 Table 10.6.1-5), as the newest instance has them;
+    # the Request Attributes Sequence's from its first item.
+    performed_procedure_step_start_date = models.DateField(null=True)  # (0040,0244)
+    performed_procedure_step_start_time = models.TimeField(null=True)  # (0040,0245)
+    scheduled_procedure_step_id = models.CharField(max_length=16, blank=True)  # (0040,0275) > (0040,0009)
+    requested_procedure_id = models.CharField(max_length=16, blank=True)  # (0040,0275) > (0040,1001)
 
     class Meta:
         verbose_name_plural = "series"
@@ -224,10 +233,25 @@ class Instance(models.Model):
     size = models.PositiveBigIntegerField()
     sha256 = models.CharField(max_length=64)
     received = models.DateTimeField(default=timezone.now)
+    # What DICOMweb serves without opening the file (studies/index/dicomweb_attributes.py):
+    # the image attributes QIDO-RS returns and rendering checks before it allocates anything,
+    rows = models.PositiveIntegerField(null=True)  # (0028,0010)
+    columns = models.PositiveIntegerField(null=True)  # (0028,0011)
+    samples_per_pixel = models.PositiveIntegerField(null=True)  # (0028,0002)
+    bits_allocated = models.PositiveIntegerField(null=True)  # (0028,0100)
+    number_of_frames = models.PositiveIntegerField(null=True)  # (0028,0008); null: not an image
+    # the instance's DICOM JSON (PS3.18 Annex F) with BulkDataURIs relative to the server's base,
+    metadata = models.TextField(blank=True)
+    # where its pixel data lies ({"vr", "tag", "value", "encapsulated", "offsets", "fragments",
+    # "extended"}; null without pixel data) and its other bulk data ({path: [offset, length]}).
+    pixel_data = models.JSONField(null=True)
+    bulk_data = models.JSONField(default=dict)
 
     class Meta:
         # A re-sent instance replaces the old one: SOP Instance UIDs are unique per tenant.
         constraints = [models.UniqueConstraint(fields=["organization", "sop_uid"], name="instance_per_org")]
+        # QIDO-RS lists a series' instances in Instance Number order.
+        indexes = [models.Index(fields=["series", "number"], name="instance_series_number")]
 
     def __str__(self) -> str:
         return f"instance {self.sop_uid}"

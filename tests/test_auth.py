@@ -14,6 +14,7 @@ import pytest
 from accounts.keys import PRODUCT_PREFIX
 from accounts.models import Role
 from accounts.services import key_issue
+from dicomweb.routes import ROUTES as DICOMWEB_ROUTES
 from studies.models import Chunk, Instance, Patient, Series, Stream, Study, Upload
 from tests.support.world import World
 
@@ -62,6 +63,20 @@ ROUTES |= {
 # Patient records: Bundle, NDJSON and SSE (issue 5).
 ROUTES |= {
     ("GET", "/api/v2/records/stream"): Route("GET", "/records/stream"),
+}
+
+
+# DICOMweb (issue 11): every resource of its route table, acme's study in each path. Storing to a
+# named study is no lookup (another tenant stores its own study of that UID), so not a 404.
+_DICOMWEB_FILL = {"study": STUDY_UID, "series": f"{STUDY_UID}.1", "instance": f"{STUDY_UID}.1.1", "frames": "1",
+                  "path": "7FE00010"}  # fmt: skip
+ROUTES |= {
+    (r.method, "/api/v2/dicomweb" + r.template): Route(
+        r.method,
+        "/dicomweb" + r.template.format(**_DICOMWEB_FILL),
+        tenant_resource="{study}" in r.template and r.method == "GET",
+    )
+    for r in DICOMWEB_ROUTES
 }
 
 

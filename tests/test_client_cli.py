@@ -179,12 +179,9 @@ def test_it_follows_records_and_prints_an_event_for_an_upload(
     assert patient
 
 
-@pytest.mark.skip(reason="pending: the server does not serve WADO-RS (GET /api/v2/dicomweb/studies/{study}) yet")
 def test_it_downloads_a_study_byte_identical_to_the_uploads_preamble_aside(
     env: dict[str, str], world: World, indexer, tmp_path: Path
 ) -> None:
-    # Written against PS3.18 §10.4 for when DICOMweb lands; the parser is covered by
-    # tests/unit/test_client_multipart.py until then.
     folder = tmp_path / "data"
     folder.mkdir()
     instances = [b"\xff" * 128 + data[128:] for data in make_study(n_series=2, per_series=2, patient_id="DL1")]

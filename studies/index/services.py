@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from dicom.header import InstanceHeader, InvalidInstance, read_header
+from studies.index.dicomweb_attributes import INSTANCE_FIELDS, SERIES_FIELDS, dicomweb_attributes_set
 from studies.index.item_outcomes import item_outcomes_write
 from studies.index.record_events import record_patient_changed, record_study_changed, record_study_deleted
 from studies.models import (
@@ -45,6 +46,7 @@ RETRIES = 5  # a batch that lost a race (unique insert, deleted study, deadlock)
 TOO_LARGE = "study-too-large"
 MISSING = "missing-object"
 FAILED = "indexing-failed"
+STUDY_MISMATCH = "study-mismatch"
 
 
 class _Retry(Exception):
@@ -113,7 +115,7 @@ def upload_index_part(*, upload_id: str, start: int, stop: int) -> None:
     )
     for first in range(0, len(items), BATCH_ITEMS):
         batch = items[first : first + BATCH_ITEMS]
-        _index_batch(upload, [(item, _read(item)) for item in batch])
+        _index_batch(upload, [(item, _in_required_study(upload, _read(item))) for item in batch])
     upload_finish(upload_id=upload_id)
 
 
@@ -152,6 +154,15 @@ def _read(item: UploadItem) -> InstanceHeader | Rejection:
         return Rejection(exc.code, exc.message)
     except FileNotFoundError:
         return Rejection(MISSING, "the stored instance is missing")
+
+
+def _in_required_study(upload: Upload, read: InstanceHeader | Rejection) -> InstanceHeader | Rejection:
+    """An upload sent to one study (STOW-RS `POST /studies/{study}`, PS3.18 §10.5) keeps
+    instances of another study out of the index."""
+    required = upload.required_study_uid
+    if isinstance(read, InstanceHeader) and required and read.study_instance_uid != required:
+        return Rejection(STUDY_MISMATCH, f"the instance belongs to study {read.study_instance_uid}, not {required}")
+    return read
 
 
 def _index_batch(upload: Upload, parsed: list[tuple[UploadItem, InstanceHeader | Rejection]]) -> None:
@@ -252,6 +263,7 @@ def _place(batch: _Batch, item: UploadItem, header: InstanceHeader, study: Study
     instance.number = header.instance_number
     instance.object_key, instance.size, instance.sha256 = item.object_key, item.size, item.sha256
     instance.received = timezone.now()
+    dicomweb_attributes_set(instance=instance, series=target, study=study, header=header)
     target.instance_count += 1
     target.bytes += item.size
     target.storage_prefix = _common_prefix(target.storage_prefix, item.object_key)
@@ -265,12 +277,22 @@ def _write(batch: _Batch, upload: Upload, studies: dict[str, Study]) -> None:
     Instance.objects.bulk_create(batch.created.values(), batch_size=500)
     Instance.objects.bulk_update(
         batch.replaced.values(),
-        ["series", "sop_class_uid", "transfer_syntax_uid", "number", "object_key", "size", "sha256", "received"],
+        [
+            "series",
+            "sop_class_uid",
+            "transfer_syntax_uid",
+            "number",
+            "object_key",
+            "size",
+            "sha256",
+            "received",
+            *INSTANCE_FIELDS,
+        ],
         batch_size=500,
     )
     for series_id, (count, size) in batch.moved_out.items():
         Series.objects.filter(pk=series_id).update(instance_count=F("instance_count") - count, bytes=F("bytes") - size)
-    Series.objects.bulk_update(batch.series.values(), ["instance_count", "bytes", "storage_prefix"])
+    Series.objects.bulk_update(batch.series.values(), ["instance_count", "bytes", "storage_prefix", *SERIES_FIELDS])
     others = Study.objects.select_for_update().filter(pk__in=batch.other_studies - {s.pk for s in studies.values()})
     touched = [*studies.values(), *others]
     Series.objects.filter(study__in=touched, instance_count=0).delete()

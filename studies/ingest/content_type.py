@@ -6,10 +6,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from dicom.multipart import MultipartError, boundary_from_content_type
+from dicom.multipart import MultipartError, boundary_from_content_type, content_type_parameter
 
 SINGLE_TYPES = ("application/octet-stream", "application/dicom")
 MULTIPART_TYPE = "application/dicom+stream"
+# The STOW-RS type itself (PS3.18 §10.5.1.2): the same framing, with its root part's type named.
+STOW_TYPE = "multipart/related"
+STOW_PART_TYPE = "application/dicom"
 
 
 class Kind(enum.Enum):
@@ -37,13 +40,19 @@ def content_type_parse(header: str | None) -> ContentType:
     media = (header or "").partition(";")[0].strip().lower()
     if media in SINGLE_TYPES:
         return ContentType(Kind.SINGLE, media)
-    if media == MULTIPART_TYPE:
+    if media == STOW_TYPE and [t.lower() for t in content_type_parameter(header or "", "type")] != [STOW_PART_TYPE]:
+        raise UnsupportedMediaType(
+            f'{STOW_TYPE} must have type="{STOW_PART_TYPE}": DICOM JSON or XML metadata with bulk data is not accepted.'
+        )
+    if media in (MULTIPART_TYPE, STOW_TYPE):
         try:
             boundary = boundary_from_content_type(header or "")
         except MultipartError as exc:
             raise BadContentType(str(exc)) from None
         quoted = boundary.replace("\\", "\\\\").replace('"', '\\"')
-        return ContentType(Kind.MULTIPART, f'{media}; boundary="{quoted}"', boundary)
+        part_type = f'; type="{STOW_PART_TYPE}"' if media == STOW_TYPE else ""
+        return ContentType(Kind.MULTIPART, f'{media}{part_type}; boundary="{quoted}"', boundary)
     raise UnsupportedMediaType(
-        "Content-Type must be application/dicom+stream; boundary=..., application/dicom or application/octet-stream."
+        "Content-Type must be application/dicom+stream; boundary=..., multipart/related; "
+        'type="application/dicom"; boundary=..., application/dicom or application/octet-stream.'
     )

@@ -77,13 +77,15 @@ class Ingest:
 
         return body_pieces(self.receive, limit=limit, pace=pace)
 
-    async def upload(self) -> tuple[int, dict[str, Any]]:
-        """A whole payload in this request: stored, then queued for indexing (202)."""
+    async def upload(self, *, required_study_uid: str = "") -> tuple[int, dict[str, Any]]:
+        """A whole payload in this request: stored, then queued for indexing (202).
+        ``required_study_uid``: index only the instances of that study (STOW-RS to one study)."""
         upload = await database_sync_to_async(upload_open)(
             organization=self.organization,
             api_key=self.key,
             upload_id=self.request_id,
             content_type=self.headers.content_type.value,
+            required_study_uid=required_study_uid,
         )
         if upload.state != UploadState.RECEIVING:
             return 202, upload_answer(upload)  # the same request id again: its earlier result

@@ -23,22 +23,28 @@ from studies.models import Upload, UploadItem, UploadState
 from studies.objects.store import storage
 
 
-def upload_open(*, organization: Organization, api_key: APIKey | None, upload_id: str, content_type: str) -> Upload:
+def upload_open(
+    *,
+    organization: Organization,
+    api_key: APIKey | None,
+    upload_id: str,
+    content_type: str,
+    required_study_uid: str = "",
+) -> Upload:
     """Create the `receiving` upload; a completed one of this organization with this id is
     returned as it is (the caller replays its result). Raises ApiError 409 while that id is
     still receiving. Upload ids are global but tenants are not: when another organization
-    already used the id, this upload quietly gets a fresh one, so nothing says the id exists."""
+    already used the id, this upload quietly gets a fresh one, so nothing says the id exists.
+    ``required_study_uid`` (STOW-RS to one study) keeps other studies' instances out."""
+    fields = {"organization": organization, "api_key": api_key, "content_type": content_type}
+    fields["required_study_uid"] = required_study_uid
     try:
         with transaction.atomic():
-            return Upload.objects.create(
-                id=upload_id, organization=organization, api_key=api_key, content_type=content_type
-            )
+            return Upload.objects.create(id=upload_id, **fields)
     except IntegrityError:
         existing = Upload.objects.filter(pk=upload_id).first()
     if existing is None or existing.organization_id != organization.pk:
-        return Upload.objects.create(
-            id=uuid.uuid4(), organization=organization, api_key=api_key, content_type=content_type
-        )
+        return Upload.objects.create(id=uuid.uuid4(), **fields)
     if existing.state == UploadState.RECEIVING:
         raise conflict("An upload with this X-Request-Id is still being received.") from None
     return existing

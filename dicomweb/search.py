@@ -1,0 +1,237 @@
+"""QIDO-RS searches (PS3.18 §10.6) on the index rows of one organization: matching as PS3.4
+C.2.2.2 describes it, answers as DICOM JSON (PS3.18 Annex F).
+
+Every search starts from the organization's own rows (``organization=`` on the study, or on the
+instance), so another tenant's data is never matched. Attributes a client names in
+``includefield`` that no column holds are read from one instance's stored metadata per result
+(the first indexed of the study or series), never from the files.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Exists, Min, OuterRef, Q, QuerySet
+
+from accounts.models import Organization
+from core.links import dicomweb_path
+from dicomweb.attributes import (
+    ATTRIBUTES,
+    INSTANCE_AVAILABILITY,
+    OWN_UID,
+    REQUEST_ATTRIBUTES_SEQUENCE,
+    RETRIEVE_URL,
+    Attribute,
+    Kind,
+    Level,
+)
+from dicomweb.links import bulk_data_uris_absolute
+from dicomweb.qido import Match, Query
+from studies.models import Instance, Series, Study
+
+_ORDER = {
+    Level.STUDY: ("-id",),
+    Level.SERIES: ("study_id", "number", "id"),
+    Level.INSTANCE: ("series__study_id", "series_id", "number", "id"),
+}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a search runs: the organization, and the study / series its path names."""
+
+    organization: Organization
+    study_uid: str | None = None
+    series_uid: str | None = None
+
+
+@dataclass
+class Page:
+    results: list[dict[str, Any]]
+    more: bool  # rows past this page exist (the Warning of PS3.18 §10.6.3.2)
+
+
+def search(*, scope: Scope, query: Query, base: str) -> Page:
+    """One page of matches as DICOM JSON objects; ``base`` makes RetrieveURLs absolute."""
+    rows = _rows(scope, query)
+    attributes = _returned(scope, query)
+    columns = sorted({a.lookup(query.level) for a in attributes if a.column is not None})
+    paths = ("id", *columns, *_uid_paths(query.level))
+    window = slice(query.offset, query.offset + query.limit + 1)  # one more: are there more?
+    found = list(rows.order_by(*_ORDER[query.level]).values(*dict.fromkeys(paths))[window])
+    more, found = len(found) > query.limit, found[: query.limit]
+    extra = _extra_tags(query, attributes)
+    stored = _representative_metadata(query.level, [row["id"] for row in found], base) if extra else {}
+    results = []
+    for row in found:
+        result = _nest({a.tag: _element(a, row, query.level, base) for a in attributes})
+        for tag in extra:
+            element = stored.get(row["id"], {}).get(tag)
+            if element is not None:
+                result[tag] = element
+        results.append(dict(sorted(result.items())))
+    return Page(results, more)
+
+
+def _rows(scope: Scope, query: Query) -> QuerySet[Any]:
+    level = query.level
+    rows: QuerySet[Any]
+    if level == Level.STUDY:
+        rows = Study.objects.filter(organization=scope.organization)
+    elif level == Level.SERIES:
+        rows = Series.objects.filter(study__organization=scope.organization)
+    else:
+        rows = Instance.objects.filter(organization=scope.organization)
+    if scope.study_uid is not None:
+        rows = rows.filter(**{ATTRIBUTES[OWN_UID[Level.STUDY]].lookup(level): scope.study_uid})
+    if scope.series_uid is not None:
+        rows = rows.filter(**{ATTRIBUTES[OWN_UID[Level.SERIES]].lookup(level): scope.series_uid})
+    for match in query.matches:
+        rows = rows.filter(_condition(match, level, query.fuzzy))
+    return rows
+
+
+def _condition(match: Match, level: Level, fuzzy: bool) -> Q:
+    attribute = match.attribute
+    if attribute.kind == Kind.MODALITIES:
+        # Through the series rows (indexed by study), not the JSON list: works on every database.
+        study = {Level.STUDY: "pk", Level.SERIES: "study_id", Level.INSTANCE: "series__study_id"}[level]
+        series = Series.objects.filter(study=OuterRef(study), modality__in=[str(v) for v in match.values])
+        return Q(Exists(series))
+    path = attribute.lookup(level)
+    if attribute.kind == Kind.UID:
+        return Q(**{f"{path}__in": [str(v) for v in match.values]})
+    condition = Q()
+    for value, wildcard in zip(match.values, match.wildcard, strict=True):
+        condition |= _one(attribute, path, value, wildcard, fuzzy)
+    return condition
+
+
+def _one(attribute: Attribute, path: str, value: object, wildcard: bool, fuzzy: bool) -> Q:
+    if isinstance(value, tuple):  # a range of dates or times; open ends allowed
+        low, high = value
+        condition = Q()
+        if low is not None:
+            condition &= Q(**{f"{path}__gte": low})
+        if high is not None:
+            condition &= Q(**{f"{path}__lte": _range_end(high)})
+        return condition
+    if attribute.kind in (Kind.INTEGER, Kind.DATE, Kind.TIME):
+        return Q(**{path: value})
+    text = str(value)
+    insensitive = attribute.kind == Kind.PERSON_NAME
+    if fuzzy and insensitive and not wildcard:
+        # Fuzzy matching (PS3.4 C.2.2.2.1.1): the value starts any name component.
+        return Q(**{f"{path}__iregex": r"(^|[\^= ])" + re.escape(text)})
+    if not wildcard:
+        return Q(**{f"{path}__iexact" if insensitive else path: text})
+    if text.endswith("*") and "*" not in text[:-1] and "?" not in text:
+        return Q(**{f"{path}__istartswith" if insensitive else f"{path}__startswith": text[:-1]})
+    pattern = "^" + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text) + "$"
+    return Q(**{f"{path}__iregex" if insensitive else f"{path}__regex": pattern})
+
+
+def _range_end(high: object) -> object:
+    """A time range's end includes its whole last second (a TM of "1030" ends 10:30:59...)."""
+    if isinstance(high, datetime.time) and high.microsecond == 0:
+        return high.replace(microsecond=999_999) if high.second else high.replace(second=59, microsecond=999_999)
+    return high
+
+
+def _returned(scope: Scope, query: Query) -> list[Attribute]:
+    """PS3.18 Table 10.6.3-3/4/5: the query level's attributes and, when the path does not
+    name them, its study's (and series') too; plus those matched or named in includefield."""
+    level = query.level
+    owners = {Level.STUDY: [Level.STUDY], Level.SERIES: [Level.SERIES], Level.INSTANCE: [Level.INSTANCE]}[level]
+    if level != Level.STUDY and scope.study_uid is None:
+        owners.append(Level.STUDY)
+    if level == Level.INSTANCE and scope.series_uid is None:
+        owners.append(Level.SERIES)
+    named = query.include | {m.attribute.tag for m in query.matches}
+    chosen = []
+    for attribute in ATTRIBUTES.values():
+        if not attribute.visible_from(level):
+            continue
+        if ((attribute.default or query.include_all) and attribute.level in owners) or attribute.tag in named:
+            chosen.append(attribute)
+    if OWN_UID[level] not in {a.tag for a in chosen}:
+        chosen.append(ATTRIBUTES[OWN_UID[level]])
+    return chosen
+
+
+def _uid_paths(level: Level) -> list[str]:
+    """The UIDs a RetrieveURL needs (study, series, instance as far as ``level``), from its rows."""
+    return [
+        ATTRIBUTES[OWN_UID[owner]].lookup(level) for owner in Level if ATTRIBUTES[OWN_UID[owner]].visible_from(level)
+    ]
+
+
+def _extra_tags(query: Query, attributes: list[Attribute]) -> list[str]:
+    """includefield tags no column holds (top-level tags only: a nested path is one element)."""
+    have = {a.tag.partition(".")[0] for a in attributes}
+    return sorted({tag.partition(".")[0] for tag in query.include} - have)
+
+
+def _representative_metadata(level: Level, ids: list[int], base: str) -> dict[int, dict[str, Any]]:
+    """Each result's stored metadata: its own (instances) or its first instance's, its
+    BulkDataURIs made absolute as metadata answers make them."""
+    if not ids:
+        return {}
+    if level == Level.INSTANCE:
+        pairs = {i: i for i in ids}
+    else:
+        owner = "series__study_id" if level == Level.STUDY else "series_id"
+        firsts = Instance.objects.filter(**{f"{owner}__in": ids}).values(owner).annotate(first=Min("id"))
+        pairs = {row["first"]: row[owner] for row in firsts}
+    stored = Instance.objects.filter(pk__in=pairs).values_list("id", "metadata")
+    return {pairs[pk]: json.loads(bulk_data_uris_absolute(text, base)) for pk, text in stored if text}
+
+
+def _element(attribute: Attribute, row: dict[str, Any], level: Level, base: str) -> dict[str, Any]:
+    vr = attribute.vr
+    if attribute.tag == RETRIEVE_URL:
+        return {"vr": vr, "Value": [base + _retrieve_path(row, level)]}
+    if attribute.tag == INSTANCE_AVAILABILITY:
+        return {"vr": vr, "Value": ["ONLINE"]}
+    value = row[attribute.lookup(level)]
+    values = value if isinstance(value, list) else [value]
+    encoded = [_encode(vr, v) for v in values if v not in (None, "")]
+    return {"vr": vr, "Value": encoded} if encoded else {"vr": vr}
+
+
+def _retrieve_path(row: dict[str, Any], level: Level) -> str:
+    return dicomweb_path(*(row[path] for path in _uid_paths(level)))
+
+
+def _encode(vr: str, value: Any) -> Any:
+    if vr == "PN":
+        groups = str(value).split("=")
+        return {
+            label: group
+            for label, group in zip(("Alphabetic", "Ideographic", "Phonetic"), groups, strict=False)
+            if group
+        }
+    if isinstance(value, datetime.date):
+        return value.strftime("%Y%m%d")
+    if isinstance(value, datetime.time):
+        return value.strftime("%H%M%S") + (f".{value.microsecond:06d}" if value.microsecond else "")
+    return value
+
+
+def _nest(result: dict[str, Any]) -> dict[str, Any]:
+    """Attributes of a sequence's item (``SSSSSSSS.GGGGEEEE``) inside that sequence's one item."""
+    nested: dict[str, Any] = {}
+    item: dict[str, Any] = {}
+    for tag, element in result.items():
+        if tag.startswith(REQUEST_ATTRIBUTES_SEQUENCE + "."):
+            if "Value" in element:
+                item[tag.partition(".")[2]] = element
+        else:
+            nested[tag] = element
+    if any(tag.startswith(REQUEST_ATTRIBUTES_SEQUENCE + ".") for tag in result):
+        nested[REQUEST_ATTRIBUTES_SEQUENCE] = {"vr": "SQ", "Value": [item]} if item else {"vr": "SQ"}
+    return nested

@@ -1,0 +1,169 @@
+"""What DICOMweb needs of an instance, captured while it is indexed (PS3.18 §10.4, §10.6).
+
+QIDO-RS matches and returns the image attributes from columns; WADO-RS metadata is the DICOM
+JSON built here once (a 200-instance series' metadata then opens no file); frames and bulk data
+are read from the byte extents recorded here. BulkDataURIs are stored relative to the server
+(``/api/v2/dicomweb/...``): the scheme and host are the request's (core/links.py) and are joined
+when the metadata is served.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import struct
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from core.links import dicomweb_path
+from dicom.dicom_json import dicom_json
+from dicom.header import InstanceHeader, InvalidInstance, read_header
+from dicom.pixel_data import PixelData
+from studies.models import Instance, Series, Study
+from studies.objects.store import storage
+
+# Columns written by ``dicomweb_attributes_set`` (bulk updates name them).
+INSTANCE_FIELDS = (
+    "rows",
+    "columns",
+    "samples_per_pixel",
+    "bits_allocated",
+    "number_of_frames",
+    "metadata",
+    "pixel_data",
+    "bulk_data",
+)
+SERIES_FIELDS = (
+    "performed_procedure_step_start_date",
+    "performed_procedure_step_start_time",
+    "scheduled_procedure_step_id",
+    "requested_procedure_id",
+)
+_MAX_FRAMES = 2**31 - 1
+
+
+def dicomweb_attributes_set(*, instance: Instance, series: Series, study: Study, header: InstanceHeader) -> None:
+    """Fill the DICOMweb columns of ``instance`` (and the QIDO-RS keys of its series and study)
+    from its header; the caller saves the rows. Values that do not parse are left empty."""
+    ds = header.dataset if header.dataset is not None else Dataset()
+    pixel = header.pixel_data
+    instance.rows = _integer(ds, "Rows")
+    instance.columns = _integer(ds, "Columns")
+    instance.samples_per_pixel = _integer(ds, "SamplesPerPixel")
+    instance.bits_allocated = _integer(ds, "BitsAllocated")
+    instance.number_of_frames = (_integer(ds, "NumberOfFrames") or 1) if pixel is not None else None
+    path = dicomweb_path(header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid)
+    pixel_vr = _pixel_vr(pixel)
+    built = dicom_json(ds, bulk_uri=lambda bulk: f"{path}/bulkdata/{bulk}", pixel_data_vr=pixel_vr)
+    instance.metadata = json.dumps(built.attributes, separators=(",", ":"), ensure_ascii=False)
+    instance.bulk_data = {key: list(extent) for key, extent in built.bulk_data.items()}
+    instance.pixel_data = _layout(ds, pixel, pixel_vr, instance) if pixel is not None else None
+    series.performed_procedure_step_start_date = _date(ds, "PerformedProcedureStepStartDate")
+    series.performed_procedure_step_start_time = _time(ds, "PerformedProcedureStepStartTime")
+    request = _first_item(ds, "RequestAttributesSequence")
+    series.scheduled_procedure_step_id = _text(request, "ScheduledProcedureStepID")[:16]
+    series.requested_procedure_id = _text(request, "RequestedProcedureID")[:16]
+    study.study_id = _text(ds, "StudyID")[:16]
+
+
+def instance_metadata_backfill(*, instance_ids: list[int]) -> dict[int, str]:
+    """Build and keep the DICOMweb columns of instances indexed before they existed (read from
+    their files, once); their metadata by id. An instance whose file no longer reads is left
+    out (its metadata stays empty)."""
+    built = {}
+    for instance in Instance.objects.filter(pk__in=instance_ids).select_related("series__study"):
+        try:
+            with storage().open(instance.object_key) as fp:
+                header = read_header(fp)
+        except (InvalidInstance, OSError):
+            continue
+        dicomweb_attributes_set(instance=instance, series=instance.series, study=instance.series.study, header=header)
+        instance.save(update_fields=list(INSTANCE_FIELDS))
+        built[instance.pk] = instance.metadata
+    return built
+
+
+def _pixel_vr(pixel: PixelData | None) -> str | None:
+    """Pixel Data's VR: as the file says in Explicit VR; OW in Implicit VR (PS3.5 §A.1)."""
+    if pixel is None:
+        return None
+    if pixel.vr is not None:
+        return pixel.vr
+    return "OB" if pixel.encapsulated else "OW"
+
+
+def _layout(ds: Dataset, pixel: PixelData, vr: str | None, instance: Instance) -> dict[str, Any]:
+    """Where the pixel data lies, as ``dicom.pixel_data.frame_extents`` needs it back."""
+    frame_bits = (instance.rows or 0) * (instance.columns or 0) * (instance.samples_per_pixel or 1)
+    frame_bits *= instance.bits_allocated or 0
+    return {
+        "tag": pixel.tag,
+        "vr": vr,
+        "encapsulated": pixel.encapsulated,
+        "value": [pixel.value.offset, pixel.value.length],
+        "offsets": list(pixel.basic_offsets),
+        "fragments": [[f.offset, f.length] for f in pixel.fragments],
+        "extended": _extended_offsets(ds),
+        "frame_length": (frame_bits + 7) // 8 or None,
+    }
+
+
+def _extended_offsets(ds: Dataset) -> list[list[int]] | None:
+    """The Extended Offset Table and its lengths (PS3.3 C.7.6.3.1.8), 64-bit values decoded."""
+    try:
+        table, lengths = ds.get("ExtendedOffsetTable"), ds.get("ExtendedOffsetTableLengths")
+        if not isinstance(table, bytes) or not isinstance(lengths, bytes):
+            return None
+        order = "<" if ds.original_encoding[1] is not False else ">"
+        return [
+            list(struct.unpack(f"{order}{len(table) // 8}Q", table[: len(table) // 8 * 8])),
+            list(struct.unpack(f"{order}{len(lengths) // 8}Q", lengths[: len(lengths) // 8 * 8])),
+        ]
+    except Exception:  # noqa: BLE001 - a malformed table is ignored: the fragments still tell
+        return None
+
+
+def _value(ds: Dataset | None, keyword: str) -> Any:
+    if ds is None:
+        return None
+    try:
+        return ds.get(keyword)
+    except Exception:  # noqa: BLE001 - pydicom raises many types for a value it cannot convert
+        return None
+
+
+def _integer(ds: Dataset, keyword: str) -> int | None:
+    value = _value(ds, keyword)
+    try:
+        number = int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+    return number if number is not None and 0 <= number <= _MAX_FRAMES else None
+
+
+def _text(ds: Dataset | None, keyword: str) -> str:
+    value = _value(ds, keyword)
+    return str(value).replace("\x00", "").strip() if value not in (None, "") else ""
+
+
+def _first_item(ds: Dataset, keyword: str) -> Dataset | None:
+    value = _value(ds, keyword)
+    return value[0] if value else None
+
+
+def _date(ds: Dataset, keyword: str) -> datetime.date | None:
+    text = _text(ds, keyword)
+    try:
+        return datetime.datetime.strptime(text, "%Y%m%d").date() if len(text) == 8 else None
+    except ValueError:
+        return None
+
+
+def _time(ds: Dataset, keyword: str) -> datetime.time | None:
+    text = _text(ds, keyword).partition(".")[0]
+    formats = {2: "%H", 4: "%H%M", 6: "%H%M%S"}
+    try:
+        return datetime.datetime.strptime(text, formats[len(text)]).time() if len(text) in formats else None
+    except ValueError:
+        return None
