@@ -40,6 +40,7 @@ $(VIEWER_ROOT)/.ohif-$(OHIF_VERSION):
 	rm -rf $(VIEWER_ROOT) && mkdir -p $(VIEWER_ROOT)
 	cd $(VIEWER_ROOT) && npm pack --silent @ohif/app@$(OHIF_VERSION) >/dev/null && \
 		tar -xzf ohif-app-$(OHIF_VERSION).tgz --strip-components=2 package/dist && rm ohif-app-$(OHIF_VERSION).tgz
+	$(PYTHON) -m dashboard.viewer_install $(VIEWER_ROOT)
 	touch $@
 
 lint: $(VENV)/.dev

@@ -1,10 +1,11 @@
 """The OHIF Viewer at /viewer/, configured for PrizMed's own DICOMweb (docs/dashboard.md).
 
 `make run` unpacks OHIF's prebuilt ``dist/`` (npm ``@ohif/app``, version pinned in the Makefile)
-into ``VIEWER_ROOT``; its files are served as static assets (dashboard/static.py). Three things
-are PrizMed's own: the page, rewritten to live under /viewer/ instead of the site root it was
-built for; ``app-config.js``, which points the viewer at this server's DICOMweb; and the link
-from a study's dashboard page, which grants the viewer read access (dashboard/viewer_access.py).
+into ``VIEWER_ROOT`` and moves it under /viewer/ (dashboard/viewer_install.py); its files are
+served as static assets (dashboard/static.py). Three things are PrizMed's own: the page, served
+for every client-side route; ``app-config.js``, which points the viewer at this server's
+DICOMweb; and the link from a study's dashboard page, which grants the viewer read access
+(dashboard/viewer_access.py).
 """
 
 from __future__ import annotations
@@ -29,10 +30,7 @@ PREFIX = "/viewer/"
 
 @cache
 def _page(root: Path) -> str:
-    # OHIF's build assumes the site root: its PUBLIC_URL and every absolute asset path move under /viewer/.
-    html = (root / "index.html").read_text(encoding="utf-8")
-    html = html.replace("window.PUBLIC_URL = '/'", f"window.PUBLIC_URL = '{PREFIX}'")
-    return html.replace('href="/', f'href="{PREFIX}').replace('src="/', f'src="{PREFIX}')
+    return (root / "index.html").read_text(encoding="utf-8")  # moved under /viewer/ at install
 
 
 @never_cache

@@ -1,0 +1,73 @@
+"""The dashboard's study pages and the embedded viewer in headless Chromium: one thumbnail per
+series, and the study opened in OHIF shows its image (the viewport is not blank)."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.contrib.auth.models import User
+from PIL import Image
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.support import browser, live
+from tests.support.world import World
+from tests.test_dashboard_viewer import PASSWORD, stow
+
+pytestmark = pytest.mark.browser
+
+# A blank or uniform viewport has a pixel standard deviation near 0; the test image is a ramp.
+MIN_STDDEV = 10.0
+
+
+@pytest.fixture
+def driver(tmp_path: Path) -> Iterator[WebDriver]:
+    yield from browser.chromium(tmp_path / "profile")
+
+
+def _loaded_images(driver: WebDriver, css: str) -> int:
+    images = driver.find_elements(By.CSS_SELECTOR, css)
+    return sum(1 for img in images if driver.execute_script("return arguments[0].naturalWidth", img) > 0)
+
+
+def _viewport_stddev(driver: WebDriver) -> float:
+    canvases = driver.find_elements(By.CSS_SELECTOR, ".cornerstone-canvas, .viewport-element canvas")
+    if not canvases:
+        return 0.0
+    shot = Image.open(io.BytesIO(canvases[0].screenshot_as_png)).convert("L")
+    return float(np.asarray(shot, dtype=np.float64).std())
+
+
+def test_it_shows_series_thumbnails_and_opens_the_study_in_the_viewer(
+    server: live.Server, world: World, driver: WebDriver, run_dir: Path, indexer: live.Process | None
+) -> None:
+    study = stow(server, world.bob, "VIEW1")
+    User.objects.create_superuser("olive", password=PASSWORD)
+    browser.admin_login(driver, server.url, "olive", PASSWORD)
+
+    driver.get(f"{server.url}/admin/studies/study/")
+    WebDriverWait(driver, 20).until(lambda d: _loaded_images(d, ".field-image img") == 1)
+
+    driver.get(f"{server.url}/admin/studies/study/{study.pk}/change/")
+    WebDriverWait(driver, 20).until(lambda d: _loaded_images(d, "table.series-overview img") == study.series_count)
+    driver.save_screenshot(str(run_dir / "dashboard-study.png"))
+    assert study.series_count == 2
+
+    driver.find_element(By.LINK_TEXT, "Open in viewer").click()
+    deadline = time.monotonic() + 90
+    stddev = 0.0
+    while time.monotonic() < deadline and stddev < MIN_STDDEV:
+        time.sleep(1)
+        stddev = _viewport_stddev(driver)
+    driver.save_screenshot(str(run_dir / "viewer.png"))
+    assert stddev >= MIN_STDDEV, (
+        f"the viewport stayed blank (pixel stddev {stddev:.1f}); see {run_dir}/viewer.png",
+        browser.console_errors(driver),
+    )
+    assert "/viewer/viewer" in driver.current_url and study.study_uid in driver.current_url
