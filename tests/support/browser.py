@@ -49,4 +49,5 @@ def admin_login(driver: WebDriver, base_url: str, username: str, password: str) 
 
 def console_errors(driver: WebDriver) -> list[str]:
     """The page's console messages at SEVERE level since the last call (for failure messages)."""
-    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    entries: list[dict[str, str]] = driver.get_log("browser")  # type: ignore[attr-defined]  # Chromium's, untyped
+    return [entry["message"] for entry in entries if entry["level"] == "SEVERE"]
