@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
+from dashboard.metrics import metrics
 from dashboard.thumbnails import series_thumbnail, study_thumbnail
 from dashboard.viewer import viewer_config, viewer_open, viewer_page
 
 urlpatterns = [
+    path("metrics", metrics, name="metrics"),
     path("dashboard/studies/<int:study_id>/viewer", viewer_open, name="viewer-open"),
     path("dashboard/studies/<int:study_id>/thumbnail", study_thumbnail, name="study-thumbnail"),
     path("dashboard/series/<int:series_id>/thumbnail", series_thumbnail, name="series-thumbnail"),

@@ -258,3 +258,6 @@ X_FRAME_OPTIONS = "DENY"
 VIEWER_ROOT = Path(envstr("PRIZMED_VIEWER_ROOT", str(BASE_DIR / "build" / "ohif"))).resolve()
 # How long opening a study in the viewer grants its session read access to DICOMweb.
 VIEWER_ACCESS_SECONDS = envint("PRIZMED_VIEWER_ACCESS_SECONDS", 900)
+# Prometheus metrics at /metrics, for a scraper holding this Bearer token; unset: /metrics is off.
+# Several processes (uvicorn workers, Celery) also need PROMETHEUS_MULTIPROC_DIR (docs/dashboard.md).
+PRIZMED_METRICS_TOKEN = envstr("PRIZMED_METRICS_TOKEN", "")
