@@ -261,3 +261,8 @@ VIEWER_ACCESS_SECONDS = envint("PRIZMED_VIEWER_ACCESS_SECONDS", 900)
 # Prometheus metrics at /metrics, for a scraper holding this Bearer token; unset: /metrics is off.
 # Several processes (uvicorn workers, Celery) also need PROMETHEUS_MULTIPROC_DIR (docs/dashboard.md).
 PRIZMED_METRICS_TOKEN = envstr("PRIZMED_METRICS_TOKEN", "")
+# Usage per organization (accounts/usage.py): how often each process writes its counts, and how
+# long they are kept (the dashboard plots up to 30 days).
+USAGE_FLUSH_SECONDS = envint("PRIZMED_USAGE_FLUSH_SECONDS", 5)
+USAGE_KEEP_DAYS = envint("PRIZMED_USAGE_KEEP_DAYS", 31)
+CELERY_BEAT_SCHEDULE["accounts.prune_usage"] = {"task": "accounts.prune_usage", "schedule": 3600}

@@ -1,13 +1,16 @@
-"""The dashboard's study pages and the embedded viewer in headless Chromium: one thumbnail per
-series, and the study opened in OHIF shows its image (the viewport is not blank)."""
+"""The dashboard in headless Chromium: one thumbnail per series on a study's page, the study
+opened in OHIF shows its image (the viewport is not blank), and an organization's usage page
+plots a burst of requests against its plan's limit."""
 
 from __future__ import annotations
 
 import io
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from django.contrib.auth.models import User
@@ -16,8 +19,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from accounts.models import Plan
 from tests.support import browser, live
-from tests.support.world import World
+from tests.support.world import Clock, World
 from tests.test_dashboard_viewer import PASSWORD, stow
 
 pytestmark = pytest.mark.browser
@@ -71,3 +75,30 @@ def test_it_shows_series_thumbnails_and_opens_the_study_in_the_viewer(
         browser.console_errors(driver),
     )
     assert "/viewer/viewer" in driver.current_url and study.study_uid in driver.current_url
+
+
+def test_it_plots_a_burst_of_requests_against_the_plans_limit(
+    server: live.Server, world: World, driver: WebDriver, run_dir: Path, clock: Clock
+) -> None:
+    acme = world.alice.org
+    acme.plan = Plan.objects.get(slug="developer")  # 60 requests per minute
+    acme.save()
+    if time.time() % 60 > 45:  # the burst falls in one wall-clock minute, as the plot counts them
+        time.sleep(61 - time.time() % 60)
+    with httpx.Client(base_url=f"{server.url}/api/v2", headers=world.bob.headers, timeout=30) as api:
+        statuses = Counter(api.get("/studies").status_code for _ in range(65))
+    assert statuses == {200: 60, 429: 5}
+    User.objects.create_superuser("olive", password=PASSWORD)
+    browser.admin_login(driver, server.url, "olive", PASSWORD)
+
+    driver.get(f"{server.url}/admin/accounts/organization/{acme.pk}/change/")
+    driver.find_element(By.LINK_TEXT, "Usage against the plan").click()
+    driver.save_screenshot(str(run_dir / "dashboard-usage.png"))
+    requests_chart = driver.find_elements(By.CSS_SELECTOR, "figure.usage-chart svg")[0]
+    assert "max 65/min" in requests_chart.text and "plan limit 60/min" in requests_chart.text
+    assert requests_chart.find_elements(By.CSS_SELECTOR, "line.limit")
+    rows = {
+        row.find_elements(By.TAG_NAME, "td")[0].text: row.find_elements(By.TAG_NAME, "td")[1].text
+        for row in driver.find_elements(By.CSS_SELECTOR, "table.usage-statuses tbody tr")
+    }
+    assert rows == {"200": "60", "429": "5"}
