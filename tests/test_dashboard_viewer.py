@@ -89,7 +89,9 @@ def test_it_grants_the_viewer_reads_of_the_opened_studys_organization_only(
         assert revoked.status_code == 401  # staff rights gone: the grant ends with them
 
 
-def test_it_opens_the_viewer_for_staff_with_the_view_permission_only(server: live.Server, world: World) -> None:
+def test_it_opens_the_viewer_for_staff_with_the_view_permission_only(
+    server: live.Server, world: World, indexer: live.Process | None
+) -> None:
     User.objects.create_user("pat", password=PASSWORD, is_staff=True)  # staff, but no permission on studies
     study = stow(server, world.bob, "V-PERM")
     with staff_session(server, "pat") as browser:
