@@ -49,7 +49,7 @@ def main() -> None:
     def run_now(task: Any, *task_args: Any) -> None:
         task(*task_args)
 
-    index_tasks.enqueue = run_now  # type: ignore[assignment]  # the parts run here, in order
+    index_tasks.enqueue = run_now  # type: ignore[attr-defined]  # the parts run here, in order
     org = organization_ensure(slug="bench", plan_slug="enterprise")
     instances = [make_instance(patient_id=f"P{n}") for n in range(args.uploads)]
     uploads: list[str] = []
