@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Max, Min
+from django.db import connection, transaction
+from django.db.models import Max, Min
 from django.utils import timezone
 
 from records.models import EventCounter, EventKind, RecordEvent, RecordResource, RecordSession
@@ -31,37 +32,87 @@ def org_group(organization_id: int) -> str:
     return f"records.{organization_id}"
 
 
+@dataclass(frozen=True)
+class NewEvent:
+    """One change to append: its kind, the DICOM Patient ID and Study Instance UID it concerns,
+    and the FHIR resource as it is now (the `deleted` payload for a deleted study)."""
+
+    kind: EventKind
+    patient_id: str
+    study_uid: str
+    resource: dict[str, Any]
+
+
 def record_append(
     *, organization_id: int, kind: EventKind, patient_id: str, study_uid: str, resource: dict[str, Any]
 ) -> RecordEvent:
     """Append the event of a change and update the current resource (RecordResource), inside the
     change's own transaction: a Patient or ImagingStudy as it is now, or a study's `deleted`."""
+    event = NewEvent(kind=kind, patient_id=patient_id, study_uid=study_uid, resource=resource)
+    return records_append(organization_id=organization_id, events=[event])[0]
+
+
+def records_append(*, organization_id: int, events: list[NewEvent]) -> list[RecordEvent]:
+    """Append the events of one transaction's changes, in order, with a few statements whatever
+    their number: the organization's counter moves by len(events) (one UPDATE ... RETURNING),
+    the events are inserted together, and the current resources are upserted (or, for `deleted`,
+    removed) together; the latest event of a resource decides it. Raises RuntimeError outside a
+    transaction."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("record events are written in the transaction of the change they record")
-    EventCounter.objects.bulk_create([EventCounter(organization_id=organization_id)], ignore_conflicts=True)
+    if not events:
+        return []
     # The UPDATE locks the organization's counter row until commit: numbers are handed out
     # and committed in the same order, so "events after N" never skips a late committer.
-    EventCounter.objects.filter(organization_id=organization_id).update(last_seq=F("last_seq") + 1)
-    seq = EventCounter.objects.values_list("last_seq", flat=True).get(organization_id=organization_id)
-    event = RecordEvent.objects.create(
-        organization_id=organization_id,
-        seq=seq,
-        kind=kind,
-        patient_id=patient_id,
-        study_uid=study_uid,
-        resource=resource,
-    )
-    if kind == EventKind.DELETED:
-        RecordResource.objects.filter(organization_id=organization_id, kind=EventKind.STUDY, key=study_uid).delete()
-    else:
-        RecordResource.objects.update_or_create(
+    last = _counter_advance(organization_id, len(events))
+    first = last - len(events) + 1
+    written = RecordEvent.objects.bulk_create(
+        RecordEvent(
             organization_id=organization_id,
-            kind=kind,
-            key=patient_id if kind == EventKind.PATIENT else study_uid,
-            defaults={"patient_id": patient_id, "study_uid": study_uid, "seq": seq, "resource": resource},
+            seq=first + n,
+            kind=e.kind,
+            patient_id=e.patient_id,
+            study_uid=e.study_uid,
+            resource=e.resource,
         )
-    transaction.on_commit(lambda: _wake(organization_id, seq))
-    return event
+        for n, e in enumerate(events)
+    )
+    latest: dict[tuple[str, str], tuple[int, NewEvent]] = {}
+    for n, e in enumerate(events):
+        kind = EventKind.STUDY if e.kind == EventKind.DELETED else e.kind
+        latest[(kind, e.patient_id if kind == EventKind.PATIENT else e.study_uid)] = (first + n, e)
+    gone = [key for (kind, key), (_, e) in latest.items() if e.kind == EventKind.DELETED]
+    if gone:
+        RecordResource.objects.filter(organization_id=organization_id, kind=EventKind.STUDY, key__in=gone).delete()
+    current = [
+        RecordResource(organization_id=organization_id, kind=kind, key=key, patient_id=e.patient_id,
+                       study_uid=e.study_uid, seq=seq, resource=e.resource)
+        for (kind, key), (seq, e) in latest.items()
+        if e.kind != EventKind.DELETED
+    ]  # fmt: skip
+    if current:
+        RecordResource.objects.bulk_create(
+            current,
+            update_conflicts=True,
+            unique_fields=["organization", "kind", "key"],
+            update_fields=["patient_id", "study_uid", "seq", "resource"],
+        )
+    transaction.on_commit(lambda: _wake(organization_id, last))
+    return written
+
+
+def _counter_advance(organization_id: int, count: int) -> int:
+    """Move the organization's event counter on by ``count``; its new value (created at 0 first)."""
+    table = connection.ops.quote_name(EventCounter._meta.db_table)
+    sql = f"UPDATE {table} SET last_seq = last_seq + %s WHERE organization_id = %s RETURNING last_seq"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [count, organization_id])
+        row = cursor.fetchone()
+        if row is None:
+            EventCounter.objects.bulk_create([EventCounter(organization_id=organization_id)], ignore_conflicts=True)
+            cursor.execute(sql, [count, organization_id])
+            row = cursor.fetchone()
+    return int(row[0])
 
 
 # Embedded mode: the in-memory channel layer's queues belong to the server's event loop and must
