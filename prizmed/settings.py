@@ -176,6 +176,9 @@ RECORDS_MAX_STREAMS_PER_KEY = envint("RECORDS_MAX_STREAMS_PER_KEY", 5)
 RECORDS_RETENTION_DAYS = envint("RECORDS_RETENTION_DAYS", 30)
 RECORDS_RETENTION_EVENTS = envint("RECORDS_RETENTION_EVENTS", 1_000_000)
 CELERY_BEAT_SCHEDULE["records.prune_events"] = {"task": "records.prune_events", "schedule": 3600}
+# Live record streams at scale (issue 18, records/fanout.py): the events a stream's feed holds
+# before the stream must read the log itself (a slow client), which bounds memory per stream.
+RECORDS_STREAM_BUFFER_EVENTS = envint("RECORDS_STREAM_BUFFER_EVENTS", 2000)
 
 # DICOMweb (docs/dicomweb.md): how long STOW-RS waits for indexing before answering 202, the
 # most QIDO-RS results per answer (and the default limit), and what rendering may decode.
