@@ -18,6 +18,10 @@ from tests.test_auth import assert_problem
 SUPERSCRIPTS = ["²", "¹²", "1²"]
 
 
+def latin1(headers: dict[str, str]) -> dict[bytes, bytes]:
+    return {name.encode("latin-1"): value.encode("latin-1") for name, value in headers.items()}
+
+
 def assert_bad_integer(response: httpx.Response, name: str) -> None:
     assert_problem(response, 400)
     body = response.json()
@@ -26,12 +30,9 @@ def assert_bad_integer(response: httpx.Response, name: str) -> None:
 
 @pytest.mark.parametrize("text", SUPERSCRIPTS)
 def test_chunk_seq_of_unicode_digits_is_400(server: live.Server, world: World, child_env, text: str) -> None:
-    headers: dict[str, str | bytes] = {
-        **world.bob.headers,
-        "Content-Type": "application/dicom",
-        "X-Stream-Id": "s",
-        "X-Chunk-Seq": text.encode("latin-1"),
-    }
+    headers = latin1(
+        {**world.bob.headers, "Content-Type": "application/dicom", "X-Stream-Id": "s", "X-Chunk-Seq": text}
+    )
     response = httpx.post(f"{server.url}/api/v2/dicom/stream", content=make_instance(), headers=headers)
     assert_bad_integer(response, "X-Chunk-Seq")
     assert_nothing_left(child_env, world.bob.org)
@@ -40,7 +41,7 @@ def test_chunk_seq_of_unicode_digits_is_400(server: live.Server, world: World, c
 @pytest.mark.parametrize("name", ["X-Record-Seq", "Last-Event-ID"])
 @pytest.mark.parametrize("text", SUPERSCRIPTS)
 def test_record_headers_of_unicode_digits_are_400(server: live.Server, world: World, name: str, text: str) -> None:
-    headers: dict[str, str | bytes] = {**world.bob.headers, "Accept": "text/event-stream", name: text.encode("latin-1")}
+    headers = latin1({**world.bob.headers, "Accept": "text/event-stream", name: text})
     assert_bad_integer(httpx.get(f"{server.url}/api/v2/records/stream", headers=headers), name)
 
 
