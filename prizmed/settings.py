@@ -252,3 +252,12 @@ LOGGING = {
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# ---- Faults and limits (issue 10, reliability; docs/reliability.md) -------------------------
+# Tasks whose loss would lose data go through the transactional outbox (outbox/dispatch.py):
+# sent on commit, and again by this sweep while the broker was down.
+INSTALLED_APPS = [*INSTALLED_APPS, "outbox"]
+OUTBOX_SWEEP_SECONDS = envint("OUTBOX_SWEEP_SECONDS", 15)
+OUTBOX_RESEND_AFTER_SECONDS = envint("OUTBOX_RESEND_AFTER_SECONDS", 10)
+CELERY_BEAT_SCHEDULE["outbox.sweep"] = {"task": "outbox.sweep", "schedule": OUTBOX_SWEEP_SECONDS}
+# ---- end of faults and limits ----------------------------------------------------------------

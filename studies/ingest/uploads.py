@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts.models import APIKey, Organization
 from core.errors import conflict
-from core.tasks import enqueue
+from outbox.dispatch import outbox_add
 from studies.index.tasks import index_upload
 from studies.ingest.object_keys import upload_prefix
 from studies.ingest.receiver import Received
@@ -81,7 +81,8 @@ def upload_complete(*, upload_id: str, received: Received, payload_sha256: str =
         upload.save(
             update_fields=["state", "bytes_received", "sha256", "instances_received", "payload_sha256", "updated"]
         )
-        transaction.on_commit(lambda: enqueue(index_upload, str(upload.id)))
+        # In this transaction: a broker down after the commit delays indexing, never loses it.
+        outbox_add(index_upload, str(upload.id))
     return upload
 
 
