@@ -260,4 +260,33 @@ INSTALLED_APPS = [*INSTALLED_APPS, "outbox"]
 OUTBOX_SWEEP_SECONDS = envint("OUTBOX_SWEEP_SECONDS", 15)
 OUTBOX_RESEND_AFTER_SECONDS = envint("OUTBOX_RESEND_AFTER_SECONDS", 10)
 CELERY_BEAT_SCHEDULE["outbox.sweep"] = {"task": "outbox.sweep", "schedule": OUTBOX_SWEEP_SECONDS}
+# A backend that is down is a 503 with this Retry-After (core/backends.py), reached quickly:
+# every connection to Redis, the broker and PostgreSQL has a bounded connect (and Redis command)
+# time. The rate limiter fails closed: without its Redis counter a request is a 503, never
+# unmetered (docs/reliability.md).
+BACKEND_RETRY_AFTER_SECONDS = envint("BACKEND_RETRY_AFTER_SECONDS", 5)
+REDIS_CONNECT_TIMEOUT_SECONDS = envint("REDIS_CONNECT_TIMEOUT_SECONDS", 2)
+REDIS_SOCKET_TIMEOUT_SECONDS = envint("REDIS_SOCKET_TIMEOUT_SECONDS", 5)
+DB_CONNECT_TIMEOUT_SECONDS = envint("DB_CONNECT_TIMEOUT_SECONDS", 3)
+if REDIS_URL:
+    _redis_cache: dict[str, Any] = CACHES["default"]
+    _redis_cache["OPTIONS"] = {
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+        "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+    }
+    _channel_layer: dict[str, Any] = CHANNEL_LAYERS["default"]
+    _channel_layer["CONFIG"]["hosts"] = [
+        {"address": REDIS_URL, "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS}
+    ]
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_CONNECT_TIMEOUT_SECONDS
+CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"] = REDIS_CONNECT_TIMEOUT_SECONDS
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = DB_CONNECT_TIMEOUT_SECONDS
+    if "pool" in DATABASES["default"]["OPTIONS"]:
+        # A pooled connection the server has closed (restart, pg_terminate_backend) is checked
+        # before use and replaced, not handed to a request that then fails (Django turns
+        # CONN_HEALTH_CHECKS into psycopg_pool's check_connection); a database that is down
+        # fails a request after this many seconds, not the pool's 10.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+        DATABASES["default"]["OPTIONS"]["pool"]["timeout"] = envint("DB_POOL_TIMEOUT_SECONDS", 3)
 # ---- end of faults and limits ----------------------------------------------------------------
