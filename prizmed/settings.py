@@ -289,4 +289,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # fails a request after this many seconds, not the pool's 10.
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
         DATABASES["default"]["OPTIONS"]["pool"]["timeout"] = envint("DB_POOL_TIMEOUT_SECONDS", 3)
+# Bounded streams (docs/ingest.md): chunk seqs up to the plan's study size in chunks of at
+# least this many bytes; open streams, and bytes held in them, per organization.
+STREAMS_MIN_CHUNK_BYTES = envint("STREAMS_MIN_CHUNK_BYTES", 64 * 1024)
+STREAMS_MAX_OPEN_PER_ORG = envint("STREAMS_MAX_OPEN_PER_ORG", 100)
+STREAMS_MAX_HELD_BYTES_PER_ORG = envint("STREAMS_MAX_HELD_BYTES_PER_ORG", 32 * 1024**3)
 # ---- end of faults and limits ----------------------------------------------------------------

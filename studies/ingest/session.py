@@ -13,6 +13,7 @@ import hashlib
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 
 from accounts.models import APIKey
 from core.asgi import Receive, Scope
@@ -23,7 +24,7 @@ from studies.ingest.object_keys import chunk_key
 from studies.ingest.pacing import pacer
 from studies.ingest.payload_parser import NullSink, PayloadParser
 from studies.ingest.receiver import Receiver
-from studies.ingest.request_headers import MAX_REQUEST_BYTES, ChunkHeaders, UploadHeaders, digest_check
+from studies.ingest.request_headers import MAX_REQUEST_BYTES, MAX_SEQ, ChunkHeaders, UploadHeaders, digest_check
 from studies.ingest.selectors import upload_get
 from studies.ingest.streams import (
     ChunkStored,
@@ -49,6 +50,15 @@ def upload_answer(upload: Upload) -> dict[str, Any]:
         "instances_accepted": upload.instances_received,
         "links": {"status": {"href": upload_href(upload.id)}},
     }
+
+
+def max_chunk_seq(max_study_bytes: int | None) -> int:
+    """The highest X-Chunk-Seq a stream of this plan may use: its study size in chunks of
+    STREAMS_MIN_CHUNK_BYTES (every chunk but the last is meant to be at least that), so the
+    seqs, and a stream's status, stay in proportion to what the plan lets it hold."""
+    if max_study_bytes is None:
+        return MAX_SEQ
+    return min(MAX_SEQ, -(-int(max_study_bytes) // settings.STREAMS_MIN_CHUNK_BYTES))
 
 
 def request_id_reused(upload: Upload) -> ApiError:
@@ -141,6 +151,15 @@ class Ingest:
 
     async def chunk(self, chunk: ChunkHeaders) -> tuple[int, dict[str, Any]]:
         """One chunk of a stream: durable before the 202; the one completing it assembles."""
+        high = max_chunk_seq(self.plan.max_study_bytes)
+        if chunk.seq > high:
+            raise ApiError(
+                400,
+                f"X-Chunk-Seq must be an integer from 0 to {high}: the plan's study size in chunks of "
+                f"at least {settings.STREAMS_MIN_CHUNK_BYTES} bytes.",
+                slug="bad-integer",
+                parameter="X-Chunk-Seq",
+            )
         slot = await database_sync_to_async(stream_open)(
             organization=self.organization,
             stream_id=chunk.stream_id,
