@@ -272,3 +272,45 @@ PRIZMED_METRICS_TOKEN = envstr("PRIZMED_METRICS_TOKEN", "")
 USAGE_FLUSH_SECONDS = envint("PRIZMED_USAGE_FLUSH_SECONDS", 5)
 USAGE_KEEP_DAYS = envint("PRIZMED_USAGE_KEEP_DAYS", 31)
 CELERY_BEAT_SCHEDULE["accounts.prune_usage"] = {"task": "accounts.prune_usage", "schedule": 3600}
+# ---- Faults and limits (issue 10, reliability; docs/reliability.md) -------------------------
+# Tasks whose loss would lose data go through the transactional outbox (outbox/dispatch.py):
+# sent on commit, and again by this sweep while the broker was down.
+INSTALLED_APPS = [*INSTALLED_APPS, "outbox"]
+OUTBOX_SWEEP_SECONDS = envint("OUTBOX_SWEEP_SECONDS", 15)
+OUTBOX_RESEND_AFTER_SECONDS = envint("OUTBOX_RESEND_AFTER_SECONDS", 10)
+CELERY_BEAT_SCHEDULE["outbox.sweep"] = {"task": "outbox.sweep", "schedule": OUTBOX_SWEEP_SECONDS}
+# A backend that is down is a 503 with this Retry-After (core/backends.py), reached quickly:
+# every connection to Redis, the broker and PostgreSQL has a bounded connect (and Redis command)
+# time. The rate limiter fails closed: without its Redis counter a request is a 503, never
+# unmetered (docs/reliability.md).
+BACKEND_RETRY_AFTER_SECONDS = envint("BACKEND_RETRY_AFTER_SECONDS", 5)
+REDIS_CONNECT_TIMEOUT_SECONDS = envint("REDIS_CONNECT_TIMEOUT_SECONDS", 2)
+REDIS_SOCKET_TIMEOUT_SECONDS = envint("REDIS_SOCKET_TIMEOUT_SECONDS", 5)
+DB_CONNECT_TIMEOUT_SECONDS = envint("DB_CONNECT_TIMEOUT_SECONDS", 3)
+if REDIS_URL:
+    _redis_cache: dict[str, Any] = CACHES["default"]
+    _redis_cache["OPTIONS"] = {
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+        "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+    }
+    _channel_layer: dict[str, Any] = CHANNEL_LAYERS["default"]
+    _channel_layer["CONFIG"]["hosts"] = [
+        {"address": REDIS_URL, "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS}
+    ]
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_CONNECT_TIMEOUT_SECONDS
+CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"] = REDIS_CONNECT_TIMEOUT_SECONDS
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = DB_CONNECT_TIMEOUT_SECONDS
+    if "pool" in DATABASES["default"]["OPTIONS"]:
+        # A pooled connection the server has closed (restart, pg_terminate_backend) is checked
+        # before use and replaced, not handed to a request that then fails (Django turns
+        # CONN_HEALTH_CHECKS into psycopg_pool's check_connection); a database that is down
+        # fails a request after this many seconds, not the pool's 10.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+        DATABASES["default"]["OPTIONS"]["pool"]["timeout"] = envint("DB_POOL_TIMEOUT_SECONDS", 3)
+# Bounded streams (docs/ingest.md): chunk seqs up to the plan's study size in chunks of at
+# least this many bytes; open streams, and bytes held in them, per organization.
+STREAMS_MIN_CHUNK_BYTES = envint("STREAMS_MIN_CHUNK_BYTES", 64 * 1024)
+STREAMS_MAX_OPEN_PER_ORG = envint("STREAMS_MAX_OPEN_PER_ORG", 100)
+STREAMS_MAX_HELD_BYTES_PER_ORG = envint("STREAMS_MAX_HELD_BYTES_PER_ORG", 32 * 1024**3)
+# ---- end of faults and limits ----------------------------------------------------------------
