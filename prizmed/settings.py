@@ -252,3 +252,33 @@ LOGGING = {
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# --- Security: production hardening (issue 10 item 13; docs/security.md) -----------------------
+# "Production services" = PostgreSQL (any non-SQLite DATABASE_URL) or REDIS_URL: there DEBUG is
+# refused (it leaks settings and tracebacks, and would fall back to the development key) and the
+# secret key must be at least 50 characters (Django's own deploy check, security.W009;
+# `make run` generates 67). The embedded single-machine mode keeps the existing rule above.
+PRODUCTION_SERVICES = DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3" or bool(REDIS_URL)
+SECRET_KEY_MIN_LENGTH = 50
+if PRODUCTION_SERVICES and DEBUG:
+    raise ConfigError("DEBUG must be off when DATABASE_URL (PostgreSQL) or REDIS_URL is set")
+if PRODUCTION_SERVICES and len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH:
+    raise ConfigError(f"SECRET_KEY must be at least {SECRET_KEY_MIN_LENGTH} characters with production services")
+# PRIZMED_HTTPS=1: clients reach the service over HTTPS only (directly or through a TLS proxy):
+# plain-HTTP requests to Django views are redirected (health checks exempt), responses carry
+# HSTS, and session and CSRF cookies are Secure.
+PRIZMED_HTTPS = envbool("PRIZMED_HTTPS", False)
+if PRIZMED_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+# PRIZMED_PROXY_SSL_HEADER=X-Forwarded-Proto: a request is HTTPS when the TLS-terminating proxy
+# in front sets this header to "https". Only set it when that proxy overwrites the header on
+# every request; otherwise a client could claim HTTPS itself.
+_proxy_ssl_header = envstr("PRIZMED_PROXY_SSL_HEADER", "").strip()
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+# --- end Security -----------------------------------------------------------------------------
