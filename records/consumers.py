@@ -137,7 +137,7 @@ class RecordStreamConsumer(AsyncConsumer):  # type: ignore[misc]  # channels shi
         try:
             await self._start(
                 "text/event-stream",
-                [*echo, (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")],
+                [*echo, (b"cache-control", b"no-store"), (b"x-accel-buffering", b"no")],
             )
             stream = SseStream(
                 organization_id=grant.organization_id, api_key_id=grant.api_key_id, req=req, wake=self.wake

@@ -11,13 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import QuerySet
 
+from accounts.auth import key_presented
 from accounts.models import APIKey, AuditEntry, Organization
 
 GENESIS = "0" * 64
+NO_ORGANIZATION = 0  # entries of requests that named no key: no tenant
 # Arbitrary constant naming the audit chain's advisory lock (PostgreSQL, per database).
 _CHAIN_LOCK = 0x50524D41
 HASHED_FIELDS = (
@@ -56,37 +59,84 @@ def entry_hash(entry: AuditEntry) -> str:
     return hashlib.sha256((entry.prev_hash + canonical).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """A request refused for want of a valid key, as the audit log records it: the presented
+    Authorization value is used only to name the key it belongs to (revoked or expired), never kept."""
+
+    authorization: str | None
+    request_id: str
+    client_address: str = ""
+    user_agent: str = ""
+
+
 def audit_append(
     *, action: str, outcome: str, status_code: int, actor: Actor, subject: Subject | None = None
 ) -> AuditEntry:
     """Append one entry. Inside the caller's transaction when there is one (the change and its
     entry commit together); in a transaction of its own otherwise (a refused request)."""
-    subject = subject or Subject()
-    key = actor.key
+    entry = AuditEntry(
+        action=action,
+        outcome=outcome,
+        status_code=status_code,
+        request_id=actor.request_id,
+        client_address=actor.client_address[:64],
+        user_agent=actor.user_agent[:300],
+        **_party(actor.organization, actor.key),
+        **_subject(subject or Subject()),
+    )
+    return _chain(entry)
+
+
+def audit_append_unauthenticated(
+    *, action: str, outcome: str, status_code: int, attempt: Attempt, subject: Subject | None = None
+) -> AuditEntry:
+    """Append the entry of a request without a valid key (401, or a Security Alert).
+
+    A revoked or expired key that is presented in full is named, with its organization; anything
+    else is recorded under no organization (id 0), so a made-up key prefix cannot write into
+    another tenant's log. Such entries are seen in the dashboard, not through GET /audit-events."""
+    key = key_presented(attempt.authorization)
+    entry = AuditEntry(
+        action=action,
+        outcome=outcome,
+        status_code=status_code,
+        request_id=attempt.request_id,
+        client_address=attempt.client_address[:64],
+        user_agent=attempt.user_agent[:300],
+        **_party(key.organization if key else None, key),
+        **_subject(subject or Subject()),
+    )
+    return _chain(entry)
+
+
+def _party(organization: Organization | None, key: APIKey | None) -> dict[str, Any]:
+    return {
+        "organization_id_value": organization.pk if organization else NO_ORGANIZATION,
+        "organization_slug": organization.slug if organization else "",
+        "key_id": key.pk if key else None,
+        "key_prefix": key.prefix if key else "",
+        "key_role": key.role if key else "",
+    }
+
+
+def _subject(subject: Subject) -> dict[str, Any]:
+    return {
+        "study_uid": subject.study_uid[:64],
+        "patient_id": subject.patient_id[:64],
+        "series_count": subject.series_count,
+        "instance_count": subject.instance_count,
+        "bytes": subject.bytes,
+    }
+
+
+def _chain(entry: AuditEntry) -> AuditEntry:
+    """Link the entry to the newest one and save it, under the chain's lock."""
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK])
-        prev = AuditEntry.objects.order_by("-id").values_list("entry_hash", flat=True).first() or GENESIS
-        entry = AuditEntry(
-            action=action,
-            outcome=outcome,
-            status_code=status_code,
-            organization_id_value=actor.organization.pk,
-            organization_slug=actor.organization.slug,
-            key_id=key.pk if key else None,
-            key_prefix=key.prefix if key else "",
-            key_role=key.role if key else "",
-            request_id=actor.request_id,
-            client_address=actor.client_address[:64],
-            user_agent=actor.user_agent[:300],
-            study_uid=subject.study_uid[:64],
-            patient_id=subject.patient_id[:64],
-            series_count=subject.series_count,
-            instance_count=subject.instance_count,
-            bytes=subject.bytes,
-            prev_hash=prev,
-        )
+        entry.prev_hash = AuditEntry.objects.order_by("-id").values_list("entry_hash", flat=True).first() or GENESIS
         entry.entry_hash = entry_hash(entry)
         entry.save()
     return entry
