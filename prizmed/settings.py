@@ -281,4 +281,7 @@ if PRIZMED_HTTPS:
 _proxy_ssl_header = envstr("PRIZMED_PROXY_SSL_HEADER", "").strip()
 if _proxy_ssl_header:
     SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+# Requests without a valid key, per client address and minute, before they get 429 instead of
+# 401 (a valid key is never refused for them); crossing the limit is audited as a Security Alert.
+PRIZMED_AUTH_FAILURES_PER_MINUTE = envint("PRIZMED_AUTH_FAILURES_PER_MINUTE", 60)
 # --- end Security -----------------------------------------------------------------------------
