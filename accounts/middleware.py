@@ -20,6 +20,7 @@ from django.http import HttpRequest, HttpResponseBase
 
 from accounts.audit.log import Attempt, audit_append_unauthenticated
 from accounts.auth import key_authenticate
+from accounts.key_watch import serve_while_key_active
 from accounts.keys import PRODUCT_PREFIX
 from accounts.models import APIKey
 from accounts.ratelimit import RateDecision, auth_failure_hit, rate_hit
@@ -90,17 +91,23 @@ class ApiKeyMiddleware:
                 return
             await send_problem(send, refusal)
             return
-        if not pairs:
-            await self.app(scope, receive, send)
+        if pairs:
+            send = _with_headers(send, [(k.lower().encode(), v.encode()) for k, v in pairs])
+        # What may stay open for long (a WebSocket, an SSE stream answers a GET) ends when its
+        # key is revoked or expires; uploads over HTTP end by themselves.
+        if key is not None and (scope["type"] == "websocket" or scope.get("method") == "GET"):
+            await serve_while_key_active(self.app, scope, receive, send, key)
             return
-        rate_headers = [(k.lower().encode(), v.encode()) for k, v in pairs]
+        await self.app(scope, receive, send)
 
-        async def send_with_rate(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = dict(message, headers=[*message.get("headers", []), *rate_headers])
-            await send(message)
 
-        await self.app(scope, receive, send_with_rate)
+def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = dict(message, headers=[*message.get("headers", []), *extra])
+        await send(message)
+
+    return send_with_headers
 
 
 class ApiKeyDjangoMiddleware:

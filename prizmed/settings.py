@@ -284,4 +284,7 @@ if _proxy_ssl_header:
 # Requests without a valid key, per client address and minute, before they get 429 instead of
 # 401 (a valid key is never refused for them); crossing the limit is audited as a Security Alert.
 PRIZMED_AUTH_FAILURES_PER_MINUTE = envint("PRIZMED_AUTH_FAILURES_PER_MINUTE", 60)
+# Open SSE streams and WebSockets re-check their key this often (seconds, one query per process):
+# a revoked or expired key's connections end within it (accounts/key_watch.py).
+PRIZMED_KEY_RECHECK_SECONDS = envint("PRIZMED_KEY_RECHECK_SECONDS", 2)
 # --- end Security -----------------------------------------------------------------------------
