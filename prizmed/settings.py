@@ -7,6 +7,8 @@ REDIS_URL switches to PostgreSQL and Redis. docs/configuration.md lists every va
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -287,4 +289,24 @@ PRIZMED_AUTH_FAILURES_PER_MINUTE = envint("PRIZMED_AUTH_FAILURES_PER_MINUTE", 60
 # Open SSE streams and WebSockets re-check their key this often (seconds, one query per process):
 # a revoked or expired key's connections end within it (accounts/key_watch.py).
 PRIZMED_KEY_RECHECK_SECONDS = envint("PRIZMED_KEY_RECHECK_SECONDS", 2)
+# The audit chain's HMAC key (accounts/audit/log.py, docs/audit.md): kept outside the database,
+# so whoever can write the audit table cannot recompute the chain. Required with production
+# services (every process must hold the same key); embedded, generated once into the data dir.
+AUDIT_KEY_MIN_LENGTH = 32
+PRIZMED_AUDIT_KEY = envstr("PRIZMED_AUDIT_KEY", "")
+if not PRIZMED_AUDIT_KEY and PRODUCTION_SERVICES:
+    raise ConfigError("PRIZMED_AUDIT_KEY must be set with production services (docs/audit.md)")
+if not PRIZMED_AUDIT_KEY:
+    _audit_key_file = DATA_DIR / "audit_key"
+    try:  # O_EXCL: of two processes starting at once, one writes the key and both read it
+        with open(os.open(_audit_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as _fh:
+            _fh.write(secrets.token_urlsafe(48))
+    except FileExistsError:
+        pass
+    PRIZMED_AUDIT_KEY = _audit_key_file.read_text().strip()
+if len(PRIZMED_AUDIT_KEY) < AUDIT_KEY_MIN_LENGTH:
+    raise ConfigError(f"PRIZMED_AUDIT_KEY must be at least {AUDIT_KEY_MIN_LENGTH} characters")
+# Entries written before the chain was keyed (an upgrade): this many leading entries may carry
+# the former unkeyed hash. Record the count outside the database when upgrading; 0 otherwise.
+PRIZMED_AUDIT_LEGACY_ENTRIES = envint("PRIZMED_AUDIT_LEGACY_ENTRIES", 0)
 # --- end Security -----------------------------------------------------------------------------

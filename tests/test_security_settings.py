@@ -38,6 +38,8 @@ def start_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[st
         ({"DEBUG": "1", "DATABASE_URL": POSTGRES, "SECRET_KEY": ""}, "DEBUG must be off"),
         ({"DATABASE_URL": POSTGRES, "SECRET_KEY": "x"}, "at least 50 characters"),
         ({"REDIS_URL": "redis://127.0.0.1:6379/4", "SECRET_KEY": "k" * 49}, "at least 50 characters"),
+        ({"DATABASE_URL": POSTGRES, "SECRET_KEY": LONG_KEY, "PRIZMED_AUDIT_KEY": ""}, "PRIZMED_AUDIT_KEY must be set"),
+        ({"SECRET_KEY": LONG_KEY, "PRIZMED_AUDIT_KEY": "a" * 31}, "at least 32 characters"),
     ],
 )
 def test_it_refuses_debug_and_short_keys_with_production_services(

@@ -1,18 +1,22 @@
 """The tamper-evident audit log: append an entry, verify the chain.
 
-Each entry's `entry_hash` is SHA-256 over the previous entry's hash and the canonical JSON of
-its own fields, so editing or removing any row breaks every link after it. Appends take a lock
-first (an advisory lock on PostgreSQL; SQLite's IMMEDIATE transactions already serialize
-writers) so two concurrent appends never chain to the same predecessor.
+Each entry's `entry_hash` is an HMAC-SHA256, keyed with PRIZMED_AUDIT_KEY (held outside the
+database), over the previous entry's hash and the canonical JSON of its own fields, so editing
+or removing any row breaks every link after it, and only a holder of the key could re-link
+them. Appends take a lock first (an advisory lock on PostgreSQL; SQLite's IMMEDIATE
+transactions already serialize writers) so two concurrent appends never chain to the same
+predecessor.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import QuerySet
 
@@ -52,11 +56,23 @@ class Subject:
     bytes: int = 0
 
 
-def entry_hash(entry: AuditEntry) -> str:
+def _chained_text(entry: AuditEntry) -> bytes:
     fields = {name: getattr(entry, name) for name in HASHED_FIELDS}
     fields["created"] = entry.created.isoformat()
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256((entry.prev_hash + canonical).encode()).hexdigest()
+    return (entry.prev_hash + canonical).encode()
+
+
+def entry_hash(entry: AuditEntry) -> str:
+    """HMAC-SHA256 (RFC 2104), keyed with PRIZMED_AUDIT_KEY, of the previous entry's hash and
+    the canonical JSON of the entry's fields: without the key, nobody who can write the table
+    can make an edited chain verify."""
+    return hmac.new(settings.PRIZMED_AUDIT_KEY.encode(), _chained_text(entry), hashlib.sha256).hexdigest()
+
+
+def legacy_entry_hash(entry: AuditEntry) -> str:
+    """The unkeyed SHA-256 of entries written before the chain was keyed (upgrades only)."""
+    return hashlib.sha256(_chained_text(entry)).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -144,10 +160,20 @@ def _chain(entry: AuditEntry) -> AuditEntry:
 
 def audit_verify() -> int | None:
     """The id of the first entry whose link is broken (edited, inserted or a predecessor
-    removed), or None when the whole chain holds."""
+    removed, or hashed without the key), or None when the whole chain holds.
+
+    Only the first PRIZMED_AUDIT_LEGACY_ENTRIES entries, before any keyed one, may carry the
+    former unkeyed hash (a log begun before an upgrade)."""
     prev = GENESIS
+    legacy_left = settings.PRIZMED_AUDIT_LEGACY_ENTRIES
     for entry in AuditEntry.objects.order_by("id").iterator(chunk_size=2000):
-        if entry.prev_hash != prev or entry_hash(entry) != entry.entry_hash:
+        if entry.prev_hash != prev:
+            return entry.pk
+        if hmac.compare_digest(entry_hash(entry), entry.entry_hash):
+            legacy_left = 0  # keyed from here on
+        elif legacy_left > 0 and hmac.compare_digest(legacy_entry_hash(entry), entry.entry_hash):
+            legacy_left -= 1
+        else:
             return entry.pk
         prev = entry.entry_hash
     return None
