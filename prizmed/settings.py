@@ -309,4 +309,10 @@ if len(PRIZMED_AUDIT_KEY) < AUDIT_KEY_MIN_LENGTH:
 # Entries written before the chain was keyed (an upgrade): this many leading entries may carry
 # the former unkeyed hash. Record the count outside the database when upgrading; 0 otherwise.
 PRIZMED_AUDIT_LEGACY_ENTRIES = envint("PRIZMED_AUDIT_LEGACY_ENTRIES", 0)
+# The audit log's head goes to the application log this often (accounts/tasks.py), so removing
+# the newest entries shows against a head recorded outside the database (docs/audit.md).
+CELERY_BEAT_SCHEDULE["accounts.log_audit_head"] = {
+    "task": "accounts.log_audit_head",
+    "schedule": envint("PRIZMED_AUDIT_HEAD_LOG_SECONDS", 300),
+}
 # --- end Security -----------------------------------------------------------------------------

@@ -179,6 +179,19 @@ def audit_verify() -> int | None:
     return None
 
 
+def audit_head() -> tuple[int, str] | None:
+    """The newest entry's id and hash, or None for an empty log: the value to keep outside the
+    database (the log pipeline, `verify_audit_log --expect`), since the chain alone cannot show
+    that its newest entries were removed."""
+    return AuditEntry.objects.order_by("-id").values_list("id", "entry_hash").first()
+
+
+def audit_head_holds(*, entry_id: int, expected_hash: str) -> bool:
+    """Whether an entry recorded earlier as the head is still there with the same hash."""
+    stored = AuditEntry.objects.filter(pk=entry_id).values_list("entry_hash", flat=True).first()
+    return stored is not None and hmac.compare_digest(stored, expected_hash)
+
+
 def audit_entry_list(*, organization: Organization, before: int | None = None) -> QuerySet[AuditEntry]:
     """The organization's entries, newest first; `before` an entry id, for paging."""
     entries = AuditEntry.objects.filter(organization_id_value=organization.pk).order_by("-id")
