@@ -150,7 +150,12 @@ class _Connection:
         if not self.gone.is_set():
             incoming = asyncio.ensure_future(self._receive())
             leaving = asyncio.ensure_future(self.gone.wait())
-            await asyncio.wait({incoming, leaving}, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                await asyncio.wait({incoming, leaving}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:  # the app stopped waiting (asyncio.wait leaves both running)
+                incoming.cancel()
+                leaving.cancel()
+                raise
             if incoming.done():
                 leaving.cancel()
                 return incoming.result()
