@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ from core.errors import ApiError
 from core.headers import header
 from core.problems import problem_body
 
+log = logging.getLogger("prizmed.auth")
 ENDED_DETAIL = {
     "key-revoked": "The API key was revoked.",
     "key-expired": "The API key has expired.",
@@ -86,7 +88,8 @@ class _Watches:
             await asyncio.sleep(settings.PRIZMED_KEY_RECHECK_SECONDS)
             try:
                 ended = await _check(list(self.waiting))
-            except Exception:  # noqa: BLE001 - a database blip: the next round checks again
+            except Exception:  # a database blip: the next round checks again
+                log.warning("open connections' key re-check failed", exc_info=True)
                 continue
             for key_id, reason in ended.items():
                 for future in self.waiting.pop(key_id, set()):

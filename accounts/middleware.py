@@ -12,6 +12,7 @@ instead of its 401, and the crossing is audited as a Security Alert (docs/securi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from channels.db import database_sync_to_async
@@ -31,6 +32,7 @@ from core.headers import header
 from core.logs import current_request_id
 from core.problems import problem_response, send_problem
 
+log = logging.getLogger("prizmed.auth")
 PROTECTED_PREFIXES = ("/api/v2/", "/ws/v2/")
 RATE_LIMITED = "The organization's request rate limit is reached."
 TOO_MANY_FAILURES = "Too many failed authentications from this address; try again later."
@@ -61,9 +63,13 @@ def _authentication_failed(attempt: Attempt) -> ApiError | None:
     """Count a request without a valid key against its client address (not its tenant: a
     valid key is never refused for others' failures). Over the limit the request gets a 429
     instead of its 401, and crossing it writes one Security Alert audit entry per window."""
-    decision = auth_failure_hit(
-        client_address=attempt.client_address, per_minute=settings.PRIZMED_AUTH_FAILURES_PER_MINUTE, now=clock.now()
-    )
+    try:
+        decision = auth_failure_hit(
+            client_address=attempt.client_address, per_minute=settings.PRIZMED_AUTH_FAILURES_PER_MINUTE, now=clock.now()
+        )
+    except Exception:  # fails open: the request is refused (401) all the same
+        log.warning("failed-authentication counter unavailable", exc_info=True)
+        return None
     if decision.allowed:
         return None
     if decision.remaining == -1:  # the failure that crossed the limit

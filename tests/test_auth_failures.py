@@ -67,3 +67,18 @@ def test_a_security_alert_names_the_revoked_key_tried(limited: httpx.Client, wor
     assert event["type"]["code"] == "110113" and event["type"]["display"] == "Security Alert"
     assert event["action"] == "E" and event["outcome"] == "4"
     assert event["agent"][0]["network"]["address"] == "203.0.113.7"
+
+
+def test_an_unreachable_counter_store_fails_open(child_env: dict[str, str], run_dir: Path, world: World) -> None:
+    # Nothing listens on this port: the failed-authentication counter cannot be reached. The
+    # request is refused all the same (401), as before the limit existed; only the flood
+    # protection waits for the store to come back.
+    dead_redis = f"redis://127.0.0.1:{live.free_port()}/0"
+    srv = live.server({**child_env, "REDIS_URL": dead_redis, "PRIZMED_AUTH_FAILURES_PER_MINUTE": "1"}, run_dir)
+    try:
+        for _ in range(3):
+            response = httpx.get(f"{srv.url}/api/v2/studies", headers=BAD, timeout=30)
+            assert response.status_code == 401, response.text
+    finally:
+        srv.stop()
+    assert "failed-authentication counter unavailable" in srv.log()
