@@ -1,7 +1,9 @@
 """Outermost ASGI layer: the request id and the access log, for Django and consumers alike.
 
 `X-Request-Id` must be a UUID v4 when given (400 otherwise); it is generated when absent,
-echoed on every response and bound to every log line written while the request runs.
+echoed on every response and bound to every log line written while the request runs. Every
+response that does not set its own caching gets `Cache-Control: no-store` here, the one place
+that sees Django's and the consumers' answers alike (core/headers.py, docs/security.md).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import uuid
 
 from core.asgi import ASGIApp, Message, Receive, Scope, Send
 from core.errors import bad_request, server_failure
-from core.headers import header, parse_uuid4
+from core.headers import header, parse_uuid4, with_no_store
 from core.logs import current_request_id
 from core.problems import send_problem
 
@@ -38,7 +40,8 @@ class RequestIdMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] in ("http.response.start", "websocket.http.response.start"):
                 status.append(message["status"])
-                message = dict(message, headers=[*message.get("headers", []), (b"x-request-id", request_id.encode())])
+                headers = with_no_store([*message.get("headers", []), (b"x-request-id", request_id.encode())])
+                message = dict(message, headers=headers)
             await send(message)
 
         accepted: list[bool] = []

@@ -7,6 +7,8 @@ REDIS_URL switches to PostgreSQL and Redis. docs/configuration.md lists every va
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -314,3 +316,64 @@ STREAMS_MIN_CHUNK_BYTES = envint("STREAMS_MIN_CHUNK_BYTES", 64 * 1024)
 STREAMS_MAX_OPEN_PER_ORG = envint("STREAMS_MAX_OPEN_PER_ORG", 100)
 STREAMS_MAX_HELD_BYTES_PER_ORG = envint("STREAMS_MAX_HELD_BYTES_PER_ORG", 32 * 1024**3)
 # ---- end of faults and limits ----------------------------------------------------------------
+# --- Security: production hardening (issue 10 item 13; docs/security.md) -----------------------
+# "Production services" = PostgreSQL (any non-SQLite DATABASE_URL) or REDIS_URL: there DEBUG is
+# refused (it leaks settings and tracebacks, and would fall back to the development key) and the
+# secret key must be at least 50 characters (Django's own deploy check, security.W009;
+# `make run` generates 67). The embedded single-machine mode keeps the existing rule above.
+PRODUCTION_SERVICES = DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3" or bool(REDIS_URL)
+SECRET_KEY_MIN_LENGTH = 50
+if PRODUCTION_SERVICES and DEBUG:
+    raise ConfigError("DEBUG must be off when DATABASE_URL (PostgreSQL) or REDIS_URL is set")
+if PRODUCTION_SERVICES and len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH:
+    raise ConfigError(f"SECRET_KEY must be at least {SECRET_KEY_MIN_LENGTH} characters with production services")
+# PRIZMED_HTTPS=1: clients reach the service over HTTPS only (directly or through a TLS proxy):
+# plain-HTTP requests to Django views are redirected (health checks exempt), responses carry
+# HSTS, and session and CSRF cookies are Secure.
+PRIZMED_HTTPS = envbool("PRIZMED_HTTPS", False)
+if PRIZMED_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+# PRIZMED_PROXY_SSL_HEADER=X-Forwarded-Proto: a request is HTTPS when the TLS-terminating proxy
+# in front sets this header to "https". Only set it when that proxy overwrites the header on
+# every request; otherwise a client could claim HTTPS itself.
+_proxy_ssl_header = envstr("PRIZMED_PROXY_SSL_HEADER", "").strip()
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+# Requests without a valid key, per client address and minute, before they get 429 instead of
+# 401 (a valid key is never refused for them); crossing the limit is audited as a Security Alert.
+PRIZMED_AUTH_FAILURES_PER_MINUTE = envint("PRIZMED_AUTH_FAILURES_PER_MINUTE", 60)
+# Open SSE streams and WebSockets re-check their key this often (seconds, one query per process):
+# a revoked or expired key's connections end within it (accounts/key_watch.py).
+PRIZMED_KEY_RECHECK_SECONDS = envint("PRIZMED_KEY_RECHECK_SECONDS", 2)
+# The audit chain's HMAC key (accounts/audit/log.py, docs/audit.md): kept outside the database,
+# so whoever can write the audit table cannot recompute the chain. Required with production
+# services (every process must hold the same key); embedded, generated once into the data dir.
+AUDIT_KEY_MIN_LENGTH = 32
+PRIZMED_AUDIT_KEY = envstr("PRIZMED_AUDIT_KEY", "")
+if not PRIZMED_AUDIT_KEY and PRODUCTION_SERVICES:
+    raise ConfigError("PRIZMED_AUDIT_KEY must be set with production services (docs/audit.md)")
+if not PRIZMED_AUDIT_KEY:
+    _audit_key_file = DATA_DIR / "audit_key"
+    try:  # O_EXCL: of two processes starting at once, one writes the key and both read it
+        with open(os.open(_audit_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as _fh:
+            _fh.write(secrets.token_urlsafe(48))
+    except FileExistsError:
+        pass
+    PRIZMED_AUDIT_KEY = _audit_key_file.read_text().strip()
+if len(PRIZMED_AUDIT_KEY) < AUDIT_KEY_MIN_LENGTH:
+    raise ConfigError(f"PRIZMED_AUDIT_KEY must be at least {AUDIT_KEY_MIN_LENGTH} characters")
+# Entries written before the chain was keyed (an upgrade): this many leading entries may carry
+# the former unkeyed hash. Record the count outside the database when upgrading; 0 otherwise.
+PRIZMED_AUDIT_LEGACY_ENTRIES = envint("PRIZMED_AUDIT_LEGACY_ENTRIES", 0)
+# The audit log's head goes to the application log this often (accounts/tasks.py), so removing
+# the newest entries shows against a head recorded outside the database (docs/audit.md).
+CELERY_BEAT_SCHEDULE["accounts.log_audit_head"] = {
+    "task": "accounts.log_audit_head",
+    "schedule": envint("PRIZMED_AUDIT_HEAD_LOG_SECONDS", 300),
+}
+# --- end Security -----------------------------------------------------------------------------

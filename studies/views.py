@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.audit.log import Actor
+from accounts.audit.log import Actor, Attempt
 from accounts.permissions import request_key
 from core.errors import invalid_parameters
 from core.fhir import FHIR_JSON
@@ -23,7 +23,7 @@ from dicom.uid import uid_is_acceptable
 from studies.models import Series, Study
 from studies.objects.store import storage
 from studies.selectors import StudyFilters, series_list, study_get, study_list
-from studies.services import invalid_study_uid, study_delete, study_not_found
+from studies.services import invalid_study_uid, study_delete, study_delete_unauthenticated, study_not_found
 
 
 def _actor(request: Request) -> Actor:
@@ -152,6 +152,19 @@ class StudyDeleteApi(APIView):
         """A study's permanent deletion (admin keys): rows, bytes, its FHIR record; audited."""
         deleted = study_delete(actor=_actor(request), study_uid=study_uid)
         return Response(self.DeletedOutput(deleted).data)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # DRF refuses a missing or invalid key before delete() runs: audit that attempt here.
+        if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+            request = self.request
+            attempt = Attempt(
+                authorization=request.META.get("HTTP_AUTHORIZATION"),
+                request_id=current_request_id.get(),
+                client_address=request.META.get("REMOTE_ADDR", ""),
+                user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            )
+            study_delete_unauthenticated(attempt=attempt, study_uid=self.kwargs.get("study_uid", ""))
+        return super().handle_exception(exc)
 
 
 class StudySeriesApi(APIView):

@@ -47,7 +47,7 @@ def test_it_sends_the_snapshot_then_live_events(server: live.Server, world: Worl
     with open_stream(server, world.bob.headers) as client, connect(client) as response:
         assert response.headers["content-type"] == "text/event-stream"
         assert response.headers["x-accel-buffering"] == "no"
-        assert response.headers["cache-control"] == "no-cache"
+        assert response.headers["cache-control"] == "no-store"
         sse = SseClient(response)
         snapshot = sse.until("snapshot-end")
         kinds = sorted(e.event for e in snapshot[:-1])

@@ -12,7 +12,13 @@ ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
 # PS3.16 CID 400: "DICOM Study Deleted" is the audit event ID of a study deletion.
-EVENT_TYPES = {"study.delete": {"system": DCM_SYSTEM, "code": "110105", "display": "DICOM Study Deleted"}}
+# "Security Alert" marks an address crossing the failed-authentication limit (accounts/middleware.py).
+EVENT_TYPES = {
+    "study.delete": {"system": DCM_SYSTEM, "code": "110105", "display": "DICOM Study Deleted"},
+    "auth.failures": {"system": DCM_SYSTEM, "code": "110113", "display": "Security Alert"},
+}
+# FHIR AuditEvent.action: D delete, E execute (an alert is raised, nothing is read or changed).
+ACTIONS = {"study.delete": "D"}
 # FHIR AuditEvent.outcome: 0 success, 4 minor failure (a refused request), 8 serious failure.
 OUTCOMES = {"success": "0"}
 
@@ -59,7 +65,7 @@ def audit_event(entry: AuditEntry) -> dict[str, Any]:
         "type": EVENT_TYPES.get(
             entry.action, {"system": DCM_SYSTEM, "code": "110100", "display": "Application Activity"}
         ),
-        "action": "D",
+        "action": ACTIONS.get(entry.action, "E"),
         "recorded": entry.created.isoformat(),
         "outcome": OUTCOMES.get(entry.outcome, "4"),
         "outcomeDesc": entry.outcome,
