@@ -39,7 +39,7 @@ def main() -> None:
     import django
 
     django.setup()
-    from django.db import connection
+    from django.db import close_old_connections, connection
 
     import studies.index.tasks as index_tasks
     from accounts.services import organization_ensure
@@ -80,7 +80,7 @@ def main() -> None:
             if args.profile:
                 profile.enable()
             index_tasks.index_upload(queued[n] if args.backlog else uploads[-1])
-            connection.close()  # what the task runner does after each task
+            close_old_connections()  # what the task runners do after each task
             if args.profile:
                 profile.disable()
             counts["on"] = 0

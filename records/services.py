@@ -133,6 +133,8 @@ def _wake(organization_id: int, seq: int) -> None:
     if layer is None:
         return
     message = {"type": "records.wake", "seq": seq}
+    if isinstance(layer, InMemoryChannelLayer) and _stream_loop is None:
+        return  # an in-memory layer reaches this process only, where no stream ever started
     try:
         if isinstance(layer, InMemoryChannelLayer) and _stream_loop is not None and not _stream_loop.is_closed():
             asyncio.run_coroutine_threadsafe(layer.group_send(org_group(organization_id), message), _stream_loop)

@@ -374,6 +374,7 @@ def _place(batch: _Batch, item: UploadItem, header: InstanceHeader, study: Study
 
 # Every column of a study: the batch rewrites its rows whole, as Model.save() would.
 _STUDY_FIELDS = [f.name for f in Study._meta.concrete_fields if not f.primary_key]
+_SERIES_WRITTEN = ["instance_count", "bytes", "storage_prefix", *SERIES_FIELDS]
 _UPLOAD_FIELDS = ["state", "instances_indexed", "instances_rejected", "study_uids", "updated"]
 
 
@@ -416,8 +417,11 @@ def _instances_write(batch: _Batch) -> None:
         )
     for series_id, (count, size) in batch.moved_out.items():
         Series.objects.filter(pk=series_id).update(instance_count=F("instance_count") - count, bytes=F("bytes") - size)
-    if batch.series:
-        Series.objects.bulk_update(batch.series.values(), ["instance_count", "bytes", "storage_prefix", *SERIES_FIELDS])
+    series = list(batch.series.values())
+    if len(series) == 1:  # the common case: a plain UPDATE, not bulk_update's CASE per column
+        series[0].save(update_fields=_SERIES_WRITTEN)
+    elif series:
+        Series.objects.bulk_update(series, _SERIES_WRITTEN)
 
 
 def _studies_write(batch: _Batch, touched: list[Study]) -> None:
