@@ -46,7 +46,8 @@ class SeriesRow:
 class PatientRow:
     organization_id: int
     organization_slug: str
-    patient_id: str  # DICOM Patient ID
+    patient_id: str  # DICOM Patient ID; empty (Type 2) for a patient of one study
+    study_uid: str  # that one study, for a patient without a Patient ID; else ""
     name: str  # DICOM PN
     birth_date: date | None
     sex: str  # DICOM CS: M, F, O or empty
@@ -74,9 +75,17 @@ def patient_system(organization_slug: str) -> str:
     return f"urn:prizmed:org:{organization_slug}:patient-id"
 
 
-def patient_resource_id(organization_id: int, patient_id: str) -> str:
-    # DICOM Patient IDs may hold characters a FHIR id may not, and a URL should not show them.
-    return hashlib.sha256(f"{organization_id}\x00{patient_id}".encode()).hexdigest()[:32]
+def patient_resource_id(organization_id: int, patient_id: str, study_uid: str = "") -> str:
+    """The Patient's FHIR id. DICOM Patient IDs may hold characters a FHIR id may not, and a URL
+    should not show them: a hash. A patient without a Patient ID is one per study (``study_uid``),
+    and its id cannot equal a named patient's (NUL is in no Patient ID)."""
+    key = f"{organization_id}\x00{patient_id}" if patient_id else f"{organization_id}\x00\x00{study_uid}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _study_patient_resource_id(organization_id: int, patient_id: str, study_uid: str) -> str:
+    """The id of a study's Patient: by Patient ID, or the study's own patient without one."""
+    return patient_resource_id(organization_id, patient_id, "" if patient_id else study_uid)
 
 
 def study_retrieval_url(study_uid: str) -> str:
@@ -106,10 +115,11 @@ def human_name(person_name: str) -> dict[str, Any] | None:
 def patient_resource(patient: PatientRow) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Patient",
-        "id": patient_resource_id(patient.organization_id, patient.patient_id),
-        "identifier": [{"system": patient_system(patient.organization_slug), "value": patient.patient_id}],
+        "id": patient_resource_id(patient.organization_id, patient.patient_id, patient.study_uid),
         "gender": GENDERS.get(patient.sex.upper(), "unknown"),
     }
+    if patient.patient_id:  # an empty Patient ID (Type 2) is no identifier: none is invented
+        resource["identifier"] = [{"system": patient_system(patient.organization_slug), "value": patient.patient_id}]
     parsed = human_name(patient.name)
     if parsed is not None:
         resource["name"] = [parsed]
@@ -164,7 +174,8 @@ def imaging_study_resource(study: StudyRow) -> dict[str, Any]:
         identifiers.append(
             {"type": {"coding": [{"system": V2_0203_SYSTEM, "code": "ACSN"}]}, "value": study.accession_number}
         )
-    subject: dict[str, Any] = {"reference": f"Patient/{patient_resource_id(study.organization_id, study.patient_id)}"}
+    patient_ref = _study_patient_resource_id(study.organization_id, study.patient_id, study.study_uid)
+    subject: dict[str, Any] = {"reference": f"Patient/{patient_ref}"}
     if parsed := human_name(study.patient_name):
         subject["display"] = parsed["text"]
     resource: dict[str, Any] = {
@@ -209,5 +220,5 @@ def deleted_payload(*, study_uid: str, patient_id: str, organization_id: int) ->
         "resourceType": "ImagingStudy",
         "id": study_uid,
         "identifier": [{"system": DICOM_UID_SYSTEM, "value": f"urn:oid:{study_uid}"}],
-        "subject": {"reference": f"Patient/{patient_resource_id(organization_id, patient_id)}"},
+        "subject": {"reference": f"Patient/{_study_patient_resource_id(organization_id, patient_id, study_uid)}"},
     }

@@ -213,10 +213,10 @@ def test_it_treats_absent_optional_elements_as_empty() -> None:
     assert (header.study_date, header.patient_birth_date, header.series_number) == (None, None, None)
 
 
-def test_it_bounds_text_and_drops_nul() -> None:
+def test_it_keeps_text_whole_and_drops_nul() -> None:
     header = read(make_instance(study_description="A" * 300, series_description="a\0b"))
 
-    assert header.study_description == "A" * 256
+    assert header.study_description == "A" * 300  # never cut: a cut value may be another's
     assert header.series_description == "ab"
 
 
@@ -356,16 +356,50 @@ def test_it_refuses_truncated_nested_sequences(undefined_length: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    "data",
-    [without_patient_id(), make_instance(patient_id=""), make_instance(patient_id="   ")],
+    ("data", "warnings"),
+    [(without_patient_id(), ["patient-id-absent"]), (make_instance(patient_id=""), []),
+     (make_instance(patient_id="   "), [])],
     ids=["absent", "empty", "blank"],
-)
-def test_it_refuses_an_instance_without_patient_id(data: bytes) -> None:
-    assert code_of(data) == "missing-patient-id"
+)  # fmt: skip
+def test_it_reads_an_instance_without_patient_id(data: bytes, warnings: list[str]) -> None:
+    """Patient ID is Type 2 (PS3.3 C.7.1.1): empty is valid; absent is indexed with a warning."""
+    header = read(data)
+
+    assert header.patient_id == ""
+    assert [w.code for w in header.warnings] == warnings
 
 
-def test_it_refuses_a_patient_id_longer_than_lo_allows() -> None:
-    assert code_of(make_instance(patient_id="P" * 65)) == "invalid-patient-id"
+def test_it_refuses_a_patient_id_longer_than_lo_allows_naming_the_instance() -> None:
+    with pytest.raises(InvalidInstance) as caught:
+        read(make_instance(patient_id="P" * 65, sop_uid="1.2.3.4", study_uid="1.2.3", series_uid="1.2.3.5"))
+
+    assert caught.value.code == "value-too-long"
+    assert caught.value.uids == ("1.2.3.4", "1.2.3", "1.2.3.5")
+
+
+def test_it_keeps_values_longer_than_their_vr_whole_with_a_warning() -> None:
+    accession = "RIS-2020-0000001-A"  # SH allows 16 characters
+    header = read(make_instance(accession=accession, study_description="D" * 80))
+
+    assert header.accession_number == accession and header.study_description == "D" * 80
+    assert [w.code for w in header.warnings] == ["value-too-long", "value-too-long"]
+    assert "AccessionNumber (0008,0050)" in header.warnings[0].message
+
+
+def test_it_refuses_a_value_longer_than_the_index_keeps() -> None:
+    assert code_of(make_instance(study_description="D" * 513)) == "value-too-long"
+
+
+def test_it_accepts_uid_faults_of_the_wild_with_warnings() -> None:
+    padded = _element_ui(0x0020000D, b"1.2.34  ")  # space padding, not one NUL
+    header = read(make_instance(sop_uid="1.2.03.4", encoded={0x0020000D: padded}))
+
+    assert (header.sop_instance_uid, header.study_instance_uid) == ("1.2.03.4", "1.2.34")
+    assert sorted(w.code for w in header.warnings) == ["non-conformant-uid", "uid-padding"]
+
+
+def _element_ui(tag: int, raw: bytes) -> bytes:
+    return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, b"UI", len(raw)) + raw
 
 
 @pytest.mark.parametrize("keyword", ["SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID"])
