@@ -20,7 +20,7 @@ from core.errors import invalid_parameters
 from core.fhir import FHIR_JSON
 from core.logs import current_request_id
 from dicom.uid import uid_is_acceptable
-from studies.models import Series, Study
+from studies.models import VALUE_CHARS, Series, Study
 from studies.objects.store import storage
 from studies.selectors import StudyFilters, series_list, study_get, study_list
 from studies.services import invalid_study_uid, study_delete, study_not_found
@@ -103,12 +103,15 @@ class StudyListApi(APIView):
     """Search the organization's studies; paged by an opaque, stable cursor."""
 
     class Input(serializers.Serializer[Any]):
-        patient_id = serializers.CharField(required=False, max_length=64)
-        patient_name = serializers.CharField(required=False, max_length=64, help_text="Prefix of the name.")
-        modality = serializers.CharField(required=False, max_length=16)
+        # Values are indexed whole, even past their VR's maximum (docs/indexing.md): searchable whole.
+        patient_id = serializers.CharField(required=False, max_length=VALUE_CHARS)
+        patient_name = serializers.CharField(
+            required=False, max_length=VALUE_CHARS, help_text="Prefix of the name, or of any of its component groups."
+        )
+        modality = serializers.CharField(required=False, max_length=VALUE_CHARS)
         date_from = serializers.DateField(required=False)
         date_to = serializers.DateField(required=False)
-        accession_number = serializers.CharField(required=False, max_length=16)
+        accession_number = serializers.CharField(required=False, max_length=VALUE_CHARS)
 
     class Output(StudyOutput):
         pass

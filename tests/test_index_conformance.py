@@ -13,6 +13,7 @@ from studies.models import Instance, ItemState, Patient, Study, UploadItem, Uplo
 from studies.objects.store import storage
 from tests.support import dicomfactory as dcm
 from tests.support.indexing import index_now, stored_upload
+from tests.support.records_support import validate as fhir_valid
 from tests.support.world import World
 
 
@@ -114,3 +115,31 @@ def test_it_keeps_accession_numbers_longer_than_sh_whole_and_apart(world: World)
     index_now(stored_upload(acme, [dcm.make_instance(accession=number) for number in numbers]))
 
     assert sorted(Study.objects.filter(organization=acme).values_list("accession_number", flat=True)) == numbers
+
+
+def person_name_element(charset: str, name: str) -> dict[int, bytes]:
+    """(0008,0005) and (0010,0010) encoded by pydicom in ``charset`` (e.g. ISO 2022 IR 87)."""
+    return {
+        0x00080005: dcm.encoded_element(0x00080005, charset),
+        0x00100010: dcm.encoded_element(0x00100010, name, charset=charset),
+    }
+
+
+def test_it_maps_every_person_name_group_to_fhir(world: World) -> None:
+    acme = world.alice.org
+    data = dcm.make_instance(
+        patient_id="P-JP", encoded=person_name_element("\\ISO 2022 IR 87", "=山田^花子=やまだ^はなこ")
+    )
+    index_now(stored_upload(acme, [data]))
+
+    patient = Patient.objects.get(organization=acme, patient_id="P-JP")
+    assert patient.name == "=山田^花子=やまだ^はなこ"
+    resource = latest(acme.pk, EventKind.PATIENT, patient_id="P-JP")
+    fhir_valid(resource)
+    representation = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
+    assert [(n["family"], n["given"], n["text"], n["extension"]) for n in resource["name"]] == [
+        ("山田", ["花子"], "山田 花子", [{"url": representation, "valueCode": "IDE"}]),
+        ("やまだ", ["はなこ"], "やまだ はなこ", [{"url": representation, "valueCode": "SYL"}]),
+    ]
+    study = latest(acme.pk, EventKind.STUDY, patient_id="P-JP")
+    assert study["subject"]["display"] == "山田 花子"

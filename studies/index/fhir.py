@@ -22,6 +22,10 @@ V2_0203_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0203"
 ENDPOINT_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/endpoint-connection-type"
 GENDERS = {"M": "male", "F": "female", "O": "other"}
 OTHER_MODALITY = "OT"  # DICOM's "Other", for a series whose (Type 1) modality is missing
+# The core extension naming a HumanName's representation, and the codes of PN's three component
+# groups in their order (PS3.5 §6.2.1): alphabetic, ideographic, phonetic.
+EN_REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
+REPRESENTATIONS = ("ABC", "IDE", "SYL")
 
 
 @dataclass(frozen=True)
@@ -92,24 +96,40 @@ def study_retrieval_url(study_uid: str) -> str:
     return f"{settings.PRIZMED_PUBLIC_URL}/api/v2/studies/{study_uid}"
 
 
-def human_name(person_name: str) -> dict[str, Any] | None:
-    """A DICOM PN (PS3.5 §6.2.1: family^given^middle^prefix^suffix, alphabetic group first)."""
-    parts = [part.strip() for part in person_name.split("=")[0].split("^")]
-    parts += [""] * (5 - len(parts))
-    family, given, middle, prefix, suffix = parts[:5]
-    name: dict[str, Any] = {}
-    if family:
-        name["family"] = family
-    if given or middle:
-        name["given"] = [part for part in (given, middle) if part]
-    if prefix:
-        name["prefix"] = [prefix]
-    if suffix:
-        name["suffix"] = [suffix]
-    if not name:
-        return None
-    name["text"] = " ".join(part for part in (prefix, given, middle, family, suffix) if part)
-    return name
+def human_names(person_name: str) -> list[dict[str, Any]]:
+    """The FHIR HumanNames of a DICOM PN (PS3.5 §6.2.1): one per non-empty component group, in
+    the order alphabetic, ideographic, phonetic, each marked with its group by the core extension
+    iso21090-EN-representation (ABC, IDE, SYL). Components family^given^middle^prefix^suffix map
+    to family, given (given, middle), prefix and suffix; ``text`` is always present: Western order
+    for the alphabetic group, family first for the ideographic and phonetic ones (the order of the
+    languages written in them)."""
+    names = []
+    for representation, group in zip(REPRESENTATIONS, person_name.split("=")[:3], strict=False):
+        parts = [part.strip() for part in group.split("^")]
+        parts += [""] * (5 - len(parts))
+        family, given, middle, prefix, suffix = parts[:5]
+        name: dict[str, Any] = {}
+        if family:
+            name["family"] = family
+        if given or middle:
+            name["given"] = [part for part in (given, middle) if part]
+        if prefix:
+            name["prefix"] = [prefix]
+        if suffix:
+            name["suffix"] = [suffix]
+        if not name:
+            continue
+        order = (prefix, given, middle, family, suffix) if representation == "ABC" else parts[:5]
+        name["text"] = " ".join(part for part in order if part)
+        name["extension"] = [{"url": EN_REPRESENTATION, "valueCode": representation}]
+        names.append(name)
+    return names
+
+
+def name_text(person_name: str) -> str | None:
+    """How a PN reads in one line (a reference's ``display``): its first non-empty group's text."""
+    names = human_names(person_name)
+    return names[0]["text"] if names else None
 
 
 def patient_resource(patient: PatientRow) -> dict[str, Any]:
@@ -120,9 +140,8 @@ def patient_resource(patient: PatientRow) -> dict[str, Any]:
     }
     if patient.patient_id:  # an empty Patient ID (Type 2) is no identifier: none is invented
         resource["identifier"] = [{"system": patient_system(patient.organization_slug), "value": patient.patient_id}]
-    parsed = human_name(patient.name)
-    if parsed is not None:
-        resource["name"] = [parsed]
+    if names := human_names(patient.name):
+        resource["name"] = names
     if patient.birth_date is not None:
         resource["birthDate"] = patient.birth_date.isoformat()
     return resource
@@ -176,8 +195,8 @@ def imaging_study_resource(study: StudyRow) -> dict[str, Any]:
         )
     patient_ref = _study_patient_resource_id(study.organization_id, study.patient_id, study.study_uid)
     subject: dict[str, Any] = {"reference": f"Patient/{patient_ref}"}
-    if parsed := human_name(study.patient_name):
-        subject["display"] = parsed["text"]
+    if display := name_text(study.patient_name):
+        subject["display"] = display
     resource: dict[str, Any] = {
         "resourceType": "ImagingStudy",
         "id": study.study_uid,
@@ -205,8 +224,8 @@ def imaging_study_resource(study: StudyRow) -> dict[str, Any]:
         resource["modality"] = [{"system": DCM_SYSTEM, "code": code} for code in codes]
     if (when := started(study.study_date, study.study_time)) is not None:
         resource["started"] = when
-    if study.referring_physician and (referrer := human_name(study.referring_physician)):
-        resource["referrer"] = {"display": referrer["text"]}
+    if referrer := name_text(study.referring_physician):
+        resource["referrer"] = {"display": referrer}
     if study.description:
         resource["description"] = study.description
     if study.series:
