@@ -13,10 +13,13 @@ pydicom's data set reader. Given no File Meta, ``read_header`` reads it with the
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
+import io
 import re
 import struct
+import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Literal
 
@@ -55,6 +58,13 @@ from dicom.pixel_data import PixelData, PixelDataError, pixel_data_read
 from dicom.uid import InvalidUid, uid_parse, uid_warnings
 
 MAX_HEADER_BYTES = 8 * 1024 * 1024
+# Deflated Explicit VR Little Endian (PS3.5 §A.5): the whole data set is inflated in memory to be
+# read and checked, so it is bounded, in size and in ratio (deflate reaches ~1032:1 on constant
+# bytes; real data sets, pixel data included, stay well under 100:1, pydicom's image_dfl.dcm 57:1).
+MAX_INFLATED_BYTES = 64 * 1024 * 1024
+MAX_INFLATION_RATIO = 200
+_RATIO_GRACE = 1024 * 1024  # a tiny file may inflate at any ratio up to this size
+_INFLATE_READ = 64 * 1024
 MAX_SEQUENCE_DEPTH = 16
 # Values are kept whole, never cut (a cut Accession Number or Patient ID becomes another
 # record's). A value longer than its VR allows (PS3.5 Table 6.2-1) is indexed with a warning;
@@ -76,6 +86,7 @@ Code = Literal[
     "too-deep",
     "too-large-header",
     "unsupported-transfer-syntax",
+    "inflation-ratio",
 ]
 
 
@@ -163,9 +174,12 @@ def read_header(fp: BinaryIO, meta: FileMeta | None = None) -> InstanceHeader:
     if meta is None:
         fp.seek(start)
         meta = _file_meta(fp)
-    if meta.transfer_syntax_uid == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
-        # pydicom inflates the whole rest of the file in one call: a zip bomb.
-        raise InvalidInstance("unsupported-transfer-syntax", "Deflated Explicit VR Little Endian is not accepted")
+    deflated = meta.transfer_syntax_uid == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN
+    if deflated:
+        # Read from the inflated data set instead (pydicom would inflate the rest of the file in
+        # one call, unbounded: a zip bomb); its offsets are then the inflated stream's.
+        fp = _inflated(fp, start + meta.end, end)
+        start, end, meta = 0, len(fp.getbuffer()), dataclasses.replace(meta, end=0)
     if start + meta.end >= end:
         # pydicom would read an empty data set without complaint.
         raise InvalidInstance("truncated", "file ends inside or right after the file meta group")
@@ -181,7 +195,36 @@ def read_header(fp: BinaryIO, meta: FileMeta | None = None) -> InstanceHeader:
         if reader.io_error and not reader.exceeded:
             raise  # the disk's failure, not the file's
         raise _refusal(exc, reader) from exc
-    return _header(ds, meta, pixel_data)
+    # Where the pixel data lies in the *stored* (deflated) file is not known: none is claimed.
+    return _header(ds, meta, None if deflated else pixel_data)
+
+
+def _inflated(fp: BinaryIO, offset: int, end: int) -> io.BytesIO:
+    """The data set of a Deflated Explicit VR Little Endian file (PS3.5 §A.5: raw RFC 1951
+    deflate from ``offset`` to ``end``), inflated within hard bounds: at most MAX_INFLATED_BYTES,
+    and past the first MiB at most MAX_INFLATION_RATIO times the compressed bytes consumed.
+    Raises InvalidInstance: `too-large-header` / `inflation-ratio` past a bound, `truncated` if
+    the deflate stream does not end, `malformed` if it is not one."""
+    fp.seek(offset)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out, position, pending = bytearray(), offset, b""
+    try:
+        while not inflater.eof:
+            if not pending:
+                pending = fp.read(min(_INFLATE_READ, end - position))
+                if not pending:
+                    raise InvalidInstance("truncated", "the deflated data set ends early")
+                position += len(pending)
+            out += inflater.decompress(pending, MAX_INFLATED_BYTES + 1 - len(out))
+            pending = inflater.unconsumed_tail
+            if len(out) > MAX_INFLATED_BYTES:
+                raise InvalidInstance("too-large-header", f"inflated data set over {MAX_INFLATED_BYTES} bytes")
+            used = position - offset - len(pending)
+            if len(out) > _RATIO_GRACE and len(out) > MAX_INFLATION_RATIO * used:
+                raise InvalidInstance("inflation-ratio", f"deflated data inflates over {MAX_INFLATION_RATIO}:1")
+    except zlib.error as exc:
+        raise InvalidInstance("malformed", f"the deflated data set does not inflate: {exc}") from None
+    return io.BytesIO(out)
 
 
 def _data_set(reader: _BoundedReader, meta: FileMeta, end: int) -> tuple[Dataset, PixelData | None]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import pickle
 import struct
 import tracemalloc
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from pydicom.valuerep import DA, TM
 
 from dicom.header import (
     MAX_HEADER_BYTES,
+    MAX_INFLATED_BYTES,
     MAX_SEQUENCE_DEPTH,
     InstanceHeader,
     InvalidInstance,
@@ -441,12 +444,77 @@ def test_it_refuses_an_element_claiming_gigabytes() -> None:
     assert code_of(make_instance(encoded={0x00282000: claim})) == "too-large-header"
 
 
-def test_it_refuses_deflated_files_rather_than_inflating_them() -> None:
-    path = Path(pydicom.data.get_testdata_file("image_dfl.dcm", download=False) or "missing")
-    if not path.exists():
-        pytest.skip("pydicom ships no deflated test file here")
+def deflated(data: bytes) -> bytes:
+    """``data`` re-encoded in Deflated Explicit VR Little Endian (PS3.5 §A.5), as pydicom writes it."""
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.DeflatedExplicitVRLittleEndian
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
 
-    assert code_of(path.read_bytes()) == "unsupported-transfer-syntax"
+
+def test_it_reads_pydicoms_deflated_file_as_pydicom_does() -> None:
+    data = Path(str(pydicom.data.get_testdata_file("image_dfl.dcm", download=False))).read_bytes()
+
+    header = read(data)
+
+    assert header == as_pydicom_reads_it(data)
+    assert header.transfer_syntax_uid == "1.2.840.10008.1.2.1.99" and header.pixel_data is None
+
+
+def test_it_reads_a_deflated_instance_as_its_plain_encoding() -> None:
+    plain = make_instance(patient_id="P-D", patient_name="Doe^Jane", pixel_bytes=4000)
+
+    header = read(deflated(plain))
+
+    assert header == dataclasses.replace(read(plain), transfer_syntax_uid="1.2.840.10008.1.2.1.99")
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (bytes(MAX_INFLATED_BYTES + 1), "too-large-header"),  # 64 MiB + 1 of zeros, ~65 KiB deflated
+        (bytes(2 * 1024 * 1024), "inflation-ratio"),
+    ],
+    ids=["size", "ratio"],
+)
+def test_it_bounds_what_a_deflated_file_inflates_to(payload: bytes, code: str) -> None:
+    squeezer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    bomb = squeezer.compress(payload) + squeezer.flush()
+    plain = make_instance()
+    meta_end = file_meta_end(plain)
+
+    data = deflated_meta(plain[:meta_end]) + bomb
+
+    assert code_of(data) == code
+
+
+def test_it_refuses_a_cut_or_broken_deflate_stream() -> None:
+    data = deflated(make_instance(pixel_bytes=4000))
+    meta_end = file_meta_end(data)
+
+    assert code_of(data[: meta_end + (len(data) - meta_end) // 2]) == "truncated"
+    assert code_of(data[:meta_end] + b"\xff" * 64) == "malformed"
+
+
+def file_meta_end(data: bytes) -> int:
+    head = Part10Head()
+    head.feed(data)
+    assert head.meta is not None
+    return head.meta.end
+
+
+def deflated_meta(meta: bytes) -> bytes:
+    """A File Meta group naming the deflated transfer syntax in place of Explicit VR LE (same length)."""
+    plain, deflate = b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.1.2.1.99"
+    assert plain in meta
+    group = meta.replace(plain, deflate)
+    # The UI value grew by 2 bytes: the element length and the group length say so.
+    at = group.index(deflate)
+    group = group[: at - 2] + struct.pack("<H", len(deflate)) + group[at:]
+    length_at = 132 + 8
+    (length,) = struct.unpack_from("<I", group, length_at)
+    return group[:length_at] + struct.pack("<I", length + 2) + group[length_at + 4 :]
 
 
 def test_it_raises_errors_that_survive_pickling() -> None:
