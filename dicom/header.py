@@ -136,6 +136,9 @@ class InstanceHeader:
     series_description: str
     body_part: str
     instance_number: int | None
+    # (0008,0201) Timezone Offset From UTC, which qualifies every DA/TM of the data set
+    # (PS3.3 C.12.1.1.8), as "+hh:mm"; "" when absent or not a valid offset.
+    timezone_offset: str = ""
     # Where the pixel data lies in the file, when it has any: a fact of the file, not a value of the
     # data set, so left out of comparisons (tests compare headers with pydicom's reading).
     pixel_data: PixelData | None = field(default=None, compare=False)
@@ -150,6 +153,8 @@ class InstanceHeader:
 _DA = re.compile(r"(\d{4})(\.?)(\d{2})\2(\d{2})", re.ASCII)
 # TM "HH[MM[SS[.F{1,6}]]]", plus the ACR-NEMA "HH:MM:SS" form.
 _TM = re.compile(r"(\d{2})(?:(:?)(\d{2})(?:\2(\d{2})(?:\.(\d{1,6}))?)?)?", re.ASCII)
+
+_OFFSET = re.compile(r"([+-])(\d{2})(\d{2})", re.ASCII)
 
 # IS; pydicom also reads "12.0" as 12.
 _IS = re.compile(r"([+-]?\d{1,12})(?:\.0*)?", re.ASCII)
@@ -426,6 +431,7 @@ def _header_values(ds: Dataset, meta: FileMeta, pixel_data: PixelData | None) ->
         series_description=text(tags.SERIES_DESCRIPTION),
         body_part=text(tags.BODY_PART_EXAMINED),
         instance_number=_integer(text(tags.INSTANCE_NUMBER)),
+        timezone_offset=_offset(text(tags.TIMEZONE_OFFSET_FROM_UTC), notes),
         pixel_data=pixel_data,
         dataset=ds,
         warnings=tuple(notes),
@@ -530,6 +536,17 @@ def _time(value: str) -> datetime.time | None:
         )
     except ValueError:
         return None
+
+
+def _offset(value: str, notes: list[ItemWarning]) -> str:
+    """(0008,0201) "&ZZXX" (PS3.3 C.12.1.1.8: "+" or "-", hours, minutes; -12:00 to +14:00) as
+    "+hh:mm"; "" when absent, and with an `invalid-value` warning when not an offset."""
+    match = _OFFSET.fullmatch(value)
+    if match is None or int(match[2]) > 14 or int(match[3]) > 59:
+        if value:
+            notes.append(ItemWarning("invalid-value", f"Timezone Offset From UTC (0008,0201) {value!r} ignored"))
+        return ""
+    return f"{match[1]}{match[2]}:{match[3]}"
 
 
 def _integer(value: str) -> int | None:

@@ -190,6 +190,8 @@ class Study(models.Model):
     study_uid = models.CharField(max_length=64)
     study_date = models.DateField(null=True)
     study_time = models.TimeField(null=True)
+    # (0008,0201) Timezone Offset From UTC, "+hh:mm", qualifying study_date/study_time; "" unknown.
+    timezone_offset = models.CharField(max_length=6, blank=True)
     accession_number = models.CharField(max_length=VALUE_CHARS, blank=True)
     description = models.CharField(max_length=VALUE_CHARS, blank=True)
     referring_physician = models.CharField(max_length=VALUE_CHARS, blank=True)

@@ -69,6 +69,7 @@ class StudyOutput(serializers.Serializer[Study]):
     patient = PatientOutput()
     study_date = serializers.DateField(allow_null=True)
     study_time = serializers.TimeField(allow_null=True)
+    timezone_offset = serializers.CharField()  # (0008,0201) "+hh:mm" qualifying date and time; "" unknown
     accession_number = serializers.CharField()
     description = serializers.CharField()
     referring_physician = serializers.CharField()

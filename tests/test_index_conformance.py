@@ -143,3 +143,24 @@ def test_it_maps_every_person_name_group_to_fhir(world: World) -> None:
     ]
     study = latest(acme.pk, EventKind.STUDY, patient_id="P-JP")
     assert study["subject"]["display"] == "山田 花子"
+
+
+def test_it_maps_dates_times_fractions_and_the_timezone_offset_exactly(world: World) -> None:
+    acme = world.alice.org
+    cases: dict[str, tuple[dict[str, Any], str]] = {
+        "P-TZ": ({"StudyTime": "101530.25", "TimezoneOffsetFromUTC": "+0930"}, "2024-01-02T10:15:30.25+09:30"),
+        "P-FR": ({"StudyTime": "235959.000001"}, "2024-01-02T23:59:59.000001+00:00"),
+        "P-HH": ({"StudyTime": "07"}, "2024-01-02T07:00:00+00:00"),
+        "P-DO": ({"StudyTime": None, "TimezoneOffsetFromUTC": "-0500"}, "2024-01-02"),
+    }
+    files = [dcm.make_instance(patient_id=patient, **values) for patient, (values, _) in cases.items()]
+    index_now(stored_upload(acme, files))
+
+    for patient, (values, started) in cases.items():
+        study = Study.objects.get(organization=acme, patient__patient_id=patient)
+        resource = latest(acme.pk, EventKind.STUDY, study_uid=study.study_uid)
+        fhir_valid(resource)
+        assert resource["started"] == started
+        assert study.timezone_offset == {"+0930": "+09:30", "-0500": "-05:00"}.get(
+            values.get("TimezoneOffsetFromUTC") or "", ""
+        )

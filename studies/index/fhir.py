@@ -72,6 +72,7 @@ class StudyRow:
     series_count: int
     instance_count: int
     series: Sequence[SeriesRow]
+    timezone_offset: str = ""  # "+hh:mm" from (0008,0201), "" unknown
 
 
 def patient_system(organization_slug: str) -> str:
@@ -147,13 +148,20 @@ def patient_resource(patient: PatientRow) -> dict[str, Any]:
     return resource
 
 
-def started(study_date: date | None, study_time: time | None) -> str | None:
-    """DICOM dates and times carry no zone; they are read as UTC (the server's TIME_ZONE)."""
+def started(study_date: date | None, study_time: time | None, timezone_offset: str = "") -> str | None:
+    """A FHIR dateTime from DICOM DA and TM (PS3.5 §6.2): fractions of a second kept (trailing
+    zeros dropped), in the zone of (0008,0201) Timezone Offset From UTC when the data set has one
+    (PS3.3 C.12.1.1.8), else read as UTC (the server's TIME_ZONE): FHIR requires a zone with a
+    time. A partial TM ("10", "1015") was completed with zeros when read: FHIR dateTime has no
+    hour or minute precision."""
     if study_date is None:
         return None
     if study_time is None:
         return study_date.isoformat()
-    return f"{study_date.isoformat()}T{study_time.replace(microsecond=0).isoformat()}+00:00"
+    clock = study_time.strftime("%H:%M:%S")
+    if study_time.microsecond:
+        clock += f".{study_time.microsecond:06d}".rstrip("0")
+    return f"{study_date.isoformat()}T{clock}{timezone_offset or '+00:00'}"
 
 
 def _unsigned(number: int | None) -> int | None:
@@ -222,7 +230,7 @@ def imaging_study_resource(study: StudyRow) -> dict[str, Any]:
     codes = sorted({code for code in study.modalities if code})
     if codes:
         resource["modality"] = [{"system": DCM_SYSTEM, "code": code} for code in codes]
-    if (when := started(study.study_date, study.study_time)) is not None:
+    if (when := started(study.study_date, study.study_time, study.timezone_offset)) is not None:
         resource["started"] = when
     if referrer := name_text(study.referring_physician):
         resource["referrer"] = {"display": referrer}

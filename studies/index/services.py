@@ -461,7 +461,7 @@ def _studies(
         if patient.pk != study.patient_id:
             raise _Retry()
         study.patient = patient
-        study.study_date, study.study_time = h.study_date, h.study_time
+        study.study_date, study.study_time, study.timezone_offset = h.study_date, h.study_time, h.timezone_offset
         # Whole values (dicom.header.MAX_VALUE_CHARS bounds them): never cut into another's.
         study.accession_number = h.accession_number
         study.description = h.study_description

@@ -84,7 +84,15 @@ def as_pydicom_reads_it(data: bytes) -> InstanceHeader:
         series_description=text("SeriesDescription"),
         body_part=text("BodyPartExamined"),
         instance_number=number("InstanceNumber"),
+        timezone_offset=offset(text("TimezoneOffsetFromUTC")),
     )
+
+
+def offset(value: str) -> str:
+    """(0008,0201) as "+hh:mm", read independently: pydicom keeps the string."""
+    if len(value) != 5 or value[0] not in "+-" or not value[1:].isdigit():
+        return ""
+    return f"{value[:3]}:{value[3:]}" if int(value[1:3]) <= 14 and int(value[3:]) <= 59 else ""
 
 
 class CountingReader(io.BytesIO):
@@ -560,3 +568,14 @@ def test_it_makes_pixel_data_consistent_with_the_image_attributes(pixel_bytes: i
     assert frames * ds.Rows * ds.Columns == pixel_bytes
     assert len(ds.PixelData) == pixel_bytes + pixel_bytes % 2
     assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+
+
+@pytest.mark.parametrize(("value", "offset", "warned"), [("+0530", "+05:30", []), ("-1200", "-12:00", []),
+                         ("+2500", "", ["invalid-value"]), ("UTC", "", ["invalid-value"])])  # fmt: skip
+def test_it_reads_the_timezone_offset_that_qualifies_dates_and_times(
+    value: str, offset: str, warned: list[str]
+) -> None:
+    header = read(make_instance(TimezoneOffsetFromUTC=value))
+
+    assert header.timezone_offset == offset
+    assert [w.code for w in header.warnings] == warned
