@@ -5,16 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydicom import uid as uids
 
 from records.models import EventKind, RecordEvent
-from studies.index.fhir import patient_resource_id
+from studies.index.fhir import human_names, patient_resource_id
 from studies.models import Instance, ItemState, Patient, Study, UploadItem, UploadState
 from studies.objects.store import storage
+from studies.views import StudyOutput
 from tests.support import dicomfactory as dcm
 from tests.support.indexing import index_now, stored_upload
 from tests.support.records_support import validate as fhir_valid
 from tests.support.world import World
+from tests.unit.test_dicom_generated import person_names, study_moments
 
 
 def latest(organization_id: int, kind: EventKind, **match: str) -> dict[str, Any]:
@@ -164,3 +168,29 @@ def test_it_maps_dates_times_fractions_and_the_timezone_offset_exactly(world: Wo
         assert study.timezone_offset == {"+0930": "+09:30", "-0500": "-05:00"}.get(
             values.get("TimezoneOffsetFromUTC") or "", ""
         )
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(person_names(), study_moments(), st.sampled_from(["", "A1", "RIS-2020-0000001-A", "X" * 100]))
+def test_generated_instances_round_trip_to_the_studies_api_and_fhir(
+    world: World, name: tuple[str, str], moment: tuple[dict[str, Any], str | None], accession: str
+) -> None:
+    acme = world.alice.org
+    charset, person_name = name
+    elements, started = moment
+    encoded = {0x00080005: dcm.encoded_element(0x00080005, charset),
+               0x00100010: dcm.encoded_element(0x00100010, person_name, charset=charset)}  # fmt: skip
+    study_uid = uids.generate_uid()
+    index_now(stored_upload(acme, [dcm.make_instance(study_uid=study_uid, accession=accession, encoded=encoded,
+                                                     patient_id=f"P-{study_uid[-12:]}", **elements)]))  # fmt: skip
+
+    study = Study.objects.select_related("patient").get(organization=acme, study_uid=study_uid)
+    shown = StudyOutput(study).data
+    assert (shown["patient"]["name"], shown["accession_number"]) == (person_name, accession)
+    assert started is not None and shown["study_date"] == started[:10]
+    resource = latest(acme.pk, EventKind.STUDY, study_uid=study_uid)
+    fhir_valid(resource)
+    assert resource.get("started") == started
+    patient = latest(acme.pk, EventKind.PATIENT, patient_id=study.patient.patient_id)
+    fhir_valid(patient)
+    assert [n["text"] for n in patient.get("name", [])] == [n["text"] for n in human_names(person_name)]
