@@ -9,7 +9,7 @@ from pydicom import uid as uids
 
 from tests.support import live
 from tests.support.dicomfactory import make_instance
-from tests.support.indexing import http_upload, wait_indexed
+from tests.support.indexing import http_upload, stored_upload, wait_indexed
 from tests.support.world import World
 
 
@@ -48,3 +48,12 @@ def test_it_lists_every_instance_with_its_uids_and_outcome(
     assert body["instances_indexed"] + body["instances_rejected"] == len(sent)
     assert (body["instances_indexed"], body["instances_rejected"]) == (2, 3)
     assert [r["sop_instance_uid"] for r in body["rejections"]] == ["1.2.826.9.2", "1.2.826.9.3", "1.2.826.9.4"]
+
+
+def test_it_lists_instances_only_once_the_upload_is_finished(api: httpx.Client, world: World) -> None:
+    # Stored as ingest stores it but never queued, so it stays in progress while asked.
+    request_id = str(stored_upload(world.bob.org, [make_instance(), make_instance()]).pk)
+
+    body = api.get(f"/dicom/uploads/{request_id}", headers=world.bob.headers).json()
+
+    assert (body["state"], body["instances_accepted"], body["instances"], body["rejections"]) == ("queued", 2, None, [])

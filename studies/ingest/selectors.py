@@ -11,7 +11,7 @@ from django.conf import settings
 
 from accounts.models import Organization
 from studies.ingest.links import upload_link
-from studies.models import ItemState, Stream, StreamState, Upload
+from studies.models import ItemState, Stream, StreamState, Upload, UploadState
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class UploadStatus:
 
     upload: Upload
     rejections: list[Rejection]
-    instances: list[InstanceOutcome]
+    instances: list[InstanceOutcome] | None  # once the upload is done or failed, else None
 
 
 @dataclass(frozen=True)
@@ -74,12 +74,16 @@ def upload_status(*, organization: Organization, upload_id: str) -> UploadStatus
     upload = upload_get(organization=organization, upload_id=upload_id)
     if upload is None:
         return None
+    if upload.state not in (UploadState.DONE, UploadState.FAILED):
+        # Clients poll an upload in progress, often: the rejections so far, not the list of
+        # every instance sent (thousands) while it mostly says "pending".
+        rows = upload.items.filter(state=ItemState.REJECTED).order_by("position")
+        so_far = rows.values_list("position", "sop_instance_uid", "reason_code", "reason")
+        return UploadStatus(upload=upload, rejections=[Rejection(*row) for row in so_far], instances=None)
     columns = ("position", "sop_instance_uid", "media_storage_sop_instance_uid", "study_instance_uid",
                "series_instance_uid", "state", "replaced", "reason_code", "reason", "warnings")  # fmt: skip
-    instances = [
-        _outcome(dict(zip(columns, row, strict=True)))
-        for row in upload.items.order_by("position").values_list(*columns)
-    ]
+    outcomes = upload.items.order_by("position").values_list(*columns)
+    instances = [_outcome(dict(zip(columns, row, strict=True))) for row in outcomes]
     rejections = [
         Rejection(i.position, i.sop_instance_uid, i.reason_code, i.reason) for i in instances if i.outcome == "rejected"
     ]

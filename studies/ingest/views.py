@@ -54,7 +54,8 @@ class UploadOutput(serializers.Serializer[UploadStatus]):
     instances_indexed = serializers.IntegerField(source="upload.instances_indexed")
     instances_rejected = serializers.IntegerField(source="upload.instances_rejected")
     rejections = RejectionOutput(many=True)
-    instances = InstanceOutcomeOutput(many=True)  # every instance sent, in order
+    # Every instance sent, in order, once the upload is done or failed (null before).
+    instances = InstanceOutcomeOutput(many=True, allow_null=True)
     study_uids = serializers.ListField(child=serializers.CharField(), source="upload.study_uids")
     error = serializers.CharField(source="upload.error")
     created = serializers.DateTimeField(source="upload.created")
