@@ -13,6 +13,8 @@ from django.urls import path, re_path
 from accounts.middleware import ApiKeyMiddleware
 from core.cors import CorsAsgiMiddleware
 from dicomweb.app import DicomwebApp
+from fhir_rest.app import FhirApp
+from fhir_rest.outcome import OperationOutcomeMiddleware
 from records.consumers import LiveActivityConsumer, RecordStreamConsumer
 from studies.ingest.http_consumer import DicomStreamConsumer
 from studies.ingest.websocket_consumer import DicomWebSocketConsumer
@@ -22,6 +24,8 @@ http_routes: list[Any] = [
     path("api/v2/records/stream", ApiKeyMiddleware(RecordStreamConsumer.as_asgi())),  # type: ignore[arg-type]
     # DICOMweb (PS3.18): CORS first, so a browser's preflight needs no key.
     re_path(r"^api/v2/dicomweb/", CorsAsgiMiddleware(ApiKeyMiddleware(DicomwebApp()))),  # type: ignore[arg-type]
+    # FHIR R4 REST (issue 13): every refusal as an OperationOutcome, then CORS, then the key check.
+    re_path(r"^api/v2/fhir/", OperationOutcomeMiddleware(CorsAsgiMiddleware(ApiKeyMiddleware(FhirApp())))),  # type: ignore[arg-type]
     # The dashboard's live view: a staff session (cookies) instead of an API key.
     path("dashboard/live/stream", AuthMiddlewareStack(LiveActivityConsumer.as_asgi())),
 ]

@@ -22,6 +22,7 @@ from django.db.models import F, Max, Min
 from django.utils import timezone
 
 from records.models import EventCounter, EventKind, RecordEvent, RecordResource, RecordSession
+from records.search import search_values_replace
 
 log = logging.getLogger("prizmed.records")
 
@@ -43,6 +44,8 @@ def record_append(
     # and committed in the same order, so "events after N" never skips a late committer.
     EventCounter.objects.filter(organization_id=organization_id).update(last_seq=F("last_seq") + 1)
     seq = EventCounter.objects.values_list("last_seq", flat=True).get(organization_id=organization_id)
+    if kind == EventKind.DELETED:
+        resource = deleted_resource(resource)
     event = RecordEvent.objects.create(
         organization_id=organization_id,
         seq=seq,
@@ -54,14 +57,32 @@ def record_append(
     if kind == EventKind.DELETED:
         RecordResource.objects.filter(organization_id=organization_id, kind=EventKind.STUDY, key=study_uid).delete()
     else:
-        RecordResource.objects.update_or_create(
+        row, _ = RecordResource.objects.update_or_create(
             organization_id=organization_id,
             kind=kind,
             key=patient_id if kind == EventKind.PATIENT else study_uid,
-            defaults={"patient_id": patient_id, "study_uid": study_uid, "seq": seq, "resource": resource},
+            defaults={
+                "patient_id": patient_id,
+                "study_uid": study_uid,
+                "seq": seq,
+                "resource": resource,
+                "updated": event.created,
+            },
         )
+        search_values_replace(row=row)
     transaction.on_commit(lambda: _wake(organization_id, seq))
     return event
+
+
+# FHIR R4 ImagingStudy.status of a deleted study: the record is withdrawn and should no longer be
+# used, FHIR's meaning of entered-in-error; the SSE event's name (`deleted`) says why.
+DELETED_STATUS = "entered-in-error"
+
+
+def deleted_resource(resource: dict[str, Any]) -> dict[str, Any]:
+    """The payload of a `deleted` event as a valid ImagingStudy: the caller's (id, identifiers,
+    subject) with the required ``status`` (FHIR R4 ImagingStudy.status, 1..1)."""
+    return {**resource, "status": DELETED_STATUS}
 
 
 # Embedded mode: the in-memory channel layer's queues belong to the server's event loop and must
