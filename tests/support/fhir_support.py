@@ -29,7 +29,9 @@ def patient_fhir_id(org: Organization, patient_id: str) -> str:
     return str(row.resource["id"])
 
 
-def studies_of_one_patient(org: Organization, count: int, *, patient_id: str = "P250", prefix: str = "1.2.250") -> None:
+def studies_of_one_patient(
+    org: Organization, count: int, *, patient_id: str = "P250", prefix: str = "1.2.250", name: str = "Roe^Richard"
+) -> None:
     """``count`` one-series studies of one patient (UIDs ``<prefix>.<n>``)."""
     for n in range(1, count + 1):
-        index_study(org, patient_id=patient_id, study_uid=f"{prefix}.{n}", instances=1)
+        index_study(org, patient_id=patient_id, study_uid=f"{prefix}.{n}", instances=1, name=name)
