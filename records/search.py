@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, QuerySet, TextField
+from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from records.models import EventKind, RecordEvent, RecordResource, RecordSearchValue
@@ -273,14 +273,19 @@ def _match_q(param: SearchParam, m: Match) -> Q:
     return q & Q(system=m.system) if m.system is not None else q
 
 
-def _criterion_q(criterion: Criterion) -> Q:
+def _criterion_q(criterion: Criterion, organization_id: int, kind: str) -> Q:
     param = criterion.param
     if param.extract is None:  # _lastUpdated: RecordResource.updated, an instant
         return _any(date_q(m, "updated", "updated", point=True) for m in criterion.matches)
+    # The organization and kind repeat the outer query's so the (organization, kind, param, value)
+    # index leads the plan: the few matching values first, then their resources.
     values = RecordSearchValue.objects.filter(
-        _any(_match_q(param, m) for m in criterion.matches), resource=OuterRef("pk"), param=param.name
+        _any(_match_q(param, m) for m in criterion.matches),
+        organization_id=organization_id,
+        kind=kind,
+        param=param.name,
     )
-    return Q(Exists(values))
+    return Q(pk__in=values.values("resource_id"))
 
 
 def _any(qs: Iterable[Q]) -> Q:
@@ -304,7 +309,7 @@ class Found:
 def _matching(*, organization_id: int, kind: str, criteria: Sequence[Criterion]) -> QuerySet[RecordResource]:
     rows = RecordResource.objects.filter(organization_id=organization_id, kind=kind)
     for criterion in criteria:
-        rows = rows.filter(_criterion_q(criterion))
+        rows = rows.filter(_criterion_q(criterion, organization_id, kind))
     return rows
 
 

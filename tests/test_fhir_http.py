@@ -9,13 +9,14 @@ from typing import Any
 import httpx
 import pytest
 
+from accounts.models import Plan
 from fhir_rest.capabilities import RESOURCES
 from fhir_rest.routes import ROUTES
 from tests.support import live
 from tests.support.fhir_assert import assert_fhir_valid
 from tests.support.fhir_support import BASE, fhir_server, patient_fhir_id
 from tests.support.records_support import delete_study, index_study, rename_patient
-from tests.support.world import World
+from tests.support.world import Clock, World
 
 __all__ = ["fhir_server"]
 
@@ -193,3 +194,13 @@ def test_it_pages_everything(fhir_server: live.Server, world: World, count: int)
         ("ImagingStudy", "1.2.3.2"),
         ("ImagingStudy", "1.2.3.3"),
     ]
+
+
+def test_it_throttles_as_an_operation_outcome(fhir_server: live.Server, world: World, clock: Clock) -> None:
+    acme = world.bob.org
+    acme.plan = Plan.objects.create(name="Tiny", slug="tiny", requests_per_minute=1)
+    acme.save()
+    assert get(fhir_server, "metadata", world.bob.headers).status_code == 200
+    refused = get(fhir_server, "metadata", world.bob.headers)
+    outcome(refused, 429, "throttled")
+    assert int(refused.headers["retry-after"]) > 0 and refused.headers["x-ratelimit-remaining"] == "0"
