@@ -49,7 +49,7 @@ MAX_INCLUDED = 1000  # resources an _include/_revinclude may add to one page
 
 
 def _no_such(kind: str, resource_id: str) -> ApiError:
-    return fhir_error(404, f"No {kind} with id {resource_id!r} for this organization.", "not-found")
+    return fhir_error(404, f"No {kind} with id {resource_id[:64]!r} for this organization.", "not-found")
 
 
 def capabilities(req: FhirRequest) -> Answer:

@@ -103,6 +103,7 @@ def _check_fhirpy_results(population: dict[str, str], results: dict[str, Any]) -
     modes = [(e["resource"]["resourceType"], e["search"]["mode"]) for e in results["included"]["entry"]]
     assert modes == [("ImagingStudy", "match"), ("Patient", "include")]
     ids = [s["id"] for s in results["all_studies"]]
+    assert results["count"] == STUDIES  # fhirpy's count(): _count=0 (and its _totalMethod, ignored)
     assert len(ids) == STUDIES and sorted(ids) == sorted(f"1.2.250.{n}" for n in range(1, STUDIES + 1))
     assert [e["resource"]["resourceType"] for e in results["everything"]["entry"]] == ["Patient", "ImagingStudy"]
     assert results["refreshed"]["meta"] == results["patient"]["meta"]  # 304: kept as it was
@@ -126,6 +127,7 @@ def test_fhirpy_sync(fhir_server: live.Server, world: World, population: dict[st
     studies = client.resources("ImagingStudy").search(patient=population["P1"])
     results["included"] = studies.include("ImagingStudy", "subject").fetch_raw()
     results["all_studies"] = client.resources("ImagingStudy").search(patient=population["P250"]).limit(100).fetch_all()
+    results["count"] = client.resources("ImagingStudy").search(patient=population["P250"]).count()
     results["everything"] = client.reference("Patient", population["P1"]).execute("$everything", method="get")
     results["refreshed"] = patient.refresh().serialize()
     with pytest.raises(ResourceNotFound) as refused:
@@ -146,6 +148,7 @@ def test_fhirpy_async(fhir_server: live.Server, world: World, population: dict[s
         results["included"] = await studies.include("ImagingStudy", "subject").fetch_raw()
         search = client.resources("ImagingStudy").search(patient=population["P250"]).limit(100)
         results["all_studies"] = await search.fetch_all()
+        results["count"] = await client.resources("ImagingStudy").search(patient=population["P250"]).count()
         results["everything"] = await client.reference("Patient", population["P1"]).execute("$everything", method="get")
         results["refreshed"] = (await patient.refresh()).serialize()
         with pytest.raises(ResourceNotFound) as refused:

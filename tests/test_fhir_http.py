@@ -147,6 +147,8 @@ def test_it_searches_with_includes_summary_and_elements(fhir_server: live.Server
     ]
     rev = search("Patient", _id=pid, _revinclude="ImagingStudy:subject")
     assert ids(rev) == [pid] and ids(rev, "include") == ["1.2.3.1", "1.2.3.2"]
+    assert len(ids(search("ImagingStudy", _lastUpdated="gt2000-01-01T00:00:00Z"))) == 3
+    assert ids(search("ImagingStudy", _lastUpdated="lt2000")) == []
     counted = search("ImagingStudy", _summary="count")
     assert counted["total"] == 3 and "entry" not in counted
     cut = search("ImagingStudy", _elements="identifier", _id="1.2.3.1")["entry"][0]["resource"]
