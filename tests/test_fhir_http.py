@@ -22,7 +22,11 @@ __all__ = ["fhir_server"]
 
 
 def get(server: live.Server, path: str, headers: dict[str, str], **params: Any) -> httpx.Response:
-    return httpx.get(f"{server.url}{BASE}/{path}", headers=headers, params=params, timeout=30)
+    """GET under the FHIR base; whatever resource it answers with must validate."""
+    response = httpx.get(f"{server.url}{BASE}/{path}", headers=headers, params=params, timeout=30)
+    if response.content:
+        assert_fhir_valid(response.json())
+    return response
 
 
 def outcome(response: httpx.Response, status: int, code: str) -> str:
@@ -155,7 +159,9 @@ def test_it_searches_with_includes_summary_and_elements(fhir_server: live.Server
     assert set(cut) == {"resourceType", "id", "meta", "identifier", "status", "subject"}
     assert cut["meta"]["tag"][0]["code"] == "SUBSETTED"
     posted = httpx.post(f"{fhir_server.url}{BASE}/ImagingStudy/_search", data={"modality": "MR"}, headers=headers)
-    assert posted.status_code == 200 and ids(posted.json()) == ["1.2.3.2"]
+    assert posted.status_code == 200
+    assert_fhir_valid(posted.json())
+    assert ids(posted.json()) == ["1.2.3.2"]
     assert posted.json()["link"][0]["url"] == f"{fhir_server.url}{BASE}/ImagingStudy?modality=MR"
 
 

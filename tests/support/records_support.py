@@ -19,6 +19,7 @@ from studies.index.record_events import record_patient_changed, record_study_cha
 from studies.models import Instance, Patient, Series, Study
 from tests.support.fhir_assert import assert_fhir_valid
 
+RESOURCE_EVENTS = ("Patient", "ImagingStudy", "deleted")  # SSE events whose data is a FHIR resource
 READ_TIMEOUT = 20.0  # seconds without a byte before a test read gives up (heartbeats come faster)
 
 
@@ -112,6 +113,8 @@ class SseClient:
         for line in self.lines:
             if line == "":
                 if data:
+                    if event in RESOURCE_EVENTS:  # every resource the stream sends validates
+                        assert_fhir_valid(json.loads("\n".join(data)))
                     return SseEvent(event, "\n".join(data), last_id)
                 continue
             name, _, value = line.partition(":")
