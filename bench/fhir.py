@@ -62,7 +62,9 @@ def seed(instances: int, per_study: int) -> tuple[list[str], list[str], str]:
         rows, seq = [], 0
         for p in patients:
             seq += 1
-            resource = fhir.patient_resource(fhir.PatientRow(org.pk, org.slug, p.patient_id, "", p.name, p.birth_date, "F"))
+            resource = fhir.patient_resource(
+                fhir.PatientRow(org.pk, org.slug, p.patient_id, "", p.name, p.birth_date, "F")
+            )
             rows.append(RecordResource(organization=org, kind="Patient", key=p.patient_id, patient_id=p.patient_id,
                                        seq=seq, resource=resource))  # fmt: skip
         for s in studies:
