@@ -14,7 +14,9 @@ from http import HTTPStatus
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.defaults import page_not_found, server_error
+from django.views.csrf import csrf_failure as django_csrf_failure
+from django.views.decorators.csrf import csrf_exempt
+from django.views.defaults import bad_request, page_not_found, permission_denied, server_error
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -106,6 +108,30 @@ def server_failure_handler(request: HttpRequest) -> HttpResponse:
     return server_error(request)
 
 
+def bad_request_handler(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's handler400 (a disallowed Host, an unreadable body): a problem under /api/."""
+    if _is_api(request):
+        return problem_response(ApiError(400, "The request is malformed."))
+    return bad_request(request, exception or Exception())
+
+
+def permission_denied_handler(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's handler403: a problem under /api/, Django's page elsewhere."""
+    if _is_api(request):
+        return problem_response(ApiError(403, "This request is not allowed."))
+    return permission_denied(request, exception or Exception())
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW. API routes authenticate by Bearer key and are exempt from CSRF; this
+    only guards that a route someone forgets to exempt still answers with a problem."""
+    if _is_api(request):
+        return problem_response(ApiError(403, "This request is not allowed."))
+    return django_csrf_failure(request, reason)
+
+
+@csrf_exempt  # a Bearer-authenticated API path: cookies carry no authority here, so no CSRF check
 def api_not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
-    """Catch-all for unknown /api/ paths, so even DEBUG never answers with an HTML page."""
+    """Catch-all for unknown /api/ paths, whatever the method, so neither DEBUG nor the CSRF
+    check answers with an HTML page."""
     return problem_response(not_found())

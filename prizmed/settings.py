@@ -25,6 +25,11 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)  # the embedded database lives here 
 DEBUG = envbool("DEBUG", False)
 _DEV_SECRET = "insecure-development-key-do-not-use-in-production"
 SECRET_KEY = envstr("SECRET_KEY", "")
+# `make run` generates the key once into the data dir; reading it here lets every later
+# `manage.py` command (issue_key, verify_audit_log) run as README shows it, with no export.
+_GENERATED_SECRET = DATA_DIR / "secret_key"
+if not SECRET_KEY and _GENERATED_SECRET.is_file():
+    SECRET_KEY = _GENERATED_SECRET.read_text().strip()
 if not SECRET_KEY or SECRET_KEY == _DEV_SECRET:
     if not DEBUG:
         raise ConfigError("SECRET_KEY must be set to a random value when DEBUG is off")
@@ -252,3 +257,7 @@ LOGGING = {
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Issue 14 (contract): API routes authenticate by Bearer key, never by cookie, so Django's CSRF
+# check does not apply to them; should it ever refuse one, the refusal is still problem+json.
+CSRF_FAILURE_VIEW = "core.problems.csrf_failure"

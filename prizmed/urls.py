@@ -14,6 +14,8 @@ admin.site.index_title = "Organizations, keys, studies and audit log"
 
 handler404 = "core.problems.not_found_handler"
 handler500 = "core.problems.server_failure_handler"
+handler400 = "core.problems.bad_request_handler"
+handler403 = "core.problems.permission_denied_handler"
 
 api_v2 = [
     path("", include("accounts.urls")),
