@@ -54,3 +54,12 @@ test: lint
 
 clean:
 	rm -rf $(VENV) var
+
+# Issue 14: the OpenAPI contract. docs/openapi.json is the schema /api/schema/ serves, committed so
+# every contract change shows as a diff; tests/test_openapi_contract.py fails when they differ.
+# Needs no database or secret of its own: the schema is built from the code alone.
+.PHONY: openapi
+openapi: $(VENV)/.runtime
+	@tmp=$$(mktemp -d) && env -u DATABASE_URL -u REDIS_URL SECRET_KEY=openapi-only-not-a-secret PRIZMED_DATA_DIR=$$tmp \
+		$(PY) manage.py spectacular --format openapi-json --validate --fail-on-warn --file docs/openapi.json; \
+		status=$$?; rm -rf $$tmp; exit $$status

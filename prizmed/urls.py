@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core import problems
 from prizmed import health
+from prizmed import openapi as _openapi  # noqa: F401  # registers the bearer scheme before any schema is built
 from records.dashboard import live_activity
 
 admin.site.site_header = "PrizMed dashboard"
