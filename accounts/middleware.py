@@ -23,7 +23,7 @@ from core import clock
 from core.asgi import ASGIApp, Message, Receive, Scope, Send
 from core.errors import ApiError
 from core.headers import header
-from core.problems import problem_response, send_problem
+from core.problems import problem_response, refuse_websocket, send_problem
 
 PROTECTED_PREFIXES = ("/api/v2/", "/ws/v2/")
 RATE_LIMITED = "The organization's request rate limit is reached."
@@ -61,7 +61,7 @@ class ApiKeyMiddleware:
         rate_headers = [(k.lower().encode(), v.encode()) for k, v in decision.headers()]
         if not decision.allowed:
             if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1013})
+                await refuse_websocket(scope, receive, send, rate_limited(decision), close_code=1013)
                 return
             await send_problem(send, rate_limited(decision))
             return

@@ -21,7 +21,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from core.asgi import Send
+from core.asgi import Message, Receive, Scope, Send
 from core.errors import ApiError, invalid_parameters, not_found, server_failure, unauthorized
 from core.logs import current_request_id
 
@@ -65,6 +65,28 @@ async def send_problem(send: Send, error: ApiError) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def refuse_websocket(scope: Scope, receive: Receive, send: Send, error: ApiError, *, close_code: int) -> None:
+    """Refuse a WebSocket handshake: the problem as an HTTP response when the server offers ASGI's
+    websocket.http.response extension (uvicorn does), else a close with ``close_code``. The
+    connect message is read first, and the handshake always answered: a refusal is the client's
+    error, and servers log a handshake the app left unanswered at ERROR."""
+    if (await receive())["type"] != "websocket.connect":
+        return
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": close_code})
+        return
+
+    async def as_websocket(message: Message) -> None:
+        await send({**message, "type": f"websocket.{message['type']}"})
+
+    await send_problem(as_websocket, error)
+
+
+async def websocket_not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """The WebSocket router's last route: an unknown path is a 404, not a routing exception (500)."""
+    await refuse_websocket(scope, receive, send, not_found(), close_code=1008)
 
 
 def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:

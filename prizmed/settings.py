@@ -172,7 +172,8 @@ PRIZMED_PUBLIC_URL = envstr("PRIZMED_PUBLIC_URL", "http://127.0.0.1:8000").rstri
 
 # Record stream (docs/records.md): SSE heartbeat and log re-read intervals, per-key concurrent
 # streams, and how much of the event log is kept (days, and events per organization).
-RECORDS_HEARTBEAT_SECONDS = envint("RECORDS_HEARTBEAT_SECONDS", 15)
+# 3 s: under the 5 s read timeout httpx (and so many Python clients) applies by default, with room to spare.
+RECORDS_HEARTBEAT_SECONDS = envint("RECORDS_HEARTBEAT_SECONDS", 3)
 RECORDS_POLL_SECONDS = envint("RECORDS_POLL_SECONDS", 3)
 RECORDS_MAX_STREAMS_PER_KEY = envint("RECORDS_MAX_STREAMS_PER_KEY", 5)
 RECORDS_RETENTION_DAYS = envint("RECORDS_RETENTION_DAYS", 30)
@@ -260,3 +261,6 @@ X_FRAME_OPTIONS = "DENY"
 # Issue 14 (contract): API routes authenticate by Bearer key, never by cookie, so Django's CSRF
 # check does not apply to them; should it ever refuse one, the refusal is still problem+json.
 CSRF_FAILURE_VIEW = "core.problems.csrf_failure"
+# A refused WebSocket handshake is the client's error: logged at INFO, not uvicorn's ERROR.
+LOGGING["filters"]["refused_handshake"] = {"()": "core.logs.RefusedHandshakeFilter"}
+LOGGING["loggers"]["uvicorn.error"] = {"filters": ["refused_handshake"]}
