@@ -262,5 +262,5 @@ X_FRAME_OPTIONS = "DENY"
 # check does not apply to them; should it ever refuse one, the refusal is still problem+json.
 CSRF_FAILURE_VIEW = "core.problems.csrf_failure"
 # A refused WebSocket handshake is the client's error: logged at INFO, not uvicorn's ERROR.
-LOGGING["filters"]["refused_handshake"] = {"()": "core.logs.RefusedHandshakeFilter"}
-LOGGING["loggers"]["uvicorn.error"] = {"filters": ["refused_handshake"]}
+LOGGING["filters"]["refused_handshake"] = {"()": "core.logs.RefusedHandshakeFilter"}  # type: ignore[index]
+LOGGING["loggers"]["uvicorn.error"] = {"filters": ["refused_handshake"]}  # type: ignore[index]
