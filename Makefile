@@ -21,10 +21,12 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	touch $@
 
 # Embedded defaults (SQLite, in-process cache, channel layer and tasks) unless DATABASE_URL /
-# REDIS_URL are set. DEBUG stays off; the secret key is generated once into var/.
+# REDIS_URL are set. DEBUG stays off; the secret key is generated once into var/ (where
+# manage.py finds it too). Links in answers name this PORT unless PRIZMED_PUBLIC_URL is set.
 run: $(VENV)/.runtime
 	@mkdir -p $(DATA) && test -s $(DATA)/secret_key || $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > $(DATA)/secret_key
 	@export SECRET_KEY="$${SECRET_KEY:-$$(cat $(DATA)/secret_key)}" && \
+	export PRIZMED_PUBLIC_URL="$${PRIZMED_PUBLIC_URL:-http://127.0.0.1:$(PORT)}" && \
 	$(PY) manage.py migrate -v0 && \
 	$(PY) manage.py demo && \
 	echo "Serving on http://127.0.0.1:$(PORT)  (API /api/v2/, docs /api/docs/, dashboard /admin/)" && \
