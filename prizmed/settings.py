@@ -264,3 +264,5 @@ CSRF_FAILURE_VIEW = "core.problems.csrf_failure"
 # A refused WebSocket handshake is the client's error: logged at INFO, not uvicorn's ERROR.
 LOGGING["filters"]["refused_handshake"] = {"()": "core.logs.RefusedHandshakeFilter"}  # type: ignore[index]
 LOGGING["loggers"]["uvicorn.error"] = {"filters": ["refused_handshake"]}  # type: ignore[index]
+# Dashboard dates as 2026-11-29 14:01 (prizmed/formats/): the lists fit 1400 px.
+FORMAT_MODULE_PATH = ["prizmed.formats"]

@@ -12,6 +12,8 @@ from records.dashboard import live_activity
 admin.site.site_header = "PrizMed dashboard"
 admin.site.site_title = "PrizMed"
 admin.site.index_title = "Organizations, keys, studies and audit log"
+# "View site": the API's own documentation, not "/", which serves nothing (a bare 404).
+admin.site.site_url = "/api/docs/"
 
 handler404 = "core.problems.not_found_handler"
 handler500 = "core.problems.server_failure_handler"
