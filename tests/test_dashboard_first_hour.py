@@ -131,8 +131,8 @@ def test_lists_fit_1400_pixels(
             "return Math.max(r.scrollWidth - r.clientWidth,"
             " document.documentElement.scrollWidth - document.documentElement.clientWidth)"
         )
+        driver.save_screenshot(str(run_dir / f"list-1400-{page.replace('/', '-')}.png"))
         if page == "accounts/apikey":
-            driver.save_screenshot(str(run_dir / "keys-1400.png"))
             header = driver.find_element(By.CSS_SELECTOR, "#result_list thead").text.lower()
             assert "revoked" in header and "expires" in header
         assert overflow <= 0, (page, overflow)
