@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -65,6 +65,21 @@ class PatientOutput(serializers.Serializer[Any]):
     sex = serializers.CharField()
 
 
+class LinkOutput(serializers.Serializer[Any]):
+    href = serializers.CharField()
+
+
+class FhirLinkOutput(LinkOutput):
+    type = serializers.CharField(help_text="The media type to ask for (Accept).")
+
+
+class StudyLinksOutput(serializers.Serializer[Any]):
+    self = LinkOutput()
+    series = LinkOutput()
+    fhir = FhirLinkOutput()
+    retrieval = LinkOutput()
+
+
 class StudyOutput(serializers.Serializer[Study]):
     study_uid = serializers.CharField()
     patient = PatientOutput()
@@ -81,6 +96,7 @@ class StudyOutput(serializers.Serializer[Study]):
     last_received = serializers.DateTimeField()
     links = serializers.SerializerMethodField()
 
+    @extend_schema_field(StudyLinksOutput)
     def get_links(self, study: Study) -> dict[str, dict[str, str]]:
         return study_links(study.study_uid)
 

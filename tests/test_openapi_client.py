@@ -95,7 +95,7 @@ def test_a_generated_client_drives_every_operation(
     assert [s.study_uid for s in page.results] == [study_uid] and page.next_ is None
     study = _op("studies.studies_read").sync(client=standard, study_uid=study_uid)
     assert isinstance(study, _model("StudyOutput")) and study.patient.patient_id == "GEN-1"
-    assert study.modalities == ["MR"]
+    assert study.modalities == ["MR"] and study.links.series.href == f"/api/v2/studies/{study_uid}/series"
     series = _op("studies.studies_series_list").sync(client=standard, study_uid=study_uid)
     assert isinstance(series, _model("SeriesPageOutput")) and [s.modality for s in series.series] == ["MR"]
 
