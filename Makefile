@@ -25,10 +25,12 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	touch $@
 
 # Embedded defaults (SQLite, in-process cache, channel layer and tasks) unless DATABASE_URL /
-# REDIS_URL are set. DEBUG stays off; the secret key is generated once into var/.
+# REDIS_URL are set. DEBUG stays off; the secret key is generated once into var/ (where
+# manage.py finds it too). Links in answers name this PORT unless PRIZMED_PUBLIC_URL is set.
 run: $(VENV)/.runtime viewer
 	@mkdir -p $(DATA) && test -s $(DATA)/secret_key || $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > $(DATA)/secret_key
 	@export SECRET_KEY="$${SECRET_KEY:-$$(cat $(DATA)/secret_key)}" && \
+	export PRIZMED_PUBLIC_URL="$${PRIZMED_PUBLIC_URL:-http://127.0.0.1:$(PORT)}" && \
 	$(PY) manage.py migrate -v0 && \
 	$(PY) manage.py demo && \
 	echo "Serving on http://127.0.0.1:$(PORT)  (API /api/v2/, docs /api/docs/, dashboard /admin/)" && \
@@ -67,3 +69,12 @@ test: lint viewer
 
 clean:
 	rm -rf $(VENV) var build
+
+# Issue 14: the OpenAPI contract. docs/openapi.json is the schema /api/schema/ serves, committed so
+# every contract change shows as a diff; tests/test_openapi_contract.py fails when they differ.
+# Needs no database or secret of its own: the schema is built from the code alone.
+.PHONY: openapi
+openapi: $(VENV)/.runtime
+	@tmp=$$(mktemp -d) && env -u DATABASE_URL -u REDIS_URL SECRET_KEY=openapi-only-not-a-secret PRIZMED_DATA_DIR=$$tmp \
+		$(PY) manage.py spectacular --format openapi-json --validate --fail-on-warn --file docs/openapi.json; \
+		status=$$?; rm -rf $$tmp; exit $$status

@@ -31,7 +31,7 @@ from core.asgi import ASGIApp, Message, Receive, Scope, Send
 from core.errors import ApiError
 from core.headers import header
 from core.logs import current_request_id
-from core.problems import problem_response, send_problem
+from core.problems import problem_response, refuse_websocket, send_problem
 
 log = logging.getLogger("prizmed.auth")
 PROTECTED_PREFIXES = ("/api/v2/", "/ws/v2/")
@@ -96,7 +96,7 @@ class ApiKeyMiddleware:
             if key is not None:
                 usage_count(key.organization_id, status=refusal.status)
             if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1013})
+                await refuse_websocket(scope, receive, send, refusal, close_code=1013)
                 return
             await send_problem(send, refusal)
             return

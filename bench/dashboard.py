@@ -46,8 +46,8 @@ def main() -> None:
     try:
         parts = make_study(n_series=args.series, per_series=args.per_series, pixel_bytes=256 * 256)
         with httpx.Client(base_url=server.url, timeout=600) as client:
-            for first in range(0, len(parts), 100):
-                upload(client, auth, build_multipart(parts[first : first + 100], BOUNDARY))
+            for start in range(0, len(parts), 100):
+                upload(client, auth, build_multipart(parts[start : start + 100], BOUNDARY))
             client.get("/admin/login/")
             login = {"username": "b", "password": PASSWORD, "csrfmiddlewaretoken": client.cookies["csrftoken"]}
             assert client.post("/admin/login/", data=login).status_code == 302

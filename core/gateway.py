@@ -16,7 +16,7 @@ from core.asgi import ASGIApp, Message, Receive, Scope, Send
 from core.errors import bad_request, server_failure
 from core.headers import header, parse_uuid4, with_no_store
 from core.logs import current_request_id
-from core.problems import send_problem
+from core.problems import refuse_websocket, send_problem
 
 log = logging.getLogger("prizmed.access")
 
@@ -53,10 +53,11 @@ class RequestIdMiddleware:
 
         try:
             if not valid:
+                refusal = bad_request("X-Request-Id must be a UUID v4.", slug="bad-request-id")
                 if scope["type"] == "websocket":
-                    await send({"type": "websocket.close", "code": 1008})
+                    await refuse_websocket(scope, receive, send_with_id, refusal, close_code=1008)
                     return
-                await send_problem(send_with_id, bad_request("X-Request-Id must be a UUID v4.", slug="bad-request-id"))
+                await send_problem(send_with_id, refusal)
                 return
             await self.app(dict(scope, request_id=request_id), receive, send_tracked)
         except Exception as exc:

@@ -27,6 +27,11 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)  # the embedded database lives here 
 DEBUG = envbool("DEBUG", False)
 _DEV_SECRET = "insecure-development-key-do-not-use-in-production"
 SECRET_KEY = envstr("SECRET_KEY", "")
+# `make run` generates the key once into the data dir; reading it here lets every later
+# `manage.py` command (issue_key, verify_audit_log) run as README shows it, with no export.
+_GENERATED_SECRET = DATA_DIR / "secret_key"
+if not SECRET_KEY and _GENERATED_SECRET.is_file():
+    SECRET_KEY = _GENERATED_SECRET.read_text().strip()
 if not SECRET_KEY or SECRET_KEY == _DEV_SECRET:
     if not DEBUG:
         raise ConfigError("SECRET_KEY must be set to a random value when DEBUG is off")
@@ -175,7 +180,8 @@ PRIZMED_PUBLIC_URL = envstr("PRIZMED_PUBLIC_URL", "http://127.0.0.1:8000").rstri
 
 # Record stream (docs/records.md): SSE heartbeat and log re-read intervals, per-key concurrent
 # streams, and how much of the event log is kept (days, and events per organization).
-RECORDS_HEARTBEAT_SECONDS = envint("RECORDS_HEARTBEAT_SECONDS", 15)
+# 3 s: under the 5 s read timeout httpx (and so many Python clients) applies by default, with room to spare.
+RECORDS_HEARTBEAT_SECONDS = envint("RECORDS_HEARTBEAT_SECONDS", 3)
 RECORDS_POLL_SECONDS = envint("RECORDS_POLL_SECONDS", 3)
 RECORDS_MAX_STREAMS_PER_KEY = envint("RECORDS_MAX_STREAMS_PER_KEY", 5)
 RECORDS_RETENTION_DAYS = envint("RECORDS_RETENTION_DAYS", 30)
@@ -238,7 +244,6 @@ SPECTACULAR_SETTINGS = {
     "APPEND_COMPONENTS": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
     },
-    "SECURITY": [{"bearer": []}],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "prizmed.openapi.add_consumer_paths",
@@ -380,3 +385,13 @@ CELERY_BEAT_SCHEDULE["accounts.log_audit_head"] = {
     "schedule": envint("PRIZMED_AUDIT_HEAD_LOG_SECONDS", 300),
 }
 # --- end Security -----------------------------------------------------------------------------
+
+# --- Contract (issue 14) ---
+# Issue 14 (contract): API routes authenticate by Bearer key, never by cookie, so Django's CSRF
+# check does not apply to them; should it ever refuse one, the refusal is still problem+json.
+CSRF_FAILURE_VIEW = "core.problems.csrf_failure"
+# A refused WebSocket handshake is the client's error: logged at INFO, not uvicorn's ERROR.
+LOGGING["filters"]["refused_handshake"] = {"()": "core.logs.RefusedHandshakeFilter"}  # type: ignore[index]
+LOGGING["loggers"]["uvicorn.error"] = {"filters": ["refused_handshake"]}  # type: ignore[index]
+# Dashboard dates as 2026-11-29 14:01 (prizmed/formats/): the lists fit 1400 px.
+FORMAT_MODULE_PATH = ["prizmed.formats"]
