@@ -119,6 +119,10 @@ class LocalStorage(Storage):
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
 
+    def delete_many(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self.delete(key)
+
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
