@@ -6,8 +6,8 @@ stored object at ``offset``) whose total is known before a byte is sent, so ever
 Content-Length and one ``Range: bytes=a-b`` (RFC 9110 §14) maps onto the same plan: a dropped
 download resumes from where it stopped. Multipart boundaries are derived from what the answer
 holds, so the same request gives the same bytes and a range of it means the same thing.
-Objects are read through the storage interface only (``storage().open`` and reads), in
-READ_BYTES pieces on a worker thread.
+Objects are read through the storage interface only (``storage().open_range``: on S3 one ranged
+GET per slice, read as a stream), in READ_BYTES pieces on a worker thread.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
 
 
 async def _object_pieces(piece: Slice):  # type: ignore[no-untyped-def]  # an async generator of bytes
-    fp: BinaryIO = await asyncio.to_thread(_open_at, piece.key, piece.offset)
+    fp: BinaryIO = await asyncio.to_thread(storage().open_range, piece.key, piece.offset, piece.length)
     try:
         left = piece.length
         while left > 0:
@@ -169,17 +169,10 @@ async def _object_pieces(piece: Slice):  # type: ignore[no-untyped-def]  # an as
         await asyncio.to_thread(fp.close)
 
 
-def _open_at(key: str, offset: int) -> BinaryIO:
-    fp = storage().open(key)
-    fp.seek(offset)
-    return fp
-
-
 def read_slices(slices: Iterable[Slice]) -> bytes:
     """The bytes of a few small slices, read at once (rendering, offset tables): blocking."""
     out = []
     for piece in slices:
-        with storage().open(piece.key) as fp:
-            fp.seek(piece.offset)
+        with storage().open_range(piece.key, piece.offset, piece.length) as fp:
             out.append(fp.read(piece.length))
     return b"".join(out)

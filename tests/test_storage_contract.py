@@ -121,6 +121,31 @@ def test_it_reads_ranges_by_seeking(store: Storage, monkeypatch: pytest.MonkeyPa
         assert fp.read(3) == data[7:10]  # backwards
 
 
+def test_it_reads_an_extent_the_index_recorded(store: Storage) -> None:
+    data = pattern(9 * MIB)
+    put(store, "e/obj", data)
+    with store.open_range("e/obj", 3 * MIB + 17, 4 * MIB) as fp:
+        got = b"".join(iter(lambda: fp.read(MIB), b""))[: 4 * MIB]
+    assert got == data[3 * MIB + 17 : 7 * MIB + 17]
+    with store.open_range("e/obj", 5, 0) as fp:
+        assert fp.read(0) == b""
+    with pytest.raises(FileNotFoundError):
+        with store.open_range("e/missing", 0, 10) as fp:
+            fp.read(10)
+
+
+def test_it_reads_an_extent_with_one_ranged_get_and_no_head(s3_store: S3Storage) -> None:
+    data = pattern(9 * MIB)
+    put(s3_store, "e/obj", data)
+    sent: list[tuple[str, str]] = []
+    s3_store.client.meta.events.register(
+        "before-call.s3.*", lambda params, model, **_: sent.append((model.name, params["headers"].get("Range", "")))
+    )
+    with s3_store.open_range("e/obj", 100, 5 * MIB) as fp:
+        assert b"".join(fp.read(2 * MIB) for _ in range(3)) == data[100 : 100 + 5 * MIB]
+    assert sent == [("GetObject", f"bytes=100-{100 + 5 * MIB - 1}")]
+
+
 def test_it_reads_a_header_without_fetching_the_pixel_data(s3_store: S3Storage) -> None:
     data = make_instance(pixel_bytes=2 * MIB)  # a small header, then 2 MiB of pixel data
     put(s3_store, "h/instance.dcm", data)

@@ -116,6 +116,11 @@ class LocalStorage(Storage):
         """Open for reading; FileNotFoundError if the key is missing."""
         return self.path(key).open("rb")
 
+    def open_range(self, key: str, offset: int, length: int) -> BinaryIO:
+        fp = self.open(key)
+        fp.seek(offset)
+        return fp
+
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
 

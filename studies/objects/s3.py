@@ -194,15 +194,17 @@ class S3Reader(io.RawIOBase):
     but at least FIRST_RANGE_BYTES, four times more for each sequential one (up to
     MAX_RANGE_BYTES), and is read as a stream, so memory stays near one read."""
 
-    def __init__(self, store: S3Storage, name: str, size: int) -> None:
+    def __init__(
+        self, store: S3Storage, name: str, size: int, *, start: int = 0, first_range: int = FIRST_RANGE_BYTES
+    ) -> None:
         super().__init__()
         self._store = store
         self._name = name
         self._size = size
-        self._position = 0
+        self._position = start
         self._body: Any = None
         self._body_end = 0  # where the open GET's range ends (exclusive)
-        self._range_bytes = FIRST_RANGE_BYTES
+        self._range_bytes = first_range
         self.name = f"s3://{store.location.bucket}/{name}"  # io.BufferedReader's, read by pydicom
 
     def readable(self) -> bool:
@@ -288,6 +290,12 @@ class S3Storage(Storage):
         """A buffered reader by ranged GETs; FileNotFoundError if the key is missing."""
         size = int(self._head(key)["ContentLength"])
         return io.BufferedReader(S3Reader(self, self.object_name(key), size), READ_BUFFER_BYTES)  # type: ignore[return-value]
+
+    def open_range(self, key: str, offset: int, length: int) -> BinaryIO:
+        """``length`` bytes from ``offset``, by one ranged GET read as a stream (no HEAD: the
+        extent comes from the index). FileNotFoundError, on the first read, if the key is missing."""
+        reader = S3Reader(self, self.object_name(key), offset + length, start=offset, first_range=length)
+        return io.BufferedReader(reader, READ_BUFFER_BYTES)  # type: ignore[return-value]
 
     def delete(self, key: str) -> None:
         name = self.object_name(key)

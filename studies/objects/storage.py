@@ -60,6 +60,12 @@ class Storage(Protocol):
         they ask for (a header read never transfers the whole object)."""
         ...
 
+    def open_range(self, key: str, offset: int, length: int) -> BinaryIO:
+        """A reader positioned at ``offset`` for the ``length`` bytes from there (an extent the
+        index recorded): the caller reads at most that much. FileNotFoundError if the key is
+        missing, at open or at the first read."""
+        ...
+
     def delete(self, key: str) -> None:
         """Remove the object; a missing key is fine (deletes are retried)."""
         ...
