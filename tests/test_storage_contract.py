@@ -267,6 +267,7 @@ def test_it_answers_503_when_the_store_is_down_mid_upload_and_the_retry_succeeds
                 writer.write(data[start : start + MIB])
             writer.commit()
         assert isinstance(raised.value, ApiError) and raised.value.status == 503
+        assert isinstance(raised.value, OSError)  # the index tasks retry it as they retry a disk
         assert ("Retry-After", "5") in raised.value.headers
         with pytest.raises(StorageUnavailable):
             s3_store.open("f/instance.dcm")

@@ -20,9 +20,10 @@ PARTIAL_DIR = ".partial"  # where objects being written are staged, out of every
 KEY_RE = re.compile(r"[A-Za-z0-9._/-]+")
 
 
-class StorageUnavailable(ApiError):
+class StorageUnavailable(ApiError, OSError):
     """The object store cannot be reached or keeps failing (after the backend's own retries):
-    503 with Retry-After, nothing acknowledged; the client sends the request again."""
+    503 with Retry-After, nothing acknowledged; the client sends the request again. An OSError
+    too, so what retries a failing disk (the index tasks) retries an unreachable store alike."""
 
     def __init__(self) -> None:
         super().__init__(503, "The object store is unavailable; try again shortly.", slug="storage-unavailable",
