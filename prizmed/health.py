@@ -9,6 +9,8 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
+from studies.objects.store import storage
+
 log = logging.getLogger("prizmed.health")
 
 
@@ -32,5 +34,11 @@ def readyz(request: HttpRequest) -> JsonResponse:
         except Exception:
             log.warning("readiness: Redis unavailable", exc_info=True)
             checks["redis"] = "error"
+    try:
+        storage().check()  # the object store every node shares (S3) or its own disk
+        checks["storage"] = "ok"
+    except Exception:
+        log.warning("readiness: object store unavailable", exc_info=True)
+        checks["storage"] = "error"
     ready = all(value == "ok" for value in checks.values())
     return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)

@@ -146,6 +146,10 @@ class LocalStorage(Storage):
         list(_syncers.map(_fsync_file, paths))
         list(_syncers.map(_fsync_dir, {path.parent for path in paths}))
 
+    def check(self) -> None:
+        if not os.access(self._partial, os.W_OK):
+            raise OSError(f"the object store at {self.root} is not writable")
+
     def partials_sweep(self, *, before: float) -> int:
         removed = 0
         for entry in os.scandir(self._partial):

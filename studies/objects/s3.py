@@ -338,6 +338,9 @@ class S3Storage(Storage):
     def sync(self, keys: Sequence[str]) -> None:
         """Nothing to do: the store acknowledged each object durable (see the module docstring)."""
 
+    def check(self) -> None:
+        _call(self.location.bucket, self.client.head_bucket, Bucket=self.location.bucket)
+
     def partials_sweep(self, *, before: float) -> int:
         """Abort the multipart uploads under the prefix started before ``before``: a process
         killed mid-write left them (their parts are billed and invisible otherwise)."""

@@ -87,6 +87,10 @@ class Storage(Protocol):
         """Make objects committed with ``durable=False`` durable, all at once."""
         ...
 
+    def check(self) -> None:
+        """Raise (OSError, StorageUnavailable) unless the store takes requests now: readiness."""
+        ...
+
     def partials_sweep(self, *, before: float) -> int:
         """Remove objects still being written that nobody wrote to since ``before`` (epoch
         seconds): what a process killed mid-write left. Returns how many."""

@@ -136,6 +136,10 @@ class Relay:
     def cut(self) -> None:
         """The store goes away: open connections drop, new ones are refused."""
         if self._listener is not None:
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked on it (Linux)
+            except OSError:
+                pass
             self._listener.close()
             self._listener = None
         with self._lock:
