@@ -105,6 +105,15 @@ def test_it_writes_a_large_object_in_parts_as_it_arrives(store: Storage) -> None
     assert in_progress(store) == 0
 
 
+def test_it_puts_an_object_of_exactly_one_part_in_one_request(s3_store: S3Storage) -> None:
+    writer = s3_store.writer("one/part.dcm")
+    for _ in range(5):
+        writer.write(b"p" * MIB)  # 5 MiB: the part size of these tests
+    assert s3.multipart_uploads(s3_store) == []  # nothing sent before it is known to be larger
+    writer.commit()
+    assert s3_store.size("one/part.dcm") == 5 * MIB and s3.multipart_uploads(s3_store) == []
+
+
 def test_it_reads_ranges_by_seeking(store: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(s3_module, "FIRST_RANGE_BYTES", 1000)  # many GETs over a small object
     data = pattern(300_000)

@@ -35,6 +35,7 @@ DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
 READ_BUFFER_BYTES = 64 * 1024  # a header is parsed from this much, in one ranged GET
 FIRST_RANGE_BYTES = 256 * 1024  # the first GET of a reader asks this much at least ...
 MAX_RANGE_BYTES = 64 * 1024 * 1024  # ... and each sequential one four times more, up to this
+DRAIN_BYTES = 256 * 1024  # a GET left with at most this much unread is read out, not cut
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
 _uploaders = ThreadPoolExecutor(max_workers=8, thread_name_prefix="prizmed-s3-part")
@@ -119,11 +120,11 @@ class S3Writer:
     def write(self, data: bytes) -> None:
         if not self._open:
             raise ValueError("writer is already committed or aborted")
+        if self._pending >= self._store.part_bytes:
+            self._send_part()  # only once more bytes come: an object of exactly one part is one PUT
         self._pieces.append(bytes(data))
         self._pending += len(data)
         self.size += len(data)
-        if self._pending >= self._store.part_bytes:
-            self._send_part()
 
     def _send_part(self) -> None:
         """Send what is buffered as the next part, in the background; wait for the one before
@@ -257,6 +258,13 @@ class S3Reader(io.RawIOBase):
     def _drop_body(self) -> None:
         if self._body is not None:
             body, self._body = self._body, None
+            try:
+                # A short rest is read out so the connection goes back to the pool; closing a
+                # body with bytes unread drops the connection (a new TCP handshake next time).
+                if 0 < self._body_end - self._position <= DRAIN_BYTES:
+                    body.read()
+            except (BotoCoreError, Urllib3Error, OSError):
+                pass
             body.close()
 
     def close(self) -> None:
