@@ -260,9 +260,9 @@ def s3_rows(s: common.Setup, key: str, payload: bytes, body: bytes, count: int, 
             """``run``, counting the store requests it caused (moto logs one line per request)."""
 
             def wrapped(url: str) -> object:
-                before = moto.log().count('HTTP/1.1" ')
+                before = s3.requests_served(moto)
                 result = run(url)
-                requests.append(moto.log().count('HTTP/1.1" ') - before)
+                requests.append(s3.requests_served(moto) - before)
                 return result
 
             return wrapped

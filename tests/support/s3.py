@@ -47,6 +47,12 @@ def moto_server(port: int, log_dir: Path) -> Process:
             time.sleep(0.1)
 
 
+def requests_served(moto: Process) -> int:
+    """Requests the moto server answered so far: werkzeug logs each as `... [date] "METHOD path ..."`
+    (status colours included, so the line is matched by its start)."""
+    return moto.log().count('] "')
+
+
 def client(endpoint: str) -> Any:
     """A client as the server builds one (short timeouts, two tries) for ``endpoint``."""
     os.environ.update(AWS_ENV)
