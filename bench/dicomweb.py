@@ -24,7 +24,8 @@ Rows (medians over the runs; ratio = PrizMed ÷ Orthanc, arrows say which way is
   `/rendered?viewport=128,128`, which is what a viewer falls back to.
 
 With `--s3`, a second PrizMed of the same mode stores its objects in S3 (moto's server, started
-in the namespace on port 5599) and runs the same rows beside the local-file one.
+in the namespace on port 5599) and runs the same rows beside the local-file one;
+`--prizmed-only` leaves Orthanc out (where it is not installed).
 """
 
 from __future__ import annotations
@@ -286,7 +287,7 @@ def _jpeg(response: httpx.Response) -> bool:
 
 def report(targets: list[Target], results: Results, args: argparse.Namespace) -> None:
     names = [t.name for t in targets]
-    head = ["", *names, *(["PrizMed ÷ Orthanc"] if len(names) > 1 else [])]
+    head = ["", *names, *([f"{names[1]} ÷ {names[0]}"] if len(names) > 1 else [])]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for row, label in ROWS.items():
@@ -333,20 +334,24 @@ def main() -> None:
     parser.add_argument("--reads", type=int, default=100, help="requests per latency row and run")
     parser.add_argument("--wado-repeat", type=int, default=3, help="timed whole-study reads per run")
     parser.add_argument("--s3", action="store_true", help="a second PrizMed storing in S3 (moto, port 5599)")
+    parser.add_argument("--prizmed-only", action="store_true", help="no Orthanc (where it is not installed)")
     args = parser.parse_args()
     peer.reexec_in_netns("bench.dicomweb")
 
     var = live.ROOT / "var"
     print(f"Load before: {compare.uptime()}", flush=True)
-    orthanc = peer.Orthanc(var).start()
     sides: list[compare.PrizmedSide] = []
     stops: list[Callable[[], None]] = []
+    targets: list[Target] = []
     try:
-        print(f"Orthanc {orthanc.url}: {peer.check_unreachable_from_outside(orthanc.port)}", flush=True)
-        targets = [Target("Orthanc", orthanc.url + "/dicom-web", {}, thumbnail="rendered?viewport=128,128")]
-        with httpx.Client(base_url=targets[0].base) as client:
-            status = client.get("/studies/1.2.3/series/1.2.3/instances/1.2.3/thumbnail").status_code
-        print(f"Orthanc DICOMweb plugin 1.7: /thumbnail answers {status}; rows use rendered?viewport=128,128")
+        if not args.prizmed_only:
+            orthanc = peer.Orthanc(var).start()
+            stops.append(orthanc.stop)
+            print(f"Orthanc {orthanc.url}: {peer.check_unreachable_from_outside(orthanc.port)}", flush=True)
+            targets.append(Target("Orthanc", orthanc.url + "/dicom-web", {}, thumbnail="rendered?viewport=128,128"))
+            with httpx.Client(base_url=targets[0].base) as client:
+                status = client.get("/studies/1.2.3/series/1.2.3/instances/1.2.3/thumbnail").status_code
+            print(f"Orthanc DICOMweb plugin 1.7: /thumbnail answers {status}; rows use rendered?viewport=128,128")
         if not args.peer_only:
             target, side = prizmed_target(args.prizmed, var)
             targets.append(target)
@@ -371,9 +376,8 @@ def main() -> None:
     finally:
         for side in sides:
             side.stop()
-        for stop in stops:
+        for stop in reversed(stops):
             stop()
-        orthanc.stop()
     print(f"Load after: {compare.uptime()}")
     print()
     report(targets, results, args)
