@@ -133,13 +133,19 @@ def test_it_stores_a_large_instance_in_parts_and_serves_it_back_by_ranges(
     assert series["storage_location"] == f"s3://{BUCKET}/{store.location.prefix}{prefix}/"
 
 
-def test_it_stores_each_instance_of_a_multipart_body_as_its_own_object(
-    api: httpx.Client, world: World, store: S3Storage
+def test_it_stores_each_instance_of_a_multipart_body_as_its_own_object_and_serves_the_study(
+    api: httpx.Client, world: World, store: S3Storage, s3_indexer: live.Process | None
 ) -> None:
-    instances = make_study(n_series=1, per_series=3, patient_id="S3-2")
+    instances = make_study(n_series=2, per_series=5, patient_id="S3-2")
     upload_id = http_upload(api, world.bob, instances)
     items = UploadItem.objects.filter(upload_id=upload_id).order_by("position")
     assert [read(store, item.object_key) for item in items] == [as_stored(i) for i in instances]
+    wait_indexed(upload_id)
+    study_uid = Instance.objects.get(sop_uid=_sop(instances[0])).series.study.study_uid
+    whole = api.get(f"/dicomweb/studies/{study_uid}", headers=world.bob.headers)  # 10 objects, read ahead
+    assert whole.status_code == 200
+    assert all(as_stored(i) in whole.content for i in instances)
+    assert len(whole.content) < sum(map(len, instances)) + 10 * 400  # each once, and its framing
 
 
 def test_it_assembles_a_stream_of_chunks_below_the_minimum_part_size(
