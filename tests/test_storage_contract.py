@@ -114,6 +114,32 @@ def test_it_puts_an_object_of_exactly_one_part_in_one_request(s3_store: S3Storag
     assert s3_store.size("one/part.dcm") == 5 * MIB and s3.multipart_uploads(s3_store) == []
 
 
+def test_it_defers_many_small_objects_to_one_sync(store: Storage) -> None:
+    keys = [f"u/1/{i:06d}.dcm" for i in range(10)]
+    for i, key in enumerate(keys):
+        writer = store.writer(key, staged=False)
+        writer.write(bytes([i]) * 1000)
+        writer.commit(durable=False)  # on S3 the PUTs go up in the background, a few at once
+    store.sync(keys)
+    assert list(store.keys("u/1/")) == keys
+    for i, key in enumerate(keys):
+        with store.open(key) as fp:
+            assert fp.read() == bytes([i]) * 1000
+
+
+def test_it_raises_at_sync_what_a_background_put_met(s3_store: S3Storage, relay: s3.Relay) -> None:
+    keys = [f"u/2/{i:06d}.dcm" for i in range(6)]
+    with relay.down():
+        for key in keys:
+            writer = s3_store.writer(key, staged=False)
+            writer.write(b"x" * 1000)
+            writer.commit(durable=False)
+        with pytest.raises(StorageUnavailable):
+            s3_store.sync(keys)
+    s3_store.delete_many(keys)  # what the upload's abort does: nothing comes back afterwards
+    assert list(s3_store.keys("u/2/")) == []
+
+
 def test_it_reads_ranges_by_seeking(store: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(s3_module, "FIRST_RANGE_BYTES", 1000)  # many GETs over a small object
     data = pattern(300_000)

@@ -5,7 +5,8 @@ Objects live under ``s3://bucket/prefix/<key>``. A writer sends a small object w
 in flight while the next fills), completed at ``commit`` and aborted on any failure, so memory
 per object stays near two parts and a reader never sees a torn object. Readers fetch ranges on
 demand (a header read touches the first kilobytes only). An acknowledged PUT or completed upload
-is durable in the store, so ``commit(durable=False)`` and ``sync`` have nothing left to do.
+is durable in the store; ``commit(durable=False)`` (the instances of a multipart body) sends a
+small object's PUT in the background, a few at a time, and ``sync`` waits for them.
 Requests have bounded timeouts and retries with backoff (botocore's standard mode); the store
 still unreachable after them is ``StorageUnavailable`` (503).
 """
@@ -14,8 +15,9 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
@@ -35,6 +37,7 @@ DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
 READ_BUFFER_BYTES = 64 * 1024  # a header is parsed from this much, in one ranged GET
 FIRST_RANGE_BYTES = 256 * 1024  # the first GET of a reader asks this much at least ...
 MAX_RANGE_BYTES = 64 * 1024 * 1024  # ... and each sequential one four times more, up to this
+PUTS_IN_FLIGHT = 4  # background PUTs of one upload's instances at once (see put_later)
 DRAIN_BYTES = 256 * 1024  # a GET left with at most this much unread is read out, not cut
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
@@ -153,10 +156,17 @@ class S3Writer:
 
     def commit(self, *, durable: bool = True) -> None:
         """PUT the object, or send the last part and complete the upload; on failure the upload
-        is aborted and the error (StorageUnavailable for an outage) raised."""
+        is aborted and the error (StorageUnavailable for an outage) raised. With
+        ``durable=False`` a small object's PUT runs in the background (``S3Storage.put_later``):
+        it is visible, and its failure raised, at ``Storage.sync``."""
         if not self._open:
             raise ValueError("writer is already committed or aborted")
         client, bucket = self._store.client, self._store.location.bucket
+        if self._upload_id is None and not durable:
+            self._open = False
+            body, self._pieces = b"".join(self._pieces), []
+            self._store.put_later(self._key, body)  # sync() waits for it and raises its failure
+            return
         try:
             if self._upload_id is None:
                 _call(self._key, client.put_object, Bucket=bucket, Key=self._key, Body=b"".join(self._pieces))
@@ -281,6 +291,39 @@ class S3Storage(Storage):
         self.location = location
         self.client = client
         self.part_bytes = part_bytes
+        # PUTs committed with durable=False and not synced yet, by the "folder" of their key
+        # (an upload's prefix: the bound of PUTS_IN_FLIGHT is per upload, so per request).
+        self._deferred: dict[str, dict[str, Future[Any]]] = {}
+        self._deferred_lock = threading.Lock()
+
+    def put_later(self, name: str, body: bytes) -> None:
+        """PUT ``body`` as ``name`` in the background, at most PUTS_IN_FLIGHT at once per folder
+        (waiting here for one to finish beyond that): the instances of one multipart body go up
+        concurrently, memory bounded by PUTS_IN_FLIGHT objects."""
+        folder = name.rpartition("/")[0]
+        while True:
+            with self._deferred_lock:
+                running = [f for f in self._deferred.get(folder, {}).values() if not f.done()]
+            if len(running) < PUTS_IN_FLIGHT:
+                break
+            wait(running, return_when=FIRST_COMPLETED)
+        future = _uploaders.submit(_call, name, self.client.put_object, Bucket=self.location.bucket, Key=name,
+                                   Body=body)  # fmt: skip
+        with self._deferred_lock:
+            self._deferred.setdefault(folder, {})[name] = future
+
+    def _settle(self, names: Sequence[str]) -> list[BaseException]:
+        """Wait for the background PUTs of ``names``; their failures."""
+        futures = []
+        with self._deferred_lock:
+            for name in names:
+                folder = name.rpartition("/")[0]
+                pending = self._deferred.get(folder)
+                if pending is not None and (future := pending.pop(name, None)) is not None:
+                    futures.append(future)
+                    if not pending:
+                        del self._deferred[folder]
+        return [error for future in futures if (error := future.exception()) is not None]
 
     def object_name(self, key: str) -> str:
         """The S3 key of ``key``: the location's prefix, then the key."""
@@ -307,12 +350,14 @@ class S3Storage(Storage):
 
     def delete(self, key: str) -> None:
         name = self.object_name(key)
+        self._settle([name])  # a PUT still running would bring the object back
         _call(name, self.client.delete_object, Bucket=self.location.bucket, Key=name)
 
     def delete_many(self, keys: Sequence[str]) -> None:
         """DeleteObjects, 1,000 keys a request; missing keys are fine. Raises
         StorageUnavailable, or OSError naming a key the store refused to delete."""
         names = [self.object_name(key) for key in keys]
+        self._settle(names)  # a PUT still running would bring an object back
         for start in range(0, len(names), DELETE_BATCH):
             batch = [{"Key": name} for name in names[start : start + DELETE_BATCH]]
             done = _call(batch[0]["Key"], self.client.delete_objects, Bucket=self.location.bucket,
@@ -344,7 +389,10 @@ class S3Storage(Storage):
                 yield str(item["Key"])[len(base) :]
 
     def sync(self, keys: Sequence[str]) -> None:
-        """Nothing to do: the store acknowledged each object durable (see the module docstring)."""
+        """Wait for the background PUTs of ``keys`` (commit(durable=False)); raise the first
+        failure (StorageUnavailable for an outage). An acknowledged PUT is durable in the store."""
+        if errors := self._settle([self.object_name(key) for key in keys]):
+            raise errors[0]
 
     def check(self) -> None:
         _call(self.location.bucket, self.client.head_bucket, Bucket=self.location.bucket)

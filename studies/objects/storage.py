@@ -39,7 +39,8 @@ class ObjectWriter(Protocol):
 
     def commit(self, *, durable: bool = True) -> None:
         """Make the object visible under its key, replacing any previous one; durable unless
-        ``durable=False``, which defers that to one ``Storage.sync`` over many objects."""
+        ``durable=False``, which defers that to one ``Storage.sync`` over many objects (and, on
+        S3, the PUT itself: nothing may read the object, nor count on it, before that sync)."""
         ...
 
     def abort(self) -> None:
