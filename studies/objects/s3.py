@@ -85,6 +85,8 @@ def _store_errors(what: str) -> Iterator[None]:
     ClientError."""
     try:
         yield
+    except StorageUnavailable:
+        raise  # translated already (an OSError too, which the last clause would wrap again)
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
