@@ -3,6 +3,7 @@ PrizMed's `/api/v2/dicomweb` in one command, interleaved run by run.
 
     .venv/bin/python -m bench.dicomweb [--prizmed production|embedded] [--runs 3] [--qido-studies 1000]
     .venv/bin/python -m bench.dicomweb --peer-only        # Orthanc alone
+    .venv/bin/python -m bench.dicomweb --s3               # plus PrizMed storing in S3 (issue 15)
 
 Like bench/compare.py, the command re-executes itself in a private network namespace (Orthanc
 1.10 binds 0.0.0.0) and starts everything there: Orthanc 1.10 with its DICOMweb plugin 1.7, and,
@@ -21,16 +22,22 @@ Rows (medians over the runs; ratio = PrizMed ÷ Orthanc, arrows say which way is
 - Frames (`/frames/1`), rendered and thumbnails of random CT instances. Orthanc's plugin 1.7 has
   `/rendered` (study, series, instance, frame) but no `/thumbnail` route: its thumbnail row is
   `/rendered?viewport=128,128`, which is what a viewer falls back to.
+
+With `--s3`, a second PrizMed of the same mode stores its objects in S3 (moto's server, started
+in the namespace on port 5599) and runs the same rows beside the local-file one;
+`--prizmed-only` leaves Orthanc out (where it is not installed).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import random
 import statistics
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,11 +46,12 @@ import httpx
 from pydicom.uid import generate_uid
 
 from bench import common, compare, peer
-from tests.support import live
+from tests.support import live, s3
 from tests.support.dicomfactory import make_instance
 from tests.support.multipart import build_multipart
 
 BOUNDARY = "bench-dicomweb-boundary"
+S3_PORT = 5599
 STOW_TYPE = f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'
 DICOM_JSON = "application/dicom+json"
 WADO_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
@@ -279,7 +287,7 @@ def _jpeg(response: httpx.Response) -> bool:
 
 def report(targets: list[Target], results: Results, args: argparse.Namespace) -> None:
     names = [t.name for t in targets]
-    head = ["", *names, *(["PrizMed ÷ Orthanc"] if len(names) > 1 else [])]
+    head = ["", *names, *([f"{names[1]} ÷ {names[0]}"] if len(names) > 1 else [])]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for row, label in ROWS.items():
@@ -297,9 +305,18 @@ def report(targets: list[Target], results: Results, args: argparse.Namespace) ->
         print(f"- {row}, {name}: " + ", ".join(compare.fmt(v) for v in got))
 
 
-def prizmed_target(mode: str, var: Path) -> tuple[Target, compare.PrizmedSide]:
-    side = compare.start_production(var) if mode == "production" else compare.start_embedded()
-    target = Target(f"PrizMed {mode}", side.url + "/api/v2/dicomweb", side.headers)
+def prizmed_target(mode: str, var: Path, s3_env: dict[str, str] | None = None) -> tuple[Target, compare.PrizmedSide]:
+    """A PrizMed side; with ``s3_env``, storing in S3 (the side's processes inherit this
+    process's environment, so it is set around their start)."""
+    saved = dict(os.environ)
+    os.environ.update(s3_env or {})
+    try:
+        side = compare.start_production(var) if mode == "production" else compare.start_embedded()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    name = f"PrizMed {mode}" + (", S3" if s3_env else "")
+    target = Target(name, side.url + "/api/v2/dicomweb", side.headers)
     with target.client() as client:
         status = client.get("/studies", params={"limit": "1"}, headers={"Accept": DICOM_JSON}).status_code
     if status != 200:
@@ -316,21 +333,36 @@ def main() -> None:
     parser.add_argument("--qido-studies", type=int, default=1000)
     parser.add_argument("--reads", type=int, default=100, help="requests per latency row and run")
     parser.add_argument("--wado-repeat", type=int, default=3, help="timed whole-study reads per run")
+    parser.add_argument("--s3", action="store_true", help="a second PrizMed storing in S3 (moto, port 5599)")
+    parser.add_argument("--prizmed-only", action="store_true", help="no Orthanc (where it is not installed)")
     args = parser.parse_args()
     peer.reexec_in_netns("bench.dicomweb")
 
     var = live.ROOT / "var"
     print(f"Load before: {compare.uptime()}", flush=True)
-    orthanc = peer.Orthanc(var).start()
     sides: list[compare.PrizmedSide] = []
+    stops: list[Callable[[], None]] = []
+    targets: list[Target] = []
     try:
-        print(f"Orthanc {orthanc.url}: {peer.check_unreachable_from_outside(orthanc.port)}", flush=True)
-        targets = [Target("Orthanc", orthanc.url + "/dicom-web", {}, thumbnail="rendered?viewport=128,128")]
-        with httpx.Client(base_url=targets[0].base) as client:
-            status = client.get("/studies/1.2.3/series/1.2.3/instances/1.2.3/thumbnail").status_code
-        print(f"Orthanc DICOMweb plugin 1.7: /thumbnail answers {status}; rows use rendered?viewport=128,128")
+        if not args.prizmed_only:
+            orthanc = peer.Orthanc(var).start()
+            stops.append(orthanc.stop)
+            print(f"Orthanc {orthanc.url}: {peer.check_unreachable_from_outside(orthanc.port)}", flush=True)
+            targets.append(Target("Orthanc", orthanc.url + "/dicom-web", {}, thumbnail="rendered?viewport=128,128"))
+            with httpx.Client(base_url=targets[0].base) as client:
+                status = client.get("/studies/1.2.3/series/1.2.3/instances/1.2.3/thumbnail").status_code
+            print(f"Orthanc DICOMweb plugin 1.7: /thumbnail answers {status}; rows use rendered?viewport=128,128")
         if not args.peer_only:
             target, side = prizmed_target(args.prizmed, var)
+            targets.append(target)
+            sides.append(side)
+        if args.s3 and not args.peer_only:
+            moto = s3.moto_server(S3_PORT, var)
+            stops.append(moto.stop)
+            s3.bucket_create(f"http://127.0.0.1:{S3_PORT}", "bench-dicomweb")
+            env = s3.server_env(f"http://127.0.0.1:{S3_PORT}", f"s3://bench-dicomweb/{uuid.uuid4().hex[:8]}")
+            env.update(PRIZMED_S3_PART_BYTES=str(8 * 1024 * 1024), PRIZMED_S3_TIMEOUT_SECONDS="30")
+            target, side = prizmed_target(args.prizmed, var, env)
             targets.append(target)
             sides.append(side)
         population = qido_studies(args.qido_studies)
@@ -344,7 +376,8 @@ def main() -> None:
     finally:
         for side in sides:
             side.stop()
-        orthanc.stop()
+        for stop in reversed(stops):
+            stop()
     print(f"Load after: {compare.uptime()}")
     print()
     report(targets, results, args)

@@ -1,6 +1,7 @@
 """Streaming DICOM ingest benchmark: throughput and server memory against this machine's limit.
 
     .venv/bin/python -m bench.ingest [--size-mb 1024] [--instances 200] [--services]
+    .venv/bin/python -m bench.ingest --s3 [--size-mb 1024]   # the S3 rows (issue 15)
 
 In one run: the raw limit (a minimal socket→file copy over loopback, fsync at the end, as the
 server does before its 202), the same copy hashing SHA-256 on the way (the digest the 202
@@ -9,6 +10,10 @@ in 8 MB chunks, a 200-instance multipart upload, bandwidth pacing of a 80 Mbit/s
 upload, then two at once), and the cost of one object per instance against one packed object.
 Each upload scenario runs on a fresh uvicorn process: RSS growth = its peak (VmHWM) minus its
 resident size after a warm-up upload.
+
+With ``--s3`` the server stores in an S3-compatible store instead (moto's server on this machine,
+started here on port 5596, production part size and timeouts), and only the upload rows run:
+single request, 8 MiB chunks, multipart; plus the store requests each upload took.
 
 The raw copy and the single request are measured alike: the same one-`sendall` sender (httpx
 costs the client a core's share on this 2-core machine), dirty pages flushed (`sync`) before
@@ -181,6 +186,7 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=200)
     parser.add_argument("--services", action="store_true", help="PostgreSQL + Redis instead of SQLite")
     parser.add_argument("--repeat", type=int, default=5, help="alternating raw/single runs; best of each")
+    parser.add_argument("--s3", action="store_true", help="store in S3 (a local moto server): the S3 rows only")
     args = parser.parse_args()
     s = common.setup(services=args.services)
     key = s.issue_key("bench-unlimited", plan="enterprise")
@@ -190,6 +196,10 @@ def main() -> None:
     size = len(payload) / MB
     instances = make_study(n_series=4, per_series=args.instances // 4, pixel_bytes=512 * 1024)
     body = _multipart(instances)
+
+    if args.s3:
+        s3_rows(s, key, payload, body, len(instances), args.services)
+        return
 
     # One 1 GB run varies by up to 4x here (see the module docstring): alternate the raw copy
     # and the upload so both see the same machine, and compare best with best.
@@ -230,6 +240,52 @@ def main() -> None:
         f"| {len(instances)} instances: one object each vs one packed object | "
         f"{1000 * each:.0f} ms vs {1000 * packed:.0f} ms | – | – |"
     )
+
+
+def s3_rows(s: common.Setup, key: str, payload: bytes, body: bytes, count: int, services: bool) -> None:
+    """The upload rows against an S3-compatible server (moto) on this machine."""
+    from tests.support import s3
+
+    moto = s3.moto_server(S3_PORT, s.data_dir)
+    try:
+        endpoint = f"http://127.0.0.1:{S3_PORT}"
+        s3.bucket_create(endpoint, "bench")
+        s.env.update(s3.server_env(endpoint, "s3://bench/objects"))
+        # Production part size and timeouts, not the tests' (moto completes 1 GB in memory).
+        s.env.update(PRIZMED_S3_PART_BYTES=str(8 * MIB), PRIZMED_S3_TIMEOUT_SECONDS="60")
+        size = len(payload) / MB
+        requests: list[int] = []
+
+        def counted(run: Callable[[str], object]) -> Callable[[str], object]:
+            """``run``, counting the store requests it caused (moto logs one line per request)."""
+
+            def wrapped(url: str) -> object:
+                before = s3.requests_served(moto)
+                result = run(url)
+                requests.append(s3.requests_served(moto) - before)
+                return result
+
+            return wrapped
+
+        single_s, single_rss = measured(s, key, counted(lambda url: send_once(url, key, payload, "application/dicom")))
+        chunk_s, chunk_rss = measured(s, key, counted(lambda url: chunked(url, key, payload)))
+        multi_headers = {"Content-Type": f"application/dicom+stream; boundary={BOUNDARY}"}
+        multi_s, multi_rss = measured(s, key, counted(lambda url: post(url, key, body, multi_headers)))
+    finally:
+        moto.stop()
+    mode = "PostgreSQL + Redis" if services else "embedded (SQLite)"
+    print(f"Mode: {mode}, objects in S3 (moto {S3_PORT}, 8 MiB parts); payload {size:.0f} MB; {count} instances.\n")
+    print("| scenario (S3) | result | server RSS growth | store requests |")
+    print("|---|---|---|---|")
+    for name, seconds, rss, sent in (("single request, 1 instance", single_s, single_rss, requests[0]),
+                                     ("same payload, 8 MiB chunks", chunk_s, chunk_rss, requests[1])):  # fmt: skip
+        print(f"| {name} | {size / seconds:.0f} MB/s | {rss:.1f} MB | {sent} |")
+    multi_mb = len(body) / MB
+    print(f"| multipart, {count} instances | {count / multi_s:.0f} instances/s ({multi_mb / multi_s:.0f} MB/s) "
+          f"| {multi_rss:.1f} MB | {requests[2]} |")  # fmt: skip
+
+
+S3_PORT = 5596
 
 
 # The developer plan, slowed to 80 Mbit/s: pacing is measured against a known line rate.

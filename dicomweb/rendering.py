@@ -23,6 +23,7 @@ from PIL import Image
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array  # type: ignore[attr-defined]
 
 from core.errors import ApiError
+from studies.objects.storage import StorageUnavailable
 from studies.objects.store import storage
 
 THUMBNAIL_PIXELS = 128  # a thumbnail fits in 128 × 128 unless a viewport says otherwise
@@ -79,6 +80,8 @@ def render(row: dict[str, Any], *, frame: int, how: Rendering) -> bytes:
             header = pydicom.dcmread(fp, stop_before_pixels=True)
             fp.seek(0)
             pixels = pixel_array(fp, index=frame - 1, as_rgb=True)
+        except StorageUnavailable:
+            raise  # 503: the store, not the frame, failed
         except Exception as exc:  # noqa: BLE001 - decoders raise many types on bad data
             raise cannot_render(f"The frame cannot be decoded: {exc}") from None
     image = _to_image(pixels, header, how.window)

@@ -9,6 +9,8 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
+from studies.objects.store import storage
+
 log = logging.getLogger("prizmed.health")
 
 
@@ -34,6 +36,12 @@ def readyz(request: HttpRequest) -> JsonResponse:
             checks["redis"] = "error"
     if settings.CELERY_BROKER_URL and settings.CELERY_BROKER_URL != settings.REDIS_URL:
         checks["broker"] = _broker_check()
+    try:
+        storage().check()  # the object store every node shares (S3) or its own disk
+        checks["storage"] = "ok"
+    except Exception:
+        log.warning("readiness: object store unavailable", exc_info=True)
+        checks["storage"] = "error"
     down = sorted(name for name, value in checks.items() if value != "ok")
     if not down:
         return JsonResponse({"status": "ok", "checks": checks})

@@ -168,6 +168,19 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BEAT_SCHEDULE["studies.sweep_pending_objects"] = {"task": "studies.sweep_pending_objects", "schedule": 300}
 
 PRIZMED_STORAGE_DIR = Path(envstr("PRIZMED_STORAGE_DIR", str(DATA_DIR / "objects"))).resolve()
+# --- S3-compatible object storage (issue 15, docs/deploy.md) ---------------------------------
+# s3://bucket/prefix stores objects there instead of in PRIZMED_STORAGE_DIR; endpoint, region and
+# credentials come from the standard AWS variables (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID...).
+PRIZMED_STORAGE_URL = envstr("PRIZMED_STORAGE_URL", "")
+if PRIZMED_STORAGE_URL and not PRIZMED_STORAGE_URL.startswith("s3://"):
+    raise ConfigError(f"PRIZMED_STORAGE_URL={PRIZMED_STORAGE_URL!r} must be s3://bucket[/prefix]")
+# Multipart upload part size: memory per object being written is about twice this (S3 minimum 5 MiB).
+PRIZMED_S3_PART_BYTES = max(envint("PRIZMED_S3_PART_BYTES", 8 * 1024 * 1024), 5 * 1024 * 1024)
+PRIZMED_S3_TIMEOUT_SECONDS = envint("PRIZMED_S3_TIMEOUT_SECONDS", 10)  # connect, and each read
+PRIZMED_S3_MAX_ATTEMPTS = envint("PRIZMED_S3_MAX_ATTEMPTS", 3)  # per request, with backoff
+# Path-style addressing (bucket in the path): what MinIO and other self-hosted endpoints need.
+PRIZMED_S3_PATH_STYLE = envbool("PRIZMED_S3_PATH_STYLE", bool(envstr("AWS_ENDPOINT_URL", "")))
+# --- end S3 object storage --------------------------------------------------------------------
 # Test hook: a file holding epoch seconds that replaces the wall clock for rate-limit windows,
 # so tests across processes can pin or advance time instead of sleeping.
 PRIZMED_CLOCK_FILE = envstr("PRIZMED_CLOCK_FILE", "")

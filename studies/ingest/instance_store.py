@@ -82,6 +82,5 @@ class InstanceStore:
         if self._writer is not None:
             self._writer.abort()
             self._writer = None
-        for item in self.items:
-            storage().delete(item.object_key)
+        storage().delete_many([item.object_key for item in self.items])
         self.items = []

@@ -191,8 +191,8 @@ def stream_assemble(*, stream_pk: int, upload_id: str, content_type: ContentType
     stream = Stream.objects.get(pk=stream_pk)
     receiver = Receiver(content_type, organization_id=stream.organization_id, upload_id=upload_id)
     try:
-        for key in Chunk.objects.filter(stream=stream).order_by("seq").values_list("object_key", flat=True):
-            with storage().open(key) as fh:
+        for key, size in Chunk.objects.filter(stream=stream).order_by("seq").values_list("object_key", "size"):
+            with storage().open_range(key, 0, size) as fh:  # one ranged GET per chunk on S3
                 while piece := fh.read(READ_PIECE_BYTES):
                     receiver.feed(piece)
         received = receiver.finish()

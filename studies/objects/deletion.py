@@ -37,10 +37,9 @@ def objects_delete_on_commit(keys: Iterable[str]) -> None:
 
 
 def objects_purge(*, keys: list[str]) -> None:
-    """Delete the objects, then their pending rows: a crash in between is finished later."""
-    store = storage()
-    for key in keys:
-        store.delete(key)
+    """Delete the objects (batched: one request per 1,000 on S3), then their pending rows: a
+    crash in between is finished later."""
+    storage().delete_many(keys)
     for start in range(0, len(keys), SWEEP_BATCH_KEYS):
         PendingObjectDeletion.objects.filter(object_key__in=keys[start : start + SWEEP_BATCH_KEYS]).delete()
 

@@ -116,8 +116,17 @@ class LocalStorage(Storage):
         """Open for reading; FileNotFoundError if the key is missing."""
         return self.path(key).open("rb")
 
+    def open_range(self, key: str, offset: int, length: int) -> BinaryIO:
+        fp = self.open(key)
+        fp.seek(offset)
+        return fp
+
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self.delete(key)
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
@@ -136,6 +145,10 @@ class LocalStorage(Storage):
         paths = [self.path(key) for key in keys]
         list(_syncers.map(_fsync_file, paths))
         list(_syncers.map(_fsync_dir, {path.parent for path in paths}))
+
+    def check(self) -> None:
+        if not os.access(self._partial, os.W_OK):
+            raise OSError(f"the object store at {self.root} is not writable")
 
     def partials_sweep(self, *, before: float) -> int:
         removed = 0

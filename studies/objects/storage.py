@@ -1,8 +1,9 @@
 """Where uploaded DICOM bytes live: one small interface, the backends behind it.
 
-Callers see only ``Storage`` and ``ObjectWriter``, so an S3-compatible backend (multipart
-upload in ``write``, complete in ``commit``, abort in ``abort``) fits beside the local one
-(studies/objects/local.py) without touching them. Keys come from ids and hashes the server
+Callers see only ``Storage`` and ``ObjectWriter``: the local backend (studies/objects/local.py)
+and the S3-compatible one (studies/objects/s3.py: multipart upload in ``write``, complete in
+``commit``, abort in ``abort``) are interchangeable. Any method may raise ``StorageUnavailable``
+(503) when the store cannot be reached. Keys come from ids and hashes the server
 makes, never from payload content.
 """
 
@@ -12,9 +13,21 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO, Protocol
 
+from core.errors import ApiError
+
 MAX_KEY_CHARS = 512
 PARTIAL_DIR = ".partial"  # where objects being written are staged, out of every key's reach
 KEY_RE = re.compile(r"[A-Za-z0-9._/-]+")
+
+
+class StorageUnavailable(ApiError, OSError):
+    """The object store cannot be reached or keeps failing (after the backend's own retries):
+    503 with Retry-After, nothing acknowledged; the client sends the request again. An OSError
+    too, so what retries a failing disk (the index tasks) retries an unreachable store alike."""
+
+    def __init__(self) -> None:
+        super().__init__(503, "The object store is unavailable; try again shortly.", slug="storage-unavailable",
+                         headers=[("Retry-After", "5")])  # fmt: skip
 
 
 class ObjectWriter(Protocol):
@@ -26,7 +39,8 @@ class ObjectWriter(Protocol):
 
     def commit(self, *, durable: bool = True) -> None:
         """Make the object visible under its key, replacing any previous one; durable unless
-        ``durable=False``, which defers that to one ``Storage.sync`` over many objects."""
+        ``durable=False``, which defers that to one ``Storage.sync`` over many objects (and, on
+        S3, the PUT itself: nothing may read the object, nor count on it, before that sync)."""
         ...
 
     def abort(self) -> None:
@@ -43,10 +57,23 @@ class Storage(Protocol):
         its discard removes by prefix), where staging would cost a rename per object."""
         ...
 
-    def open(self, key: str) -> BinaryIO: ...
+    def open(self, key: str) -> BinaryIO:
+        """A seekable reader; FileNotFoundError if the key is missing. Reads fetch only what
+        they ask for (a header read never transfers the whole object)."""
+        ...
+
+    def open_range(self, key: str, offset: int, length: int) -> BinaryIO:
+        """A reader positioned at ``offset`` for the ``length`` bytes from there (an extent the
+        index recorded): the caller reads at most that much. FileNotFoundError if the key is
+        missing, at open or at the first read."""
+        ...
 
     def delete(self, key: str) -> None:
         """Remove the object; a missing key is fine (deletes are retried)."""
+        ...
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        """Remove these objects, in as few requests as the backend allows; missing keys are fine."""
         ...
 
     def exists(self, key: str) -> bool: ...
@@ -59,6 +86,10 @@ class Storage(Protocol):
 
     def sync(self, keys: Sequence[str]) -> None:
         """Make objects committed with ``durable=False`` durable, all at once."""
+        ...
+
+    def check(self) -> None:
+        """Raise (OSError, StorageUnavailable) unless the store takes requests now: readiness."""
         ...
 
     def partials_sweep(self, *, before: float) -> int:
