@@ -224,6 +224,10 @@ class LogReader:
         if self.head is None:
             head, queries = await read_counted(log_head, organization_id=self.organization_id)
             self.head, self.stats.queries = head, self.stats.queries + queries
+            # A stream that joined before may have caught up to less than this head, and no offer
+            # will carry the events in between: it reads the log once more.
+            for feed in self.feeds:
+                feed.drop()
             return
         while True:
             entries, queries = await read_counted(
