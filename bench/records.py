@@ -1,7 +1,7 @@
 """Record stream benchmark (PostgreSQL + Redis, uvicorn processes sharing them).
 
     .venv/bin/python -m bench.records [--clients 100] [--changes 200] [--servers 2]
-        [--client-procs 4] [--buffer 100] [--no-stall] [--no-export] [--studies 10000]
+        [--burst 0] [--client-procs 4] [--buffer 100] [--no-stall] [--no-export] [--studies 10000]
 
 1. Event latency: --clients SSE clients spread over --servers uvicorn processes, run by
    --client-procs processes of their own (asyncio streams, no HTTP library), plus one stalled
@@ -11,8 +11,9 @@
    client receiving the event (time.monotonic, one clock for every process). p50/p95 over every
    (change, client) pair; events missed, repeated or out of order; per server: RSS idle /
    connected / after, CPU per change, and what its log reader counted (records/fanout.py logs
-   it when the last stream leaves): SQL statements per change. --buffer sets
-   RECORDS_STREAM_BUFFER_EVENTS, below --changes so that the stalled stream's feed overflows.
+   it when the last stream leaves): SQL statements per change. --burst more changes follow back
+   to back (counted for missed/repeated, not for latency): enough of them fill the stalled
+   client's socket buffers, and its feed (--buffer sets RECORDS_STREAM_BUFFER_EVENTS) overflows.
 2. NDJSON export: --studies studies (each with its patient, 1 series, 4 instances) bulk-created
    with their current resources, then `GET /records/stream` as application/fhir+ndjson, timed
    until the last line; resources/s and the server's RSS growth.
@@ -132,7 +133,7 @@ def reader_line(server: live.Server, organization_id: int) -> dict[str, int]:
     return {}
 
 
-def latency(servers: list[live.Server], auth: dict[str, str], clients: int, changes: int, procs: int,
+def latency(servers: list[live.Server], auth: dict[str, str], clients: int, changes: int, burst: int, procs: int,
             stall: bool) -> LatencyFigures:  # fmt: skip
     from django.db import transaction
 
@@ -171,11 +172,16 @@ def latency(servers: list[live.Server], auth: dict[str, str], clients: int, chan
             event = record_study_changed(study=study)
         committed[event.seq] = time.monotonic()
         time.sleep(0.05)  # one change at a time, so each latency is that change's own
-    target.value = max(committed)
+    # Then a burst, back to back: more than the stalled stream's socket buffers and feed hold.
+    burst_seqs = []
+    for _ in range(burst):
+        with transaction.atomic():
+            burst_seqs.append(record_study_changed(study=study).seq)
+    target.value = max([*committed, *burst_seqs])
     received = _collect(results, clients)
     for fig, srv, before in zip(figures, servers, cpu_before, strict=True):
         assert srv.proc is not None
-        fig.cpu_ms_per_event = (common.cpu_seconds(srv.proc.pid) - before) / changes * 1000
+        fig.cpu_ms_per_event = (common.cpu_seconds(srv.proc.pid) - before) / (changes + burst) * 1000
         fig.rss_after = common.rss_mb(srv.proc.pid)
     stop.set()
     for child in children:
@@ -185,7 +191,7 @@ def latency(servers: list[live.Server], auth: dict[str, str], clients: int, chan
     for fig, srv in zip(figures, servers, strict=True):
         fig.reader = reader_line(srv, org.pk)
 
-    return LatencyFigures(*_tally(received, committed, clients), servers=figures)
+    return LatencyFigures(*_tally(received, committed, {*committed, *burst_seqs}, clients), servers=figures)
 
 
 def _collect(results: Any, clients: int) -> list[list[tuple[int, float]]]:
@@ -201,18 +207,19 @@ def _collect(results: Any, clients: int) -> list[list[tuple[int, float]]]:
     return received
 
 
-def _tally(received: list[list[tuple[int, float]]], committed: dict[int, float], clients: int
+def _tally(received: list[list[tuple[int, float]]], committed: dict[int, float], expected: set[int], clients: int
            ) -> tuple[float, float, int, int, int]:  # fmt: skip
-    """p50, p95 (ms); events missed, repeated, out of order, over every client."""
+    """p50, p95 (ms) of the paced changes; events missed, repeated, out of order, over every
+    client and every change (paced and burst)."""
     samples: list[float] = []
     missed = repeated = out_of_order = 0
     for events in received:
-        seqs = [seq for seq, _ in events if seq in committed]
+        seqs = [seq for seq, _ in events if seq in expected]
         repeated += len(seqs) - len(set(seqs))
-        missed += len(committed.keys() - set(seqs))
+        missed += len(expected - set(seqs))
         out_of_order += sum(1 for a, b in itertools.pairwise(seqs) if b <= a)
         samples.extend(at - committed[seq] for seq, at in events if seq in committed)
-    missed += (clients - len(received)) * len(committed)
+    missed += (clients - len(received)) * len(expected)
     p50, p95 = common.percentiles(samples)
     return p50, p95, missed, repeated, out_of_order
 
@@ -306,7 +313,8 @@ def build_costs() -> tuple[float, float]:
 
 def latency_table(args: argparse.Namespace, fig: LatencyFigures) -> None:
     counts = f"{fig.missed} / {fig.repeated} / {fig.out_of_order}"
-    print(f"| {args.clients} clients × {args.changes} changes, {args.servers} servers | "
+    burst = f" + {args.burst} back to back" if args.burst else ""
+    print(f"| {args.clients} clients × {args.changes} changes{burst}, {args.servers} servers | "
           f"p50 {fig.p50:.1f} ms, p95 {fig.p95:.1f} ms | {counts} |")  # fmt: skip
     print()
     print("| server | streams | RSS idle → connected → after (MB) | CPU per change | log reader: statements / changes "
@@ -314,9 +322,10 @@ def latency_table(args: argparse.Namespace, fig: LatencyFigures) -> None:
     print("|---|---|---|---|---|---|---|")
     for n, srv in enumerate(fig.servers):
         r = srv.reader
-        per_event = r.get("queries", 0) / args.changes
+        changes = args.changes + args.burst
+        per_event = r.get("queries", 0) / changes
         print(f"| {n + 1} | {r.get('streams_max', '?')} | {srv.rss_idle:.0f} → {srv.rss_connected:.0f} → "
-              f"{srv.rss_after:.0f} | {srv.cpu_ms_per_event:.1f} ms | {r.get('queries', '?')} / {args.changes} = "
+              f"{srv.rss_after:.0f} | {srv.cpu_ms_per_event:.1f} ms | {r.get('queries', '?')} / {changes} = "
               f"{per_event:.2f} ({r.get('reads_on_wake', '?')}, {r.get('reads_periodic', '?')}) | "
               f"{r.get('stream_queries', '?')} | {r.get('overflows', '?')} |")  # fmt: skip
 
@@ -325,6 +334,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--changes", type=int, default=200)
+    parser.add_argument("--burst", type=int, default=0)
     parser.add_argument("--servers", type=int, default=2)
     parser.add_argument("--client-procs", type=int, default=4)
     parser.add_argument("--buffer", type=int, default=100)
@@ -357,7 +367,7 @@ def main() -> None:
     # The servers log at INFO: their log readers' counts come as a log line.
     servers = [live.server({**s.env, "LOG_LEVEL": "INFO"}, s.data_dir) for _ in range(args.servers)]
     try:
-        fig = latency(servers, live_key, args.clients, args.changes, args.client_procs, not args.no_stall)
+        fig = latency(servers, live_key, args.clients, args.changes, args.burst, args.client_procs, not args.no_stall)
     finally:
         for srv in servers:
             srv.stop()
