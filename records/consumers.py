@@ -130,7 +130,7 @@ class RecordStreamConsumer(AsyncConsumer):  # type: ignore[misc]  # channels shi
         async with feed_open(grant.organization_id) as feed:
             await self._start(
                 "text/event-stream",
-                [*echo, (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")],
+                [*echo, (b"cache-control", b"no-store"), (b"x-accel-buffering", b"no")],
             )
             stream = SseStream(organization_id=grant.organization_id, api_key_id=grant.api_key_id, req=req, feed=feed)
             await self._stream(grant, stream.frames())
