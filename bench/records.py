@@ -1,11 +1,19 @@
-"""Record stream benchmark (PostgreSQL + Redis, one uvicorn process).
+"""Record stream benchmark (PostgreSQL + Redis, uvicorn processes sharing them).
 
-    .venv/bin/python -m bench.records [--clients 100] [--changes 200] [--studies 10000]
+    .venv/bin/python -m bench.records [--clients 100] [--changes 200] [--servers 2]
+        [--burst 0] [--client-procs 4] [--buffer 100] [--no-stall] [--no-export] [--studies 10000]
 
-1. Event latency: --clients SSE clients connected to one uvicorn; this process commits
+1. Event latency: --clients SSE clients spread over --servers uvicorn processes, run by
+   --client-procs processes of their own (asyncio streams, no HTTP library), plus one stalled
+   client (connects, never reads, 4 KB receive buffer) on the first server. This process commits
    --changes study changes one after another (an ImagingStudy event each, written the way the
    indexer writes them, in the change's transaction); latency = the commit returning → each
-   client receiving the event. p50/p95 over every (change, client) pair.
+   client receiving the event (time.monotonic, one clock for every process). p50/p95 over every
+   (change, client) pair; events missed, repeated or out of order; per server: RSS idle /
+   connected / after, CPU per change, and what its log reader counted (records/fanout.py logs
+   it when the last stream leaves): SQL statements per change. --burst more changes follow back
+   to back (counted for missed/repeated, not for latency): enough of them fill the stalled
+   client's socket buffers, and its feed (--buffer sets RECORDS_STREAM_BUFFER_EVENTS) overflows.
 2. NDJSON export: --studies studies (each with its patient, 1 series, 4 instances) bulk-created
    with their current resources, then `GET /records/stream` as application/fhir+ndjson, timed
    until the last line; resources/s and the server's RSS growth.
@@ -16,10 +24,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
+import json
+import multiprocessing
 import os
-import threading
+import queue
+import socket
 import time
-from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -29,67 +42,186 @@ from tests.support import live
 PATH = "/api/v2/records/stream"
 
 
-async def _listen(url: str, auth: dict[str, str], received: dict[int, list[float]], ready: asyncio.Event,
-                  connected: list[int], total: int, stop: asyncio.Event) -> None:  # fmt: skip
-    headers = {**auth, "Accept": "text/event-stream", "X-Record-Seq": "0"}
-    timeout = httpx.Timeout(30, read=None)
-    async with httpx.AsyncClient(timeout=timeout) as client, client.stream("GET", url, headers=headers) as response:
-        assert response.status_code == 200, await response.aread()
-        connected.append(1)
-        if len(connected) == total:
-            ready.set()
-        seq = None
-        async for line in response.aiter_lines():
-            if line.startswith("id: "):
-                seq = int(line[4:])
-            elif line.startswith("data: ") and seq is not None:
-                received[seq].append(time.perf_counter())
-                seq = None
-            if stop.is_set():
-                return
+def _client_process(targets: list[tuple[int, str]], auth: str, position: int, target: Any, stop: Any,
+                    results: Any) -> None:  # fmt: skip
+    """One client process: an SSE connection per (port, path) target, read with asyncio streams
+    (no HTTP client library: the clients share the servers' 2 cores). Reports, per connection,
+    every (seq, time.monotonic()) it received once the last change has reached all of them."""
+    asyncio.run(_clients(targets, auth, position, target, stop, results))
 
 
-def latency(server_url: str, auth: dict[str, str], clients: int, changes: int) -> tuple[float, float, int]:
+async def _clients(targets: list[tuple[int, str]], auth: str, position: int, target: Any, stop: Any,
+                   results: Any) -> None:  # fmt: skip
+    received: list[list[tuple[int, float]]] = [[] for _ in targets]
+    connected = asyncio.Event()
+    count = [0]
+
+    async def one(n: int, port: int, path: str) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 22)
+        request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n"
+                   f"Accept: text/event-stream\r\nX-Record-Seq: {position}\r\n\r\n")  # fmt: skip
+        writer.write(request.encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        count[0] += 1
+        if count[0] == len(targets):
+            connected.set()
+        mine, rest = received[n], b""
+        try:
+            while data := await reader.read(1 << 16):
+                now = time.monotonic()
+                # Chunked transfer coding: each chunk holds whole events, so "id:" lines are intact.
+                lines = (rest + data).split(b"\n")
+                rest = lines.pop()
+                mine.extend((int(line[4:]), now) for line in lines if line.startswith(b"id: "))
+        finally:
+            writer.close()
+
+    tasks = [asyncio.create_task(one(n, port, path)) for n, (port, path) in enumerate(targets)]
+    await asyncio.wait_for(connected.wait(), 120)
+    results.put(("connected", len(targets)))
+    while not stop.is_set():
+        last = target.value
+        if last and all(r and r[-1][0] >= last for r in received):
+            break
+        await asyncio.sleep(0.1)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    results.put(("received", received))
+
+
+def _stalled_client(port: int, auth: str, position: int) -> socket.socket:
+    """A client that connects and never reads, through a 4 KB receive buffer."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n"
+                 f"Accept: text/event-stream\r\nX-Record-Seq: {position}\r\n\r\n".encode())  # fmt: skip
+    return sock
+
+
+@dataclass
+class ServerFigures:
+    rss_idle: float = 0.0  # MB, before any client
+    rss_connected: float = 0.0  # MB, every client connected
+    rss_after: float = 0.0  # MB, after the changes reached every client
+    cpu_ms_per_event: float = 0.0
+    reader: dict[str, int] = field(default_factory=dict)  # the "records log reader stopped" line
+
+
+@dataclass
+class LatencyFigures:
+    p50: float
+    p95: float
+    missed: int
+    repeated: int
+    out_of_order: int
+    servers: list[ServerFigures]
+
+
+def reader_line(server: live.Server, organization_id: int) -> dict[str, int]:
+    """The counts the server's log reader logged when its last stream left (waits up to 60 s)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for line in server.log().splitlines():
+            if '"records log reader stopped"' in line:
+                entry = json.loads(line)
+                if entry.get("organization_id") == organization_id:
+                    return entry  # type: ignore[no-any-return]
+        time.sleep(0.5)
+    return {}
+
+
+def latency(servers: list[live.Server], auth: dict[str, str], clients: int, changes: int, burst: int, procs: int,
+            stall: bool) -> LatencyFigures:  # fmt: skip
     from django.db import transaction
 
     from accounts.models import Organization
+    from records.selectors import log_head
     from studies.index.record_events import record_study_changed
     from studies.models import Study
 
-    received: dict[int, list[float]] = defaultdict(list)
-    loop = asyncio.new_event_loop()
-    ready, stop = asyncio.Event(), asyncio.Event()
-    connected: list[int] = []
-
-    async def run() -> None:
-        await asyncio.gather(*(_listen(server_url + PATH, auth, received, ready, connected, clients, stop)
-                               for _ in range(clients)))  # fmt: skip
-
-    thread = threading.Thread(target=lambda: loop.run_until_complete(run()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while len(connected) < clients:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"only {len(connected)} clients connected")
-        time.sleep(0.05)
-    time.sleep(1)  # every client past its (empty) catch-up
-
     org = Organization.objects.get(slug="bench-live")
     study = Study.objects.select_related("patient").get(organization=org)
+    position = log_head(organization_id=org.pk)
+    figures = [ServerFigures(rss_idle=common.rss_mb(srv.proc.pid)) for srv in servers if srv.proc]
+    ctx = multiprocessing.get_context("spawn")
+    target, stop, results = ctx.Value("q", 0), ctx.Event(), ctx.Queue()
+    targets = [(servers[n % len(servers)].port, PATH) for n in range(clients)]
+    key = auth["Authorization"]
+    children = [
+        ctx.Process(target=_client_process, args=(targets[k::procs], key, position, target, stop, results))
+        for k in range(procs)
+    ]
+    for child in children:
+        child.start()
+    for _ in children:
+        kind, _count = results.get(timeout=180)
+        assert kind == "connected"
+    stalled = _stalled_client(servers[0].port, key, position) if stall else None
+    time.sleep(2)  # every client past its (empty) catch-up
+    for fig, srv in zip(figures, servers, strict=True):
+        assert srv.proc is not None
+        fig.rss_connected = common.rss_mb(srv.proc.pid)
+    cpu_before = [common.cpu_seconds(srv.proc.pid) for srv in servers if srv.proc]
+
     committed: dict[int, float] = {}
     for _ in range(changes):
         with transaction.atomic():
             event = record_study_changed(study=study)
-        committed[event.seq] = time.perf_counter()
+        committed[event.seq] = time.monotonic()
         time.sleep(0.05)  # one change at a time, so each latency is that change's own
-    deadline = time.monotonic() + 30
-    while any(len(received[seq]) < clients for seq in committed) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    loop.call_soon_threadsafe(stop.set)
-    samples = [at - committed[seq] for seq in committed for at in received[seq]]
-    missing = clients * changes - len(samples)
+    # Then a burst, back to back: more than the stalled stream's socket buffers and feed hold.
+    burst_seqs = []
+    for _ in range(burst):
+        with transaction.atomic():
+            burst_seqs.append(record_study_changed(study=study).seq)
+    target.value = max([*committed, *burst_seqs])
+    received = _collect(results, clients)
+    for fig, srv, before in zip(figures, servers, cpu_before, strict=True):
+        assert srv.proc is not None
+        fig.cpu_ms_per_event = (common.cpu_seconds(srv.proc.pid) - before) / (changes + burst) * 1000
+        fig.rss_after = common.rss_mb(srv.proc.pid)
+    stop.set()
+    for child in children:
+        child.join(30)
+    if stalled is not None:
+        stalled.close()
+    for fig, srv in zip(figures, servers, strict=True):
+        fig.reader = reader_line(srv, org.pk)
+
+    return LatencyFigures(*_tally(received, committed, {*committed, *burst_seqs}, clients), servers=figures)
+
+
+def _collect(results: Any, clients: int) -> list[list[tuple[int, float]]]:
+    """What the client processes received, each once all its clients have the last change."""
+    received: list[list[tuple[int, float]]] = []
+    deadline = time.monotonic() + 120
+    while len(received) < clients and time.monotonic() < deadline:
+        try:
+            _kind, part = results.get(timeout=5)
+        except queue.Empty:
+            continue
+        received.extend(part)
+    return received
+
+
+def _tally(received: list[list[tuple[int, float]]], committed: dict[int, float], expected: set[int], clients: int
+           ) -> tuple[float, float, int, int, int]:  # fmt: skip
+    """p50, p95 (ms) of the paced changes; events missed, repeated, out of order, over every
+    client and every change (paced and burst)."""
+    samples: list[float] = []
+    missed = repeated = out_of_order = 0
+    for events in received:
+        seqs = [seq for seq, _ in events if seq in expected]
+        repeated += len(seqs) - len(set(seqs))
+        missed += len(expected - set(seqs))
+        out_of_order += sum(1 for a, b in itertools.pairwise(seqs) if b <= a)
+        samples.extend(at - committed[seq] for seq, at in events if seq in committed)
+    missed += (clients - len(received)) * len(expected)
     p50, p95 = common.percentiles(samples)
-    return p50, p95, missing
+    return p50, p95, missed, repeated, out_of_order
 
 
 def seed_export(studies: int) -> None:
@@ -179,16 +311,44 @@ def build_costs() -> tuple[float, float]:
     return as_dict, as_model
 
 
+def latency_table(args: argparse.Namespace, fig: LatencyFigures) -> None:
+    counts = f"{fig.missed} / {fig.repeated} / {fig.out_of_order}"
+    burst = f" + {args.burst} back to back" if args.burst else ""
+    print(f"| {args.clients} clients × {args.changes} changes{burst}, {args.servers} servers | "
+          f"p50 {fig.p50:.1f} ms, p95 {fig.p95:.1f} ms | {counts} |")  # fmt: skip
+    print()
+    print("| server | streams | RSS idle → connected → after (MB) | CPU per change | log reader: statements / changes "
+          "(on wake-up, periodic) | streams' own statements | feed overflows |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for n, srv in enumerate(fig.servers):
+        r = srv.reader
+        changes = args.changes + args.burst
+        per_event = r.get("queries", 0) / changes
+        print(f"| {n + 1} | {r.get('streams_max', '?')} | {srv.rss_idle:.0f} → {srv.rss_connected:.0f} → "
+              f"{srv.rss_after:.0f} | {srv.cpu_ms_per_event:.1f} ms | {r.get('queries', '?')} / {changes} = "
+              f"{per_event:.2f} ({r.get('reads_on_wake', '?')}, {r.get('reads_periodic', '?')}) | "
+              f"{r.get('stream_queries', '?')} | {r.get('overflows', '?')} |")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--changes", type=int, default=200)
+    parser.add_argument("--burst", type=int, default=0)
+    parser.add_argument("--servers", type=int, default=2)
+    parser.add_argument("--client-procs", type=int, default=4)
+    parser.add_argument("--buffer", type=int, default=100)
+    parser.add_argument("--no-stall", action="store_true")
+    parser.add_argument("--no-export", action="store_true")
     parser.add_argument("--studies", type=int, default=10_000)
+    parser.add_argument("--redis-url", default=common.REDIS_URL)
     args = parser.parse_args()
 
-    s = common.setup(services=True)
+    s = common.setup(services=True, redis_url=args.redis_url)
     s.env.update(
-        RECORDS_MAX_STREAMS_PER_KEY=str(args.clients + 10), DB_CONN_MAX_AGE=os.environ.get("DB_CONN_MAX_AGE", "0")
+        RECORDS_MAX_STREAMS_PER_KEY=str(args.clients + 10),
+        RECORDS_STREAM_BUFFER_EVENTS=str(args.buffer),
+        DB_CONN_MAX_AGE=os.environ.get("DB_CONN_MAX_AGE", "0"),
     )
     os.environ.update(s.env)
     os.environ["DJANGO_SETTINGS_MODULE"] = "prizmed.settings"
@@ -202,24 +362,36 @@ def main() -> None:
 
     live_key = {"Authorization": f"Bearer {s.issue_key('bench-live')}"}
     index_study(Organization.objects.get(slug="bench-live"), patient_id="P1", study_uid="1.2.3.1", instances=4)
-    seed_export(args.studies)
-    export_key = {"Authorization": f"Bearer {s.issue_key('bench-export')}"}
     assert transaction.get_autocommit()
 
+    # The servers log at INFO: their log readers' counts come as a log line.
+    servers = [live.server({**s.env, "LOG_LEVEL": "INFO"}, s.data_dir) for _ in range(args.servers)]
+    try:
+        fig = latency(servers, live_key, args.clients, args.changes, args.burst, args.client_procs, not args.no_stall)
+    finally:
+        for srv in servers:
+            srv.stop()
+    pool = s.env.get("DB_POOL_MAX_SIZE", "10 (default)")
+    print(f"Mode: PostgreSQL + Redis, {args.servers} uvicorn processes, {args.client_procs} client processes, "
+          f"{'one stalled client, ' if not args.no_stall else ''}RECORDS_STREAM_BUFFER_EVENTS={args.buffer}, "
+          f"DB_POOL_MAX_SIZE={pool}.\n")  # fmt: skip
+    print("| run | commit → SSE event | missed / repeated / out of order |")
+    print("|---|---|---|")
+    latency_table(args, fig)
+    if args.no_export:
+        return
+
+    seed_export(args.studies)
+    export_key = {"Authorization": f"Bearer {s.issue_key('bench-export')}"}
     server = common.start_server(s)
     try:
-        p50, p95, missing = latency(server.url, live_key, args.clients, args.changes)
         count, rate, rss = export(server, export_key)
     finally:
         server.stop()
     as_dict, as_model = build_costs()
-
-    pool = s.env.get("DB_POOL_MAX_SIZE", "10 (default)")
-    print(f"Mode: PostgreSQL + Redis, one uvicorn process, connection pool DB_POOL_MAX_SIZE={pool}.\n")
+    print()
     print("| measurement | result |")
     print("|---|---|")
-    print(f"| event latency, commit → SSE event, {args.clients} clients × {args.changes} changes | "
-          f"p50 {p50:.1f} ms, p95 {p95:.1f} ms ({missing} events missing) |")  # fmt: skip
     print(f"| NDJSON export, {args.studies:,} studies ({count:,} resources) | {rate:,.0f} resources/s, "
           f"server RSS +{rss:.1f} MB |")  # fmt: skip
     print(f"| build one ImagingStudy (4 instances): dict + json / R4B model | {as_dict:.0f} µs / {as_model:.0f} µs |")

@@ -42,6 +42,10 @@ class Grant:
 
 
 class RecordStreamConsumer(AsyncConsumer):  # type: ignore[misc]  # channels ships no type hints
+    # No channel of its own: wake-ups reach the process's log reader (records/fanout.py), not each
+    # stream, which spares a channel-layer subscription (a Redis SUBSCRIBE) per connection.
+    channel_layer_alias = None
+
     def __init__(self) -> None:
         self.task: asyncio.Task[None] | None = None
         self.started = False  # the response head is sent

@@ -163,34 +163,40 @@ class LogReader:
 
     async def _run(self) -> None:
         layer: BaseChannelLayer | None = get_channel_layer()
-        if layer is None:
-            await self._loop()
-            return
-        group = org_group(self.organization_id)
-        channel = await layer.new_channel()
-        listener = asyncio.create_task(self._listen(layer, channel))
-        try:
-            await self._loop(layer=layer, group=group, channel=channel)
-        finally:
-            listener.cancel()
-            await asyncio.shield(layer.group_discard(group, channel))
-
-    async def _loop(self, *, layer: BaseChannelLayer | None = None, group: str = "", channel: str = "") -> None:
+        channel: str | None = None
+        listener: asyncio.Task[None] | None = None
         woken = False
         try:
             while True:
                 if layer is not None:
-                    # Each round: it also renews the membership, which the in-memory layer expires.
-                    await layer.group_add(group, channel)
+                    channel, listener = await self._subscribe(layer, channel, listener)
                 try:
                     await self._read_all(woken=woken)
                 except Exception:  # the next wake-up or period retries
                     log.exception("record log read failed")
                 woken = await self._wait()
         finally:
-            log.info(
-                "records log reader stopped", extra={"organization_id": self.organization_id, **asdict(self.stats)}
-            )
+            if listener is not None:
+                listener.cancel()
+            if layer is not None and channel is not None:
+                await asyncio.shield(layer.group_discard(org_group(self.organization_id), channel))
+            stats = {"organization_id": self.organization_id, **asdict(self.stats)}
+            log.info("records log reader stopped", extra=stats)
+
+    async def _subscribe(
+        self, layer: BaseChannelLayer, channel: str | None, listener: asyncio.Task[None] | None
+    ) -> tuple[str | None, asyncio.Task[None] | None]:
+        """Joins the organization's group, every round: that also renews the membership (the
+        in-memory layer expires it) and retries after a channel-layer failure, during which the
+        periodic reads go on."""
+        try:
+            if channel is None:
+                channel = await layer.new_channel()
+                listener = asyncio.create_task(self._listen(layer, channel))
+            await layer.group_add(org_group(self.organization_id), channel)
+        except Exception:
+            log.warning("record wake-ups unavailable: reading the log periodically", exc_info=True)
+        return channel, listener
 
     async def _wait(self) -> bool:
         """Until a wake-up (True) or RECORDS_POLL_SECONDS (False)."""
@@ -224,6 +230,10 @@ class LogReader:
         if self.head is None:
             head, queries = await read_counted(log_head, organization_id=self.organization_id)
             self.head, self.stats.queries = head, self.stats.queries + queries
+            # A stream that joined before may have caught up to less than this head, and no offer
+            # will carry the events in between: it reads the log once more.
+            for feed in self.feeds:
+                feed.drop()
             return
         while True:
             entries, queries = await read_counted(
