@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import APIKey, Organization
+from core import metrics
 from core.errors import conflict
 from core.tasks import enqueue
 from studies.index.tasks import index_upload
@@ -78,6 +79,8 @@ def upload_complete(*, upload_id: str, received: Received) -> Upload:
         upload.updated = now
         upload.save(update_fields=["state", "bytes_received", "sha256", "instances_received", "updated"])
         transaction.on_commit(lambda: enqueue(index_upload, str(upload.id)))
+    metrics.UPLOAD_BYTES.inc(received.bytes_received)  # committed: the 202 follows
+    metrics.UPLOAD_INSTANCES.inc(len(received.items))
     return upload
 
 
