@@ -8,10 +8,14 @@ from typing import Any
 
 import httpx
 import pytest
+from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import Plan
 from fhir_rest.capabilities import RESOURCES
 from fhir_rest.routes import ROUTES
+from studies.index.record_events import record_study_changed
+from studies.models import Study
 from tests.support import live
 from tests.support.fhir_assert import assert_fhir_valid
 from tests.support.fhir_support import BASE, fhir_server, patient_fhir_id
@@ -212,3 +216,19 @@ def test_it_throttles_as_an_operation_outcome(fhir_server: live.Server, world: W
     refused = get(fhir_server, "metadata", world.bob.headers)
     outcome(refused, 429, "throttled")
     assert int(refused.headers["retry-after"]) > 0 and refused.headers["x-ratelimit-remaining"] == "0"
+
+
+def test_everything_since_returns_only_what_changed(fhir_server: live.Server, world: World) -> None:
+    acme = world.bob.org
+    for n in range(1, 4):
+        index_study(acme, patient_id="P1", study_uid=f"1.2.3.{n}")
+    since = timezone.now()
+    with transaction.atomic():
+        record_study_changed(study=Study.objects.get(organization=acme, study_uid="1.2.3.2"))
+    pid = patient_fhir_id(acme, "P1")
+    response = get(fhir_server, f"Patient/{pid}/$everything", world.bob.headers, _since=since.isoformat())
+    assert response.status_code == 200, response.text
+    assert response.json()["total"] == 1
+    assert [e["resource"]["id"] for e in response.json()["entry"]] == ["1.2.3.2"]
+    outcome(get(fhir_server, f"Patient/{pid}/$everything", world.bob.headers, _type="Patient"), 400, "invalid")
+    outcome(get(fhir_server, f"Patient/{'0' * 32}/$everything", world.bob.headers), 404, "not-found")
