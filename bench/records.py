@@ -29,6 +29,7 @@ import json
 import multiprocessing
 import os
 import queue
+import secrets
 import socket
 import time
 from dataclasses import dataclass, field
@@ -344,6 +345,8 @@ def main() -> None:
     parser.add_argument("--redis-url", default=common.REDIS_URL)
     args = parser.parse_args()
 
+    # Production services need the audit chain's key (docs/audit.md); a throwaway one per run.
+    os.environ.setdefault("PRIZMED_AUDIT_KEY", f"bench-only-audit-key-{secrets.token_hex(16)}")
     s = common.setup(services=True, redis_url=args.redis_url)
     s.env.update(
         RECORDS_MAX_STREAMS_PER_KEY=str(args.clients + 10),
