@@ -65,6 +65,8 @@ def setup(*, services: bool, pg_admin_url: str = PG_ADMIN_URL, redis_url: str = 
         atexit.register(_drop_database, name, pg_admin_url)
         db_url = pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
         extra["REDIS_URL"] = redis_url
+        # Production services need the audit chain's key (docs/audit.md); a run's own, thrown away.
+        extra.setdefault("PRIZMED_AUDIT_KEY", f"bench-only-audit-key-{uuid.uuid4().hex}")
     else:
         db_url = f"sqlite:///{data_dir / 'prizmed.sqlite3'}"
     env = live.child_env(database_url=db_url, data_dir=data_dir, clock_file=clock, **extra)
