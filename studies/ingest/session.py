@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -35,7 +37,7 @@ from studies.ingest.streams import (
     stream_forget,
     stream_open,
 )
-from studies.ingest.uploads import upload_complete, upload_discard, upload_open
+from studies.ingest.uploads import upload_complete, upload_discard, upload_open, upload_touch
 from studies.models import StreamState, Upload, UploadState
 from studies.objects.store import storage
 
@@ -120,7 +122,8 @@ class Ingest:
             receiver.feed(data)
 
         try:
-            await pump(self.pieces(self.limit()), feed, eager=lambda: not receiver.head_checked)
+            pieces = self._alive(self.pieces(self.limit()), upload_id)
+            await pump(pieces, feed, eager=lambda: not receiver.head_checked)
             received = await asyncio.to_thread(receiver.finish)
             digest_check(self.headers.sha256, body_hash.digest())
             upload = await database_sync_to_async(upload_complete)(
@@ -131,6 +134,17 @@ class Ingest:
             await database_sync_to_async(upload_discard)(upload_id=upload_id, organization_id=self.organization.pk)
             raise
         return 202, upload_answer(upload)
+
+    @staticmethod
+    async def _alive(pieces: AsyncIterator[bytes], upload_id: str) -> AsyncIterator[bytes]:
+        """``pieces``, touching the upload every UPLOAD_HEARTBEAT_SECONDS while they arrive, so
+        only a dead upload is ever taken over by a retry of its request id (upload_open)."""
+        touched = time.monotonic()
+        async for piece in pieces:
+            if time.monotonic() - touched >= settings.UPLOAD_HEARTBEAT_SECONDS:
+                await database_sync_to_async(upload_touch)(upload_id=upload_id)
+                touched = time.monotonic()
+            yield piece
 
     async def _same_payload(self, upload: Upload) -> None:
         """A request id replays only the payload it was first used for (the IETF Idempotency-Key
