@@ -23,7 +23,7 @@ from tests.support.dicomfactory import make_instance
 from tests.support.ingest_support import sha, stored
 from tests.support.world import World
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.services, pytest.mark.faults]
 LIMITS = {
     "HTTP_HEAD_TIMEOUT_SECONDS": "2",
     "HTTP_BODY_IDLE_TIMEOUT_SECONDS": "2",

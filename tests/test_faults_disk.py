@@ -22,7 +22,7 @@ from tests.support.ingest_support import wait_for
 from tests.support.world import World
 from tests.test_auth import assert_problem
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.services, pytest.mark.faults]
 
 
 @pytest.fixture
