@@ -213,13 +213,14 @@ class Ingest:
         already: a retry is never written); what was written is dropped if that fails."""
         writer = None
         # The first chunk carries the payload's head: check it as it arrives (422 early).
-        first = chunk.seq == 0 and slot.held_sha256 is None
+        fresh = slot.held_sha256 is None or slot.replaceable  # bytes to write, not only to hash
+        first = chunk.seq == 0 and fresh
         check = PayloadParser(self.headers.content_type, NullSink()) if first else None
         chunk_hash = hashlib.sha256()
         nbytes = 0
         try:
             pieces = self.pieces(self.limit(slot.held_bytes))
-            if slot.held_sha256 is None:
+            if fresh:
                 writer = await asyncio.to_thread(storage().writer, chunk_key(self.organization.pk, slot.pk, chunk.seq))
 
             def feed(data: bytes) -> None:
