@@ -9,6 +9,7 @@ order, through the same Receiver as a single request.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,7 +23,7 @@ from core.errors import ApiError, conflict, too_large
 from studies.ingest.content_type import ContentType
 from studies.ingest.object_keys import chunk_key
 from studies.ingest.receiver import Receiver
-from studies.ingest.uploads import upload_complete, upload_discard, upload_id_free, uploads_sweep
+from studies.ingest.uploads import upload_complete, upload_discard, upload_id_free, upload_touch, uploads_sweep
 from studies.models import Chunk, Stream, StreamState, Upload
 from studies.objects.deletion import objects_delete_on_commit
 from studies.objects.storage import ObjectWriter
@@ -223,11 +224,15 @@ def stream_assemble(*, stream_pk: int, upload_id: str, content_type: ContentType
     left), and re-raises."""
     stream = Stream.objects.get(pk=stream_pk)
     receiver = Receiver(content_type, organization_id=stream.organization_id, upload_id=upload_id)
+    touched = time.monotonic()
     try:
         for key in Chunk.objects.filter(stream=stream).order_by("seq").values_list("object_key", flat=True):
             with storage().open(key) as fh:
                 while piece := fh.read(READ_PIECE_BYTES):
                     receiver.feed(piece)
+            if time.monotonic() - touched >= settings.UPLOAD_HEARTBEAT_SECONDS:
+                upload_touch(upload_id=upload_id)  # alive: a retry of its request id must not take it over
+                touched = time.monotonic()
         received = receiver.finish()
     except Exception:
         # The stream stays open with its chunks: the client corrects the chunk at fault (a
