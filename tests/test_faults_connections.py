@@ -7,6 +7,7 @@ left `receiving` by a process that lost its database is taken over by the retry.
 
 from __future__ import annotations
 
+import json
 import socket
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 from django.utils import timezone
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from studies.models import Upload, UploadState
 from tests.support import live
@@ -118,6 +121,30 @@ def test_a_stalled_body_is_ended_and_its_request_id_freed(
     assert retry.json()["sha256"] == sha(instance)
 
 
+def test_a_stalled_websocket_upload_is_ended_and_its_request_id_freed(bounded: live.Server, world: World) -> None:
+    request_id = str(uuid.uuid4())
+    instance = make_instance()
+    url = f"ws://127.0.0.1:{bounded.port}/ws/v2/dicom/stream"
+    with connect(url, additional_headers=world.bob.headers) as conn:
+        conn.send(json.dumps({"content_type": "application/dicom", "request_id": request_id}))
+        conn.send(instance[:1000])
+        assert json.loads(conn.recv())["type"] == "ack"
+        error = json.loads(conn.recv())  # then silence: the server ends it
+        with pytest.raises(ConnectionClosed) as closed:
+            conn.recv()
+    assert error["type"] == "error" and error["problem"]["type"] == "/problems/body-timeout"
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4408
+    assert not Upload.objects.filter(pk=request_id).exists()
+
+    with connect(url, additional_headers=world.bob.headers) as conn:
+        conn.send(json.dumps({"content_type": "application/dicom", "request_id": request_id}))
+        conn.send(instance)
+        assert json.loads(conn.recv())["type"] == "ack"
+        conn.send(json.dumps({"type": "end"}))
+        received = json.loads(conn.recv())
+    assert received["type"] == "received" and received["sha256"] == sha(instance)
+
+
 def test_an_upload_left_receiving_by_a_dead_process_is_taken_over_by_the_retry(
     api: httpx.Client, world: World, child_env: dict[str, str]
 ) -> None:
@@ -125,7 +152,8 @@ def test_an_upload_left_receiving_by_a_dead_process_is_taken_over_by_the_retry(
     Upload.objects.create(id=request_id, organization=world.bob.org, content_type="application/dicom")
     headers = {**world.bob.headers, "Content-Type": "application/dicom", "X-Request-Id": request_id}
     instance = make_instance()
-    assert api.post("/dicom/stream", content=instance, headers=headers).status_code == 409  # alive: a conflict
+    alive = api.post("/dicom/stream", content=instance, headers=headers)
+    assert alive.status_code == 409 and 0 < int(alive.headers["retry-after"]) <= 90  # when it would be dead
 
     Upload.objects.filter(pk=request_id).update(updated=timezone.now() - timedelta(hours=1))  # no sign of life
     retry = api.post("/dicom/stream", content=instance, headers=headers)
