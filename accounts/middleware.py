@@ -19,6 +19,7 @@ from accounts.auth import key_authenticate
 from accounts.keys import PRODUCT_PREFIX
 from accounts.models import APIKey
 from accounts.ratelimit import RateDecision, rate_hit
+from accounts.usage import usage_count
 from core import clock
 from core.asgi import ASGIApp, Message, Receive, Scope, Send
 from core.errors import ApiError
@@ -60,6 +61,7 @@ class ApiKeyMiddleware:
             return
         rate_headers = [(k.lower().encode(), v.encode()) for k, v in decision.headers()]
         if not decision.allowed:
+            usage_count(key.organization_id, status=429)  # type: ignore[union-attr]  # a decision has a key
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1013})
                 return
@@ -85,11 +87,23 @@ class ApiKeyDjangoMiddleware:
             request.headers.get("Authorization"), request.META.get("QUERY_STRING", "").encode()
         )
         request.api_key = key  # type: ignore[attr-defined]  # read by accounts.authentication
-        if decision is None:
+        if key is None:
             return self.get_response(request)
-        if not decision.allowed:
+        if decision is not None and not decision.allowed:
+            usage_count(key.organization_id, status=429)
             return problem_response(rate_limited(decision))
         response = self.get_response(request)
-        for name, value in decision.headers():
+        for name, value in decision.headers() if decision is not None else ():
             response[name] = value
+        body_out = 0 if response.streaming else len(response.content)  # type: ignore[attr-defined]
+        usage_count(
+            key.organization_id, status=response.status_code, bytes_in=_body_length(request), bytes_out=body_out
+        )
         return response
+
+
+def _body_length(request: HttpRequest) -> int:
+    try:
+        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
+    except ValueError:
+        return 0

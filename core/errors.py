@@ -55,6 +55,11 @@ def unauthorized() -> ApiError:
     return ApiError(401, AUTH_DETAIL, headers=[("WWW-Authenticate", "Bearer")])
 
 
+def forbidden(detail: str) -> ApiError:
+    """403: the caller is known and may not do this."""
+    return ApiError(403, detail, slug="forbidden")
+
+
 def not_found(detail: str = "No such resource.") -> ApiError:
     return ApiError(404, detail)
 

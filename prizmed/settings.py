@@ -55,7 +55,7 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "accounts.middleware.ApiKeyDjangoMiddleware",  # the ASGI ApiKeyMiddleware's check, for views
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "dashboard.static.ViewerStaticMiddleware",  # WhiteNoise, plus the viewer's build at /viewer/
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -308,3 +308,17 @@ HTTP_BODY_IDLE_TIMEOUT_SECONDS = envint("HTTP_BODY_IDLE_TIMEOUT_SECONDS", 30)
 UPLOAD_HEARTBEAT_SECONDS = envint("UPLOAD_HEARTBEAT_SECONDS", 15)
 UPLOAD_STALE_SECONDS = envint("UPLOAD_STALE_SECONDS", 90)
 # ---- end of faults and limits ----------------------------------------------------------------
+
+# --- Dashboard: the embedded OHIF viewer (docs/dashboard.md) ---
+# Where `make viewer` unpacks OHIF's prebuilt dist/ (npm @ohif/app, version pinned in the Makefile).
+VIEWER_ROOT = Path(envstr("PRIZMED_VIEWER_ROOT", str(BASE_DIR / "build" / "ohif"))).resolve()
+# How long opening a study in the viewer grants its session read access to DICOMweb.
+VIEWER_ACCESS_SECONDS = envint("PRIZMED_VIEWER_ACCESS_SECONDS", 900)
+# Prometheus metrics at /metrics, for a scraper holding this Bearer token; unset: /metrics is off.
+# Several processes (uvicorn workers, Celery) also need PROMETHEUS_MULTIPROC_DIR (docs/dashboard.md).
+PRIZMED_METRICS_TOKEN = envstr("PRIZMED_METRICS_TOKEN", "")
+# Usage per organization (accounts/usage.py): how often each process writes its counts, and how
+# long they are kept (the dashboard plots up to 30 days).
+USAGE_FLUSH_SECONDS = envint("PRIZMED_USAGE_FLUSH_SECONDS", 5)
+USAGE_KEEP_DAYS = envint("PRIZMED_USAGE_KEEP_DAYS", 31)
+CELERY_BEAT_SCHEDULE["accounts.prune_usage"] = {"task": "accounts.prune_usage", "schedule": 3600}

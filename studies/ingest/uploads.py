@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import APIKey, Organization
+from core import metrics
 from core.errors import ApiError
 from outbox.dispatch import outbox_add
 from studies.index.tasks import index_upload
@@ -109,6 +110,8 @@ def upload_complete(*, upload_id: str, received: Received, payload_sha256: str =
         )
         # In this transaction: a broker down after the commit delays indexing, never loses it.
         outbox_add(index_upload, str(upload.id))
+    metrics.UPLOAD_BYTES.inc(received.bytes_received)  # committed: the 202 follows
+    metrics.UPLOAD_INSTANCES.inc(len(received.items))
     return upload
 
 
