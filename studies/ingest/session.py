@@ -24,7 +24,7 @@ from studies.ingest.body_pump import body_pieces, pump
 from studies.ingest.links import stream_href, upload_href
 from studies.ingest.object_keys import chunk_key
 from studies.ingest.pacing import pacer
-from studies.ingest.payload_parser import NullSink, PayloadParser
+from studies.ingest.payload_parser import DigestSink, NullSink, PayloadParser
 from studies.ingest.receiver import Receiver
 from studies.ingest.request_headers import MAX_REQUEST_BYTES, MAX_SEQ, ChunkHeaders, UploadHeaders, digest_check
 from studies.ingest.selectors import upload_get
@@ -67,7 +67,8 @@ def request_id_reused(upload: Upload) -> ApiError:
     """422 for a request id already used with another payload of this organization."""
     return ApiError(
         422,
-        f"X-Request-Id {upload.id} was already used for a different payload (sha-256 {upload.payload_sha256}). "
+        f"X-Request-Id {upload.id} was already used for a different payload (instances stored: sha-256 "
+        f"{upload.sha256}). "
         "This payload was not stored: send it with a new X-Request-Id.",
         slug="request-id-reused",
         upload=upload_answer(upload),
@@ -115,19 +116,23 @@ class Ingest:
             return 202, upload_answer(upload)  # the same request id again: its earlier result
         upload_id = str(upload.id)  # the request id, unless another organization had used it
         receiver = Receiver(self.headers.content_type, organization_id=self.organization.pk, upload_id=upload_id)
-        body_hash = hashlib.sha256()  # the payload's fingerprint, which a replay must match
+        body_hash = hashlib.sha256() if self.headers.sha256 is not None else None
 
         def feed(data: bytes) -> None:
-            body_hash.update(data)
+            if body_hash is not None:
+                body_hash.update(data)
             receiver.feed(data)
 
         try:
             pieces = self._alive(self.pieces(self.limit()), upload_id)
             await pump(pieces, feed, eager=lambda: not receiver.head_checked)
             received = await asyncio.to_thread(receiver.finish)
-            digest_check(self.headers.sha256, body_hash.digest())
+            if body_hash is not None:
+                digest_check(self.headers.sha256, body_hash.digest())
             upload = await database_sync_to_async(upload_complete)(
-                upload_id=upload_id, received=received, payload_sha256=body_hash.hexdigest()
+                upload_id=upload_id,
+                received=received,
+                payload_sha256=body_hash.hexdigest() if body_hash is not None else "",
             )
         except BaseException:
             await asyncio.to_thread(receiver.abort)
@@ -148,19 +153,27 @@ class Ingest:
 
     async def _same_payload(self, upload: Upload) -> None:
         """A request id replays only the payload it was first used for (the IETF Idempotency-Key
-        draft's rule): a Content-Digest naming other bytes is refused before the body is read;
-        without one the body is read (never stored) and its SHA-256 compared. Raises ApiError
-        422 ``request-id-reused``; nothing is stored either way."""
-        recorded = upload.payload_sha256
-        if not recorded:  # received before payload fingerprints were recorded: replayed as it is
-            return
-        if self.headers.sha256 is not None:
-            if self.headers.sha256.hex() != recorded:
+        draft's rule). A Content-Digest is compared with the one recorded with the first
+        payload, before the body is read; otherwise the body is parsed, never stored, and the
+        SHA-256 of the instances it would store compared with the upload's (its fingerprint:
+        the same instances in the same order, whatever the framing). Raises ApiError 422
+        ``request-id-reused`` (or the body's own refusal); nothing is stored either way."""
+        if self.headers.sha256 is not None and upload.payload_sha256:
+            if self.headers.sha256.hex() != upload.payload_sha256:
                 raise request_id_reused(upload)
             return
+        sink = DigestSink()
+        parser = PayloadParser(self.headers.content_type, sink)
         body_hash = hashlib.sha256()
-        await pump(self.pieces(self.limit()), body_hash.update, eager=lambda: False)
-        if body_hash.hexdigest() != recorded:
+
+        def feed(data: bytes) -> None:
+            body_hash.update(data)
+            parser.feed(data)
+
+        await pump(self.pieces(self.limit()), feed, eager=lambda: not parser.head_checked)
+        parser.finish()
+        digest_check(self.headers.sha256, body_hash.digest())
+        if sink.hexdigest() != upload.sha256:
             raise request_id_reused(upload)
 
     async def chunk(self, chunk: ChunkHeaders) -> tuple[int, dict[str, Any]]:
