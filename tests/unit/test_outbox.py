@@ -14,7 +14,9 @@ from outbox.dispatch import outbox_add
 from outbox.models import OutboxTask
 from tests.support.ingest_support import wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# serialized_rollback as the world fixture does: a plain flush would re-create the content types
+# that the next serialized test restores (a duplicate key).
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 ran: list[str] = []
 done = threading.Event()
 
