@@ -11,4 +11,4 @@ RUN apt-get update -q && apt-get install -y -q --no-install-recommends make node
 RUN useradd --system --home /app prizmed && mkdir -p /data && chown prizmed /data
 USER prizmed
 EXPOSE 8000
-CMD ["uvicorn", "prizmed.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--lifespan", "off", "--workers", "4", "--no-access-log", "--ws-max-size", "8388608", "--ws-max-queue", "4"]
+CMD ["uvicorn", "prizmed.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--lifespan", "off", "--workers", "4", "--no-access-log", "--ws-max-size", "8388608", "--ws-max-queue", "4", "--http", "core.http_limits:LimitedHttpToolsProtocol"]

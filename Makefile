@@ -34,7 +34,7 @@ run: $(VENV)/.runtime viewer
 	$(PY) manage.py migrate -v0 && \
 	$(PY) manage.py demo && \
 	echo "Serving on http://127.0.0.1:$(PORT)  (API /api/v2/, docs /api/docs/, dashboard /admin/)" && \
-	exec $(VENV)/bin/uvicorn prizmed.asgi:application --host 127.0.0.1 --port $(PORT) --lifespan off --no-access-log --ws-max-size 8388608 --ws-max-queue 4
+	exec $(VENV)/bin/uvicorn prizmed.asgi:application --host 127.0.0.1 --port $(PORT) --lifespan off --no-access-log --ws-max-size 8388608 --ws-max-queue 4 --http core.http_limits:LimitedHttpToolsProtocol
 
 viewer: $(VIEWER_ROOT)/.ohif-$(OHIF_VERSION)
 

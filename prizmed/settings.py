@@ -336,6 +336,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 STREAMS_MIN_CHUNK_BYTES = envint("STREAMS_MIN_CHUNK_BYTES", 64 * 1024)
 STREAMS_MAX_OPEN_PER_ORG = envint("STREAMS_MAX_OPEN_PER_ORG", 100)
 STREAMS_MAX_HELD_BYTES_PER_ORG = envint("STREAMS_MAX_HELD_BYTES_PER_ORG", 32 * 1024**3)
+# HTTP connections (core/http_limits.py, uvicorn --http core.http_limits:LimitedHttpToolsProtocol):
+# request head size, header count and time to a complete head; connections per process (under
+# the process's file descriptor limit); how long a request body may send nothing.
+HTTP_MAX_HEAD_BYTES = envint("HTTP_MAX_HEAD_BYTES", 64 * 1024)
+HTTP_MAX_HEADERS = envint("HTTP_MAX_HEADERS", 100)
+HTTP_HEAD_TIMEOUT_SECONDS = envint("HTTP_HEAD_TIMEOUT_SECONDS", 10)
+HTTP_MAX_CONNECTIONS = envint("HTTP_MAX_CONNECTIONS", 800)
+HTTP_BODY_IDLE_TIMEOUT_SECONDS = envint("HTTP_BODY_IDLE_TIMEOUT_SECONDS", 30)
+# An upload `receiving` with no sign of life for this long (a live one is touched every
+# UPLOAD_HEARTBEAT_SECONDS of body; a stalled one is ended by the body idle timeout) is dead:
+# its request id is free for the retry, which discards it (docs/reliability.md).
+UPLOAD_HEARTBEAT_SECONDS = envint("UPLOAD_HEARTBEAT_SECONDS", 15)
+UPLOAD_STALE_SECONDS = envint("UPLOAD_STALE_SECONDS", 90)
 # ---- end of faults and limits ----------------------------------------------------------------
 # --- Security: production hardening (issue 10 item 13; docs/security.md) -----------------------
 # "Production services" = PostgreSQL (any non-SQLite DATABASE_URL) or REDIS_URL: there DEBUG is

@@ -9,6 +9,7 @@ the test cuts, so only this app loses it.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +22,11 @@ from django.db import connection
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from studies.models import Upload
 from tests.support import live
 from tests.support.dicomfactory import make_instance
 from tests.support.faults import PrivateRedis, TcpProxy, fault_env, wait_until
+from tests.support.ingest_support import sha, stored
 from tests.support.world import World
 from tests.test_auth import assert_problem
 
@@ -126,3 +129,56 @@ def test_pooled_connections_the_database_killed_are_replaced(server: live.Server
     for _ in range(12):
         response = httpx.get(f"{server.url}/api/v2/studies", headers=world.bob.headers)
         assert response.status_code == 200, response.text
+
+
+def test_an_upload_whose_database_goes_mid_body_is_503_and_its_retry_succeeds(
+    child_env: dict[str, str], run_dir: Path, proxy: TcpProxy, world: World
+) -> None:
+    url = urlsplit(live.database_url(settings.DATABASES["default"]))
+    via_proxy = url._replace(netloc=f"{url.username}@127.0.0.1:{proxy.port}").geturl()
+    env = {**child_env, "DATABASE_URL": via_proxy, "UPLOAD_STALE_SECONDS": "2", "UPLOAD_HEARTBEAT_SECONDS": "1"}
+    server = live.server(env, run_dir)
+    request_id = str(uuid.uuid4())
+    instance = make_instance(sop_uid="1.2.3.11.1")
+    headers = {**world.bob.headers, "Content-Type": "application/dicom", "X-Request-Id": request_id}
+    database_gone = threading.Event()
+
+    def body() -> Iterator[bytes]:
+        yield instance[: len(instance) // 2]
+        database_gone.wait(60)
+        yield instance[len(instance) // 2 :]
+
+    try:
+        answer: list[httpx.Response] = []
+        sender = threading.Thread(
+            target=lambda: answer.append(
+                httpx.post(f"{server.url}/api/v2/dicom/stream", content=body(), headers=headers, timeout=60)
+            )
+        )
+        sender.start()
+        wait_until(lambda: Upload.objects.filter(pk=request_id).exists(), what="mid-body")
+        proxy.cut()
+        database_gone.set()
+        sender.join(90)
+
+        assert answer, "no answer"
+        assert_problem(answer[0], 503)  # not acknowledged: the client knows to retry
+        assert answer[0].json()["backend"] == "database"
+        assert not stored(child_env, f"uploads/{world.bob.org.pk}/{request_id}")  # nothing half-written
+
+        proxy.restore()
+        wait_until(lambda: httpx.get(f"{server.url}/readyz", timeout=30).status_code == 200, what="ready again")
+        # The row the dead request could not remove says `receiving`: a 409 with Retry-After
+        # until it counts as dead, then the retry takes the id over (never 24 h of 409s).
+        retries: list[httpx.Response] = []
+
+        def retried() -> bool:
+            retries.append(httpx.post(f"{server.url}/api/v2/dicom/stream", content=instance, headers=headers))
+            return retries[-1].status_code != 409
+
+        wait_until(retried, what="the retry accepted")
+        assert retries[-1].status_code == 202, retries[-1].text
+        assert retries[-1].json()["sha256"] == sha(instance)
+        assert all("retry-after" in r.headers for r in retries[:-1])
+    finally:
+        server.stop()

@@ -2,7 +2,7 @@
 
 Another payload under a used X-Request-Id is a 422 `request-id-reused` naming the conflict, and
 nothing of it is stored (the IETF Idempotency-Key draft's semantics); a Content-Digest that
-contradicts the recorded payload is refused before the body is read.
+contradicts the one recorded with the first payload is refused before the body is read.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import httpx
 from studies.models import Upload, UploadItem
 from tests.support import live
 from tests.support.dicomfactory import make_instance
-from tests.support.ingest_support import RawRequest, digest_header, partials, post, sha, stored
+from tests.support.ingest_support import BOUNDARY, RawRequest, digest_header, partials, post, sha, stored
+from tests.support.multipart import build_multipart
 from tests.support.world import World
 from tests.test_auth import assert_problem
 
@@ -39,6 +40,19 @@ def assert_reused(response: httpx.Response, request_id: str, first: bytes) -> No
     assert body["upload"]["request_id"] == request_id and body["upload"]["sha256"] == sha(first)
 
 
+def test_a_multipart_body_of_the_same_instance_replays(api: httpx.Client, world: World, child_env) -> None:
+    request_id = str(uuid.uuid4())
+    a = make_instance(sop_uid="1.2.3.7.1")
+    headers = {**world.bob.headers, **DICOM, "X-Request-Id": request_id}
+    first = post(api, a, headers)
+    framed = {**headers, "Content-Type": f"application/dicom+stream; boundary={BOUNDARY}"}
+
+    again = post(api, build_multipart([a], BOUNDARY), framed)  # other framing, the same instance
+
+    assert again.status_code == 202 and again.json()["sha256"] == first.json()["sha256"]
+    assert_only_first_stored(child_env, world, request_id, a)
+
+
 def test_another_payload_under_a_used_request_id_is_422_and_not_stored(
     api: httpx.Client, world: World, child_env
 ) -> None:
@@ -60,7 +74,8 @@ def test_a_digest_naming_another_payload_is_refused_before_the_body(
 ) -> None:
     request_id = str(uuid.uuid4())
     a, b = make_instance(sop_uid="1.2.3.5.1"), make_instance(sop_uid="1.2.3.5.2")
-    assert post(api, a, {**world.bob.headers, **DICOM, "X-Request-Id": request_id}).status_code == 202
+    first = {**world.bob.headers, **DICOM, "X-Request-Id": request_id, "Content-Digest": digest_header(a)}
+    assert post(api, a, first).status_code == 202
 
     # B's digest and length announced, not a byte of B sent: the answer must come anyway.
     headers = {**world.bob.headers, **DICOM, "X-Request-Id": request_id, "Content-Digest": digest_header(b)}
@@ -75,7 +90,7 @@ def test_a_digest_naming_the_same_payload_replays(api: httpx.Client, world: Worl
     request_id = str(uuid.uuid4())
     a = make_instance(sop_uid="1.2.3.6.1")
     headers = {**world.bob.headers, **DICOM, "X-Request-Id": request_id}
-    first = post(api, a, headers)
+    first = post(api, a, headers)  # no digest recorded: the replay's body is compared instead
 
     again = post(api, a, {**headers, "Content-Digest": digest_header(a)})
 

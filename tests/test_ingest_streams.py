@@ -208,16 +208,25 @@ def test_it_refuses_a_first_chunk_that_is_not_dicom_and_leaves_nothing(
     assert_nothing_left(child_env, world.bob.org)
 
 
-def test_it_refuses_a_stream_that_assembles_to_non_dicom(api: httpx.Client, world: World, child_env) -> None:
+def test_it_refuses_a_stream_that_assembles_to_non_dicom_and_keeps_it_resumable(
+    api: httpx.Client, world: World, child_env
+) -> None:
     instance = make_instance()
     assert send_chunk(api, world.bob.headers, "cut", 0, instance[:200]).status_code == 202
     # The meta group of chunk 0 is completed by chunk 1 with garbage: found when assembling.
     response = send_chunk(api, world.bob.headers, "cut", 1, b"\xff" * 500, last=True)
     assert_problem(response, 422)
     stream = Stream.objects.get(stream_id="cut")
-    assert stream.state == StreamState.ABORTED and stream.upload_id is None
+    assert stream.state == StreamState.OPEN and stream.upload_id is None  # resumable, not aborted
     assert not Upload.objects.filter(organization=world.bob.org).exists()
-    assert not stored(child_env, f"uploads/{world.bob.org.pk}") and not stored(child_env, f"streams/{world.bob.org.pk}")
+    assert not stored(child_env, f"uploads/{world.bob.org.pk}")
+    assert len(stored(child_env, f"streams/{world.bob.org.pk}")) == 2  # its chunks are kept
+
+    corrected = send_chunk(api, world.bob.headers, "cut", 1, instance[200:], last=True)  # the chunk at fault, fixed
+
+    assert corrected.status_code == 202, corrected.text
+    assert corrected.json()["stream_state"] == "complete" and corrected.json()["upload"]["sha256"] == sha(instance)
+    assert_problem(send_chunk(api, world.bob.headers, "cut", 1, b"\xff" * 500, last=True), 409)  # complete: as before
 
 
 def test_it_refuses_a_stream_growing_past_the_plan_study_size(api: httpx.Client, world: World, child_env) -> None:

@@ -7,6 +7,7 @@ instance's bytes (preamble zeroed), so every path shares one validation.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Protocol
 
 from dicom.multipart import MultipartParser, PartData, PartEnd, PartStart
@@ -39,6 +40,27 @@ class NullSink:
 
     def end(self, meta: FileMeta) -> None:
         pass
+
+
+class DigestSink:
+    """Stores nothing; hashes the instances' bytes as InstanceStore would store them (one
+    SHA-256 over them all, in order), so a body's fingerprint can be compared with an upload's
+    ``sha256`` without writing it (a replayed request id)."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+
+    def begin(self) -> None:
+        pass
+
+    def data(self, data: bytes) -> None:
+        self._hash.update(data)
+
+    def end(self, meta: FileMeta) -> None:
+        pass
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
 
 
 class PayloadParser:

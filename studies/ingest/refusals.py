@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 
 from core.errors import ApiError, server_failure
@@ -24,6 +25,10 @@ def refusal(exc: Exception) -> ApiError | None:
         return ApiError(415, str(exc), slug="unsupported-media-type")
     if isinstance(exc, BadContentType):
         return ApiError(400, f"Bad Content-Type: {exc}.", slug="bad-content-type")
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        # Storage full (RFC 4918 §11.5): not the client's fault and not a bug; what this
+        # request wrote is removed by its caller as for any refusal.
+        return ApiError(507, "The server's storage is full; nothing of this upload was kept.", slug="storage-full")
     return None
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -22,7 +24,7 @@ from studies.ingest.body_pump import body_pieces, pump
 from studies.ingest.links import stream_href, upload_href
 from studies.ingest.object_keys import chunk_key
 from studies.ingest.pacing import pacer
-from studies.ingest.payload_parser import NullSink, PayloadParser
+from studies.ingest.payload_parser import DigestSink, NullSink, PayloadParser
 from studies.ingest.receiver import Receiver
 from studies.ingest.request_headers import MAX_REQUEST_BYTES, MAX_SEQ, ChunkHeaders, UploadHeaders, digest_check
 from studies.ingest.selectors import upload_get
@@ -35,7 +37,7 @@ from studies.ingest.streams import (
     stream_forget,
     stream_open,
 )
-from studies.ingest.uploads import upload_complete, upload_discard, upload_open
+from studies.ingest.uploads import upload_complete, upload_discard, upload_open, upload_touch
 from studies.models import StreamState, Upload, UploadState
 from studies.objects.store import storage
 
@@ -65,7 +67,8 @@ def request_id_reused(upload: Upload) -> ApiError:
     """422 for a request id already used with another payload of this organization."""
     return ApiError(
         422,
-        f"X-Request-Id {upload.id} was already used for a different payload (sha-256 {upload.payload_sha256}). "
+        f"X-Request-Id {upload.id} was already used for a different payload (instances stored: sha-256 "
+        f"{upload.sha256}). "
         "This payload was not stored: send it with a new X-Request-Id.",
         slug="request-id-reused",
         upload=upload_answer(upload),
@@ -113,18 +116,23 @@ class Ingest:
             return 202, upload_answer(upload)  # the same request id again: its earlier result
         upload_id = str(upload.id)  # the request id, unless another organization had used it
         receiver = Receiver(self.headers.content_type, organization_id=self.organization.pk, upload_id=upload_id)
-        body_hash = hashlib.sha256()  # the payload's fingerprint, which a replay must match
+        body_hash = hashlib.sha256() if self.headers.sha256 is not None else None
 
         def feed(data: bytes) -> None:
-            body_hash.update(data)
+            if body_hash is not None:
+                body_hash.update(data)
             receiver.feed(data)
 
         try:
-            await pump(self.pieces(self.limit()), feed, eager=lambda: not receiver.head_checked)
+            pieces = self._alive(self.pieces(self.limit()), upload_id)
+            await pump(pieces, feed, eager=lambda: not receiver.head_checked)
             received = await asyncio.to_thread(receiver.finish)
-            digest_check(self.headers.sha256, body_hash.digest())
+            if body_hash is not None:
+                digest_check(self.headers.sha256, body_hash.digest())
             upload = await database_sync_to_async(upload_complete)(
-                upload_id=upload_id, received=received, payload_sha256=body_hash.hexdigest()
+                upload_id=upload_id,
+                received=received,
+                payload_sha256=body_hash.hexdigest() if body_hash is not None else "",
             )
         except BaseException:
             await asyncio.to_thread(receiver.abort)
@@ -132,21 +140,40 @@ class Ingest:
             raise
         return 202, upload_answer(upload)
 
+    @staticmethod
+    async def _alive(pieces: AsyncIterator[bytes], upload_id: str) -> AsyncIterator[bytes]:
+        """``pieces``, touching the upload every UPLOAD_HEARTBEAT_SECONDS while they arrive, so
+        only a dead upload is ever taken over by a retry of its request id (upload_open)."""
+        touched = time.monotonic()
+        async for piece in pieces:
+            if time.monotonic() - touched >= settings.UPLOAD_HEARTBEAT_SECONDS:
+                await database_sync_to_async(upload_touch)(upload_id=upload_id)
+                touched = time.monotonic()
+            yield piece
+
     async def _same_payload(self, upload: Upload) -> None:
         """A request id replays only the payload it was first used for (the IETF Idempotency-Key
-        draft's rule): a Content-Digest naming other bytes is refused before the body is read;
-        without one the body is read (never stored) and its SHA-256 compared. Raises ApiError
-        422 ``request-id-reused``; nothing is stored either way."""
-        recorded = upload.payload_sha256
-        if not recorded:  # received before payload fingerprints were recorded: replayed as it is
-            return
-        if self.headers.sha256 is not None:
-            if self.headers.sha256.hex() != recorded:
+        draft's rule). A Content-Digest is compared with the one recorded with the first
+        payload, before the body is read; otherwise the body is parsed, never stored, and the
+        SHA-256 of the instances it would store compared with the upload's (its fingerprint:
+        the same instances in the same order, whatever the framing). Raises ApiError 422
+        ``request-id-reused`` (or the body's own refusal); nothing is stored either way."""
+        if self.headers.sha256 is not None and upload.payload_sha256:
+            if self.headers.sha256.hex() != upload.payload_sha256:
                 raise request_id_reused(upload)
             return
+        sink = DigestSink()
+        parser = PayloadParser(self.headers.content_type, sink)
         body_hash = hashlib.sha256()
-        await pump(self.pieces(self.limit()), body_hash.update, eager=lambda: False)
-        if body_hash.hexdigest() != recorded:
+
+        def feed(data: bytes) -> None:
+            body_hash.update(data)
+            parser.feed(data)
+
+        await pump(self.pieces(self.limit()), feed, eager=lambda: not parser.head_checked)
+        parser.finish()
+        digest_check(self.headers.sha256, body_hash.digest())
+        if sink.hexdigest() != upload.sha256:
             raise request_id_reused(upload)
 
     async def chunk(self, chunk: ChunkHeaders) -> tuple[int, dict[str, Any]]:
@@ -199,13 +226,14 @@ class Ingest:
         already: a retry is never written); what was written is dropped if that fails."""
         writer = None
         # The first chunk carries the payload's head: check it as it arrives (422 early).
-        first = chunk.seq == 0 and slot.held_sha256 is None
+        fresh = slot.held_sha256 is None or slot.replaceable  # bytes to write, not only to hash
+        first = chunk.seq == 0 and fresh
         check = PayloadParser(self.headers.content_type, NullSink()) if first else None
         chunk_hash = hashlib.sha256()
         nbytes = 0
         try:
             pieces = self.pieces(self.limit(slot.held_bytes))
-            if slot.held_sha256 is None:
+            if fresh:
                 writer = await asyncio.to_thread(storage().writer, chunk_key(self.organization.pk, slot.pk, chunk.seq))
 
             def feed(data: bytes) -> None:

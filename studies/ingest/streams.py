@@ -9,6 +9,7 @@ order, through the same Receiver as a single request.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,7 +23,7 @@ from core.errors import ApiError, conflict, too_large
 from studies.ingest.content_type import ContentType
 from studies.ingest.object_keys import chunk_key
 from studies.ingest.receiver import Receiver
-from studies.ingest.uploads import upload_complete, upload_discard, upload_id_free, uploads_sweep
+from studies.ingest.uploads import upload_complete, upload_discard, upload_id_free, upload_touch, uploads_sweep
 from studies.models import Chunk, Stream, StreamState, Upload
 from studies.objects.deletion import objects_delete_on_commit
 from studies.objects.storage import ObjectWriter
@@ -39,6 +40,7 @@ class StreamSlot:
     created: bool  # this request made the stream row (removed again if the chunk is refused)
     held_bytes: int  # bytes of the chunks already stored
     held_sha256: str | None  # the stored chunk with this seq, if any: a retry
+    replaceable: bool = False  # the stream's payload was refused at assembly: held seqs take new bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +63,13 @@ def stream_open(*, organization: Organization, stream_id: str, seq: int, content
     held = Chunk.objects.filter(stream=stream, seq=seq).values_list("sha256", flat=True).first()
     if stream.state != StreamState.OPEN and held is None:
         raise conflict(f"The stream is {stream.state}: it takes no new chunks.")
-    return StreamSlot(pk=stream.pk, created=created, held_bytes=_held_bytes(stream), held_sha256=held)
+    return StreamSlot(
+        pk=stream.pk,
+        created=created,
+        held_bytes=_held_bytes(stream),
+        held_sha256=held,
+        replaceable=held is not None and _assembly_failed(stream),
+    )
 
 
 def _open_streams_check(organization_id: int) -> None:
@@ -137,10 +145,12 @@ def chunk_store(
 def _check_and_commit(stream: Stream, chunk: ReceivedChunk, max_total: int | None) -> None:
     seq, last = chunk.seq, chunk.last
     held = Chunk.objects.filter(stream=stream, seq=seq).first()
-    if held is not None:
-        if held.sha256 != chunk.sha256:
+    if held is not None and held.sha256 != chunk.sha256:
+        if not _assembly_failed(stream) or chunk.writer is None:
             raise conflict(f"Chunk {seq} is already stored with other bytes.")
-    elif stream.state != StreamState.OPEN:
+        _replace(stream, held, chunk, max_total)  # the correction of a payload that failed to assemble
+        return
+    if held is None and stream.state != StreamState.OPEN:
         raise conflict(f"The stream is {stream.state}: it takes no new chunks.")
     if stream.last_seq is not None and (seq > stream.last_seq or (last and seq != stream.last_seq)):
         raise conflict(f"Chunk {stream.last_seq} was marked the last one.")
@@ -150,6 +160,29 @@ def _check_and_commit(stream: Stream, chunk: ReceivedChunk, max_total: int | Non
         _commit_new(stream, chunk, max_total)
     if last:
         stream.last_seq = seq
+
+
+def _assembly_failed(stream: Stream) -> bool:
+    """Open, with every chunk 0..last held, and no upload: its assembly was refused (the
+    claim links an upload in the same transaction that stores the last chunk)."""
+    return (
+        stream.state == StreamState.OPEN
+        and stream.upload_id is None
+        and stream.last_seq is not None
+        and Chunk.objects.filter(stream=stream).count() == stream.last_seq + 1
+    )
+
+
+def _replace(stream: Stream, held: Chunk, chunk: ReceivedChunk, max_total: int | None) -> None:
+    """Store other bytes for a held chunk of a stream whose payload was refused at assembly
+    (docs/ingest.md): the object is renamed over the old one, its row updated."""
+    writer = chunk.writer
+    assert writer is not None
+    total = _held_bytes(stream) - held.size
+    if max_total is not None and total + writer.size > max_total:
+        raise too_large(max(0, max_total - total))
+    writer.commit()  # staged: the rename replaces the old object atomically
+    Chunk.objects.filter(pk=held.pk).update(size=writer.size, sha256=chunk.sha256)
 
 
 def _commit_new(stream: Stream, chunk: ReceivedChunk, max_total: int | None) -> None:
@@ -187,20 +220,28 @@ def _claim(stream: Stream, api_key: APIKey | None, request_id: str) -> str | Non
 
 def stream_assemble(*, stream_pk: int, upload_id: str, content_type: ContentType) -> Upload:
     """Feed the chunks, in order, through the upload pipeline; complete the stream. Refused
-    content aborts the stream (its chunks freed, no upload left) and re-raises."""
+    content leaves the stream open with its chunks, resumable by a corrected chunk (no upload
+    left), and re-raises."""
     stream = Stream.objects.get(pk=stream_pk)
     receiver = Receiver(content_type, organization_id=stream.organization_id, upload_id=upload_id)
+    touched = time.monotonic()
     try:
         for key, size in Chunk.objects.filter(stream=stream).order_by("seq").values_list("object_key", "size"):
             with storage().open_range(key, 0, size) as fh:  # one ranged GET per chunk on S3
                 while piece := fh.read(READ_PIECE_BYTES):
                     receiver.feed(piece)
+            if time.monotonic() - touched >= settings.UPLOAD_HEARTBEAT_SECONDS:
+                upload_touch(upload_id=upload_id)  # alive: a retry of its request id must not take it over
+                touched = time.monotonic()
         received = receiver.finish()
     except Exception:
+        # The stream stays open with its chunks: the client corrects the chunk at fault (a
+        # held seq may then take other bytes) or aborts; a failure of ours is retried by
+        # sending any chunk again. Only the upload goes.
         receiver.abort()
         with transaction.atomic():
+            Stream.objects.filter(pk=stream.pk).update(upload=None, updated=timezone.now())
             upload_discard(upload_id=upload_id, organization_id=stream.organization_id)
-            _finish(stream, StreamState.ABORTED)
         raise
     with transaction.atomic():
         upload = upload_complete(upload_id=upload_id, received=received)

@@ -7,15 +7,17 @@ result. A refused or abandoned upload leaves nothing: its objects and its row go
 
 from __future__ import annotations
 
+import math
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import APIKey, Organization
 from core import metrics
-from core.errors import conflict
+from core.errors import ApiError
 from outbox.dispatch import outbox_add
 from studies.index.tasks import index_upload
 from studies.ingest.object_keys import upload_prefix
@@ -47,8 +49,32 @@ def upload_open(
     if existing is None or existing.organization_id != organization.pk:
         return Upload.objects.create(id=uuid.uuid4(), **fields)
     if existing.state == UploadState.RECEIVING:
-        raise conflict("An upload with this X-Request-Id is still being received.") from None
+        dead_at = existing.updated + timedelta(seconds=settings.UPLOAD_STALE_SECONDS)
+        if dead_at > timezone.now():
+            # Retry-After: when it will count as dead if nothing more arrives for it.
+            wait = max(1, math.ceil((dead_at - timezone.now()).total_seconds()))
+            raise ApiError(
+                409,
+                "An upload with this X-Request-Id is still being received.",
+                slug="conflict",
+                headers=[("Retry-After", str(wait))],
+            ) from None
+        # Dead (its connection stalled or its process lost the database mid-body): the retry
+        # takes the id over, so a client is never locked out of its own request id.
+        upload_discard(upload_id=upload_id, organization_id=organization.pk)
+        return upload_open(
+            organization=organization,
+            api_key=api_key,
+            upload_id=upload_id,
+            content_type=content_type,
+            required_study_uid=required_study_uid,
+        )
     return existing
+
+
+def upload_touch(*, upload_id: str) -> None:
+    """A `receiving` upload is alive: its body is still arriving (see UPLOAD_STALE_SECONDS)."""
+    Upload.objects.filter(pk=upload_id, state=UploadState.RECEIVING).update(updated=timezone.now())
 
 
 def upload_id_free(upload_id: str) -> str:

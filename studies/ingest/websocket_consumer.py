@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 
 from core.asgi import Message, Receive, Scope, Send
 from core.errors import ApiError, bad_request, not_found, too_large, unauthorized
@@ -73,8 +74,12 @@ class WebSocketIngest(Ingest):
 
     async def _frames(self, limit: int) -> AsyncIterator[bytes]:
         seq = received = 0
+        idle_s = settings.HTTP_BODY_IDLE_TIMEOUT_SECONDS
         while True:
-            message = await self.receive()
+            try:  # as for an HTTP body: a silent upload ends, its request id freed (docs/reliability.md)
+                message = await asyncio.wait_for(self.receive(), idle_s)
+            except TimeoutError:
+                raise ApiError(408, f"No frame for {idle_s} s: the upload is dropped.", slug="body-timeout") from None
             if message["type"] == "websocket.disconnect":
                 raise ClientGone()
             data: bytes | None = message.get("bytes")

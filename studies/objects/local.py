@@ -75,8 +75,10 @@ class LocalWriter:
                 _make_dirs(self._final.parent)
                 os.replace(self._temp, self._final)
         except BaseException:
-            file.close()
-            self._temp.unlink(missing_ok=True)
+            try:
+                file.close()  # flushes what is buffered: raises again on a full disk
+            finally:
+                self._temp.unlink(missing_ok=True)
             raise
         if durable:
             _fsync_dir(self._final.parent)
@@ -89,8 +91,12 @@ class LocalWriter:
             self._writeback_wait()
         except OSError:
             pass  # the object is being dropped anyway
-        file.close()
-        self._temp.unlink(missing_ok=True)
+        try:
+            file.close()  # flushes what is buffered: ENOSPC on a full disk (issue 10 item 8)
+        except OSError:
+            pass
+        finally:
+            self._temp.unlink(missing_ok=True)
 
 
 class LocalStorage(Storage):

@@ -95,7 +95,7 @@ def server(env: dict[str, str], log_dir: Path, port: int | None = None, python: 
     argv = [
         python, "-m", "uvicorn", "prizmed.asgi:application",
         "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off", "--no-access-log",
-        "--ws-max-size", "8388608", "--ws-max-queue", "4",
+        "--ws-max-size", "8388608", "--ws-max-queue", "4", "--http", "core.http_limits:LimitedHttpToolsProtocol",
     ]  # fmt: skip
     srv = Server(argv=argv, env=env, log_path=log_dir / f"uvicorn-{port}.log", port=port)
     srv.start()

@@ -14,8 +14,8 @@ from outbox.dispatch import outbox_add
 from outbox.models import OutboxTask
 from tests.support.ingest_support import wait_for
 
-# serialized_rollback, as the world fixture: a plain transactional flush drops the seeded
-# plans and content types that later tests restore, and they then clash.
+# serialized_rollback as the world fixture does: a plain flush would re-create the content types
+# that the next serialized test restores (a duplicate key).
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 ran: list[str] = []
 done = threading.Event()
