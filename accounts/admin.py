@@ -12,6 +12,8 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
 
 from accounts.models import APIKey, Organization, Plan
 from accounts.services import key_issue, key_revoke
@@ -25,10 +27,19 @@ class PlanAdmin(admin.ModelAdmin[Plan]):
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin[Organization]):
-    list_display = ("name", "slug", "plan", "created")
+    list_display = ("name", "slug", "plan", "created", "usage")
     list_filter = ("plan",)
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
+    readonly_fields = ("usage",)
+
+    @admin.display(description="Usage")
+    def usage(self, organization: Organization) -> str:
+        if organization.pk is None:
+            return "-"
+        return format_html(
+            '<a href="{}">Usage against the plan</a>', reverse("organization-usage", args=[organization.pk])
+        )
 
 
 @admin.action(description="Revoke selected keys (cannot be undone)")

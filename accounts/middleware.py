@@ -25,6 +25,7 @@ from accounts.key_watch import serve_while_key_active
 from accounts.keys import PRODUCT_PREFIX
 from accounts.models import APIKey
 from accounts.ratelimit import RateDecision, auth_failure_hit, rate_hit
+from accounts.usage import usage_count
 from core import clock
 from core.asgi import ASGIApp, Message, Receive, Scope, Send
 from core.errors import ApiError
@@ -92,6 +93,8 @@ class ApiKeyMiddleware:
         )
         scope = dict(scope, api_key=key)
         if refusal is not None:
+            if key is not None:
+                usage_count(key.organization_id, status=refusal.status)
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1013})
                 return
@@ -131,8 +134,22 @@ class ApiKeyDjangoMiddleware:
         )
         request.api_key = key  # type: ignore[attr-defined]  # read by accounts.authentication
         if refusal is not None:
+            if key is not None:
+                usage_count(key.organization_id, status=refusal.status)
             return problem_response(refusal)
         response = self.get_response(request)
         for name, value in pairs:
             response[name] = value
+        if key is not None:
+            body_out = 0 if response.streaming else len(response.content)  # type: ignore[attr-defined]
+            usage_count(
+                key.organization_id, status=response.status_code, bytes_in=_body_length(request), bytes_out=body_out
+            )
         return response
+
+
+def _body_length(request: HttpRequest) -> int:
+    try:
+        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
+    except ValueError:
+        return 0

@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 
 from accounts.audit.log import audit_head
+from accounts.usage import usage_prune
 
 log = logging.getLogger("prizmed.audit")
 
@@ -22,3 +23,9 @@ def log_audit_head() -> str | None:
     anchor = f"{head[0]}:{head[1]}"
     log.info("audit head %s", anchor, extra={"audit_head": anchor})
     return anchor
+
+
+@shared_task(name="accounts.prune_usage")
+def prune_usage() -> int:
+    """Apply the usage rows' retention (CELERY_BEAT_SCHEDULE runs it hourly)."""
+    return usage_prune()

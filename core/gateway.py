@@ -13,7 +13,7 @@ import time
 import uuid
 
 from core.asgi import ASGIApp, Message, Receive, Scope, Send
-from core.errors import bad_request
+from core.errors import bad_request, server_failure
 from core.headers import header, parse_uuid4, with_no_store
 from core.logs import current_request_id
 from core.problems import send_problem
@@ -44,6 +44,13 @@ class RequestIdMiddleware:
                 message = dict(message, headers=headers)
             await send(message)
 
+        accepted: list[bool] = []
+
+        async def send_tracked(message: Message) -> None:
+            if message["type"] == "websocket.accept":
+                accepted.append(True)
+            await send_with_id(message)
+
         try:
             if not valid:
                 if scope["type"] == "websocket":
@@ -51,7 +58,13 @@ class RequestIdMiddleware:
                     return
                 await send_problem(send_with_id, bad_request("X-Request-Id must be a UUID v4.", slug="bad-request-id"))
                 return
-            await self.app(dict(scope, request_id=request_id), receive, send_with_id)
+            await self.app(dict(scope, request_id=request_id), receive, send_tracked)
+        except Exception as exc:
+            # Escaped every handler: answer with a problem rather than the server's text/plain
+            # 500 (a backend down is a 503 with Retry-After), when nothing was sent yet.
+            if status or accepted:
+                raise  # the response is under way: the server ends the connection
+            await self._failed(scope, send_tracked, exc)
         finally:
             log.info(
                 "%s %s",
@@ -64,3 +77,21 @@ class RequestIdMiddleware:
                 },
             )
             current_request_id.reset(token)
+
+    @staticmethod
+    async def _failed(scope: Scope, send: Send, exc: Exception) -> None:
+        error = server_failure(cause=exc)
+        if error.status == 503:
+            log.warning("%s: %r", error.detail, exc)
+        else:
+            log.error("unhandled error", exc_info=exc)
+        if scope["type"] == "http":
+            await send_problem(send, error)
+        elif "websocket.http.response" in scope.get("extensions", {}):
+
+            async def as_websocket(message: Message) -> None:  # the handshake refused with the problem
+                await send({**message, "type": f"websocket.{message['type']}"})
+
+            await send_problem(as_websocket, error)
+        else:  # RFC 6455 §7.4.1: 1013 try again later (backend down), 1011 a server failure
+            await send({"type": "websocket.close", "code": 1013 if error.status == 503 else 1011})

@@ -57,7 +57,7 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "accounts.middleware.ApiKeyDjangoMiddleware",  # the ASGI ApiKeyMiddleware's check, for views
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "dashboard.static.ViewerStaticMiddleware",  # WhiteNoise, plus the viewer's build at /viewer/
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -98,6 +98,9 @@ def _databases() -> dict[str, Any]:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
         test_name = str(DATA_DIR / f"{test_name}.sqlite3")
+        # Kept open between requests and tasks unless DB_CONN_MAX_AGE says otherwise: closing
+        # SQLite's last connection checkpoints the WAL (~10 ms), which every task then paid.
+        db["CONN_MAX_AGE"] = envint("DB_CONN_MAX_AGE", 600)
     elif db["ENGINE"] == "django.db.backends.postgresql" and (pool_size := envint("DB_POOL_MAX_SIZE", 10)) > 0:
         # Every request, and every database call of a consumer, gives its connection back when
         # it ends (the key lookup and the view even run on different threads), and a new
@@ -105,6 +108,9 @@ def _databases() -> dict[str, Any]:
         if db.get("CONN_MAX_AGE"):
             raise ConfigError("DB_CONN_MAX_AGE must be 0 while the connection pool is on (DB_POOL_MAX_SIZE)")
         db["OPTIONS"] = {"pool": {"min_size": 1, "max_size": pool_size, "timeout": 10}}
+        # The pool checks a connection before handing it out: Celery workers keep theirs across
+        # tasks (core/worker_db.py), so one broken while idle is replaced, not given to a task.
+        db["CONN_HEALTH_CHECKS"] = True
     db["TEST"] = {"NAME": test_name}
     return {"default": db}
 
@@ -175,6 +181,9 @@ RECORDS_MAX_STREAMS_PER_KEY = envint("RECORDS_MAX_STREAMS_PER_KEY", 5)
 RECORDS_RETENTION_DAYS = envint("RECORDS_RETENTION_DAYS", 30)
 RECORDS_RETENTION_EVENTS = envint("RECORDS_RETENTION_EVENTS", 1_000_000)
 CELERY_BEAT_SCHEDULE["records.prune_events"] = {"task": "records.prune_events", "schedule": 3600}
+# Live record streams at scale (issue 18, records/fanout.py): the events a stream's feed holds
+# before the stream must read the log itself (a slow client), which bounds memory per stream.
+RECORDS_STREAM_BUFFER_EVENTS = envint("RECORDS_STREAM_BUFFER_EVENTS", 2000)
 
 # DICOMweb (docs/dicomweb.md): how long STOW-RS waits for indexing before answering 202, the
 # most QIDO-RS results per answer (and the default limit), and what rendering may decode.
@@ -255,6 +264,61 @@ SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+# --- Dashboard: the embedded OHIF viewer (docs/dashboard.md) ---
+# Where `make viewer` unpacks OHIF's prebuilt dist/ (npm @ohif/app, version pinned in the Makefile).
+VIEWER_ROOT = Path(envstr("PRIZMED_VIEWER_ROOT", str(BASE_DIR / "build" / "ohif"))).resolve()
+# How long opening a study in the viewer grants its session read access to DICOMweb.
+VIEWER_ACCESS_SECONDS = envint("PRIZMED_VIEWER_ACCESS_SECONDS", 900)
+# Prometheus metrics at /metrics, for a scraper holding this Bearer token; unset: /metrics is off.
+# Several processes (uvicorn workers, Celery) also need PROMETHEUS_MULTIPROC_DIR (docs/dashboard.md).
+PRIZMED_METRICS_TOKEN = envstr("PRIZMED_METRICS_TOKEN", "")
+# Usage per organization (accounts/usage.py): how often each process writes its counts, and how
+# long they are kept (the dashboard plots up to 30 days).
+USAGE_FLUSH_SECONDS = envint("PRIZMED_USAGE_FLUSH_SECONDS", 5)
+USAGE_KEEP_DAYS = envint("PRIZMED_USAGE_KEEP_DAYS", 31)
+CELERY_BEAT_SCHEDULE["accounts.prune_usage"] = {"task": "accounts.prune_usage", "schedule": 3600}
+# ---- Faults and limits (issue 10, reliability; docs/reliability.md) -------------------------
+# Tasks whose loss would lose data go through the transactional outbox (outbox/dispatch.py):
+# sent on commit, and again by this sweep while the broker was down.
+INSTALLED_APPS = [*INSTALLED_APPS, "outbox"]
+OUTBOX_SWEEP_SECONDS = envint("OUTBOX_SWEEP_SECONDS", 15)
+OUTBOX_RESEND_AFTER_SECONDS = envint("OUTBOX_RESEND_AFTER_SECONDS", 10)
+CELERY_BEAT_SCHEDULE["outbox.sweep"] = {"task": "outbox.sweep", "schedule": OUTBOX_SWEEP_SECONDS}
+# A backend that is down is a 503 with this Retry-After (core/backends.py), reached quickly:
+# every connection to Redis, the broker and PostgreSQL has a bounded connect (and Redis command)
+# time. The rate limiter fails closed: without its Redis counter a request is a 503, never
+# unmetered (docs/reliability.md).
+BACKEND_RETRY_AFTER_SECONDS = envint("BACKEND_RETRY_AFTER_SECONDS", 5)
+REDIS_CONNECT_TIMEOUT_SECONDS = envint("REDIS_CONNECT_TIMEOUT_SECONDS", 2)
+REDIS_SOCKET_TIMEOUT_SECONDS = envint("REDIS_SOCKET_TIMEOUT_SECONDS", 5)
+DB_CONNECT_TIMEOUT_SECONDS = envint("DB_CONNECT_TIMEOUT_SECONDS", 3)
+if REDIS_URL:
+    _redis_cache: dict[str, Any] = CACHES["default"]
+    _redis_cache["OPTIONS"] = {
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+        "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+    }
+    _channel_layer: dict[str, Any] = CHANNEL_LAYERS["default"]
+    _channel_layer["CONFIG"]["hosts"] = [
+        {"address": REDIS_URL, "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS}
+    ]
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_CONNECT_TIMEOUT_SECONDS
+CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"] = REDIS_CONNECT_TIMEOUT_SECONDS
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = DB_CONNECT_TIMEOUT_SECONDS
+    if "pool" in DATABASES["default"]["OPTIONS"]:
+        # A pooled connection the server has closed (restart, pg_terminate_backend) is checked
+        # before use and replaced, not handed to a request that then fails (Django turns
+        # CONN_HEALTH_CHECKS into psycopg_pool's check_connection); a database that is down
+        # fails a request after this many seconds, not the pool's 10.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+        DATABASES["default"]["OPTIONS"]["pool"]["timeout"] = envint("DB_POOL_TIMEOUT_SECONDS", 3)
+# Bounded streams (docs/ingest.md): chunk seqs up to the plan's study size in chunks of at
+# least this many bytes; open streams, and bytes held in them, per organization.
+STREAMS_MIN_CHUNK_BYTES = envint("STREAMS_MIN_CHUNK_BYTES", 64 * 1024)
+STREAMS_MAX_OPEN_PER_ORG = envint("STREAMS_MAX_OPEN_PER_ORG", 100)
+STREAMS_MAX_HELD_BYTES_PER_ORG = envint("STREAMS_MAX_HELD_BYTES_PER_ORG", 32 * 1024**3)
+# ---- end of faults and limits ----------------------------------------------------------------
 # --- Security: production hardening (issue 10 item 13; docs/security.md) -----------------------
 # "Production services" = PostgreSQL (any non-SQLite DATABASE_URL) or REDIS_URL: there DEBUG is
 # refused (it leaks settings and tracebacks, and would fall back to the development key) and the

@@ -7,6 +7,9 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import Model
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from studies.models import Patient, Series, Study, Upload, UploadItem
 
@@ -34,12 +37,57 @@ class PatientAdmin(ReadOnlyAdmin):
     search_fields = ("patient_id", "name")
 
 
+def _thumbnail(url: str, size: int) -> SafeString:
+    # Lazy: a long list fetches only the thumbnails on screen (dashboard/thumbnails.py caches them).
+    return format_html(
+        '<img src="{}" alt="" loading="lazy" width="{}" height="{}" style="object-fit:contain;background:#000">',
+        url,
+        size,
+        size,
+    )
+
+
 @admin.register(Study)
 class StudyAdmin(ReadOnlyAdmin):
-    list_display = ("study_uid", "organization", "study_date", "accession_number", "series_count", "instance_count")
+    list_display = (
+        "image", "study_uid", "organization", "study_date", "accession_number", "series_count", "instance_count"
+    )  # fmt: skip
     list_filter = ("organization", "study_date")
     search_fields = ("study_uid", "accession_number", "patient__patient_id")
     list_select_related = ("organization",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> Any:
+        return ["viewer", "series_overview", *super().get_readonly_fields(request, obj)]
+
+    @admin.display(description="")
+    def image(self, study: Study) -> SafeString:
+        return _thumbnail(reverse("study-thumbnail", args=[study.pk]), 64)
+
+    @admin.display(description="Viewer")
+    def viewer(self, study: Study) -> SafeString:
+        return format_html('<a class="button" href="{}">Open in viewer</a>', reverse("viewer-open", args=[study.pk]))
+
+    @admin.display(description="Series")
+    def series_overview(self, study: Study) -> SafeString:
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    _thumbnail(reverse("series-thumbnail", args=[s.pk]), 128),
+                    s.number,
+                    s.modality,
+                    s.description,
+                    s.instance_count,
+                )
+                for s in study.series.order_by("number", "id")
+            ),
+        )
+        return format_html(
+            '<table class="series-overview"><thead><tr><th></th><th>Number</th><th>Modality</th><th>Description</th>'
+            "<th>Instances</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
 
 
 @admin.register(Series)

@@ -20,7 +20,7 @@ from core.errors import invalid_parameters
 from core.fhir import FHIR_JSON
 from core.logs import current_request_id
 from dicom.uid import uid_is_acceptable
-from studies.models import Series, Study
+from studies.models import VALUE_CHARS, Series, Study
 from studies.objects.store import storage
 from studies.selectors import StudyFilters, series_list, study_get, study_list
 from studies.services import invalid_study_uid, study_delete, study_delete_unauthenticated, study_not_found
@@ -69,6 +69,7 @@ class StudyOutput(serializers.Serializer[Study]):
     patient = PatientOutput()
     study_date = serializers.DateField(allow_null=True)
     study_time = serializers.TimeField(allow_null=True)
+    timezone_offset = serializers.CharField()  # (0008,0201) "+hh:mm" qualifying date and time; "" unknown
     accession_number = serializers.CharField()
     description = serializers.CharField()
     referring_physician = serializers.CharField()
@@ -103,12 +104,15 @@ class StudyListApi(APIView):
     """Search the organization's studies; paged by an opaque, stable cursor."""
 
     class Input(serializers.Serializer[Any]):
-        patient_id = serializers.CharField(required=False, max_length=64)
-        patient_name = serializers.CharField(required=False, max_length=64, help_text="Prefix of the name.")
-        modality = serializers.CharField(required=False, max_length=16)
+        # Values are indexed whole, even past their VR's maximum (docs/indexing.md): searchable whole.
+        patient_id = serializers.CharField(required=False, max_length=VALUE_CHARS)
+        patient_name = serializers.CharField(
+            required=False, max_length=VALUE_CHARS, help_text="Prefix of the name, or of any of its component groups."
+        )
+        modality = serializers.CharField(required=False, max_length=VALUE_CHARS)
         date_from = serializers.DateField(required=False)
         date_to = serializers.DateField(required=False)
-        accession_number = serializers.CharField(required=False, max_length=16)
+        accession_number = serializers.CharField(required=False, max_length=VALUE_CHARS)
 
     class Output(StudyOutput):
         pass

@@ -17,8 +17,11 @@ EVENT_TYPES = {
     "study.delete": {"system": DCM_SYSTEM, "code": "110105", "display": "DICOM Study Deleted"},
     "auth.failures": {"system": DCM_SYSTEM, "code": "110113", "display": "Security Alert"},
 }
-# FHIR AuditEvent.action: D delete, E execute (an alert is raised, nothing is read or changed).
+OTHER_TYPE = {"system": DCM_SYSTEM, "code": "110100", "display": "Application Activity"}  # any other action
+# FHIR AuditEvent.action (C R U D E): D delete; E execute (an alert is raised, nothing is read or changed).
 ACTIONS = {"study.delete": "D"}
+# AuditEvent.subtype: PrizMed's own action name (study.delete, ...), searchable by `subtype`.
+ACTION_SYSTEM = "urn:prizmed:audit-action"
 # FHIR AuditEvent.outcome: 0 success, 4 minor failure (a refused request), 8 serious failure.
 OUTCOMES = {"success": "0"}
 
@@ -62,9 +65,8 @@ def audit_event(entry: AuditEntry) -> dict[str, Any]:
     return {
         "resourceType": "AuditEvent",
         "id": str(entry.pk),
-        "type": EVENT_TYPES.get(
-            entry.action, {"system": DCM_SYSTEM, "code": "110100", "display": "Application Activity"}
-        ),
+        "type": EVENT_TYPES.get(entry.action, OTHER_TYPE),
+        "subtype": [{"system": ACTION_SYSTEM, "code": entry.action}],
         "action": ACTIONS.get(entry.action, "E"),
         "recorded": entry.created.isoformat(),
         "outcome": OUTCOMES.get(entry.outcome, "4"),
