@@ -10,8 +10,10 @@ up exactly as for a client that went away. Consumers need no code of their own f
 
 Each process re-reads the state of every key it has open connections for in one query every
 PRIZMED_KEY_RECHECK_SECONDS (``key_access_ended``): a revocation made anywhere (dashboard,
-another process) and an expiry time reached are both seen within that interval, and there is
-no message that could be lost on the way.
+another process, the database itself), a deletion and an expiry time reached are all seen
+within that interval. A revocation through ``accounts.services.key_revoke`` also wakes that
+check at once in every process (``key_access_changed``: in-process, and over the channel
+layer), so it usually takes effect in milliseconds; losing that message costs one interval.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
@@ -39,6 +43,7 @@ ENDED_DETAIL = {
     "key-deleted": "The API key no longer exists.",
 }
 SSE_EVENT = "access-ended"
+KEYS_GROUP = "accounts.keys"  # every process with open watched connections listens here
 WS_CLOSE_CODE = 4401  # the WebSocket protocol's 4000 + HTTP status (studies/ingest/websocket_consumer.py)
 
 
@@ -59,7 +64,22 @@ def key_access_ended(key_ids: Collection[int]) -> dict[int, str]:
     return ended
 
 
-_check = database_sync_to_async(key_access_ended)
+_key_access_ended = database_sync_to_async(key_access_ended)
+
+
+def key_access_changed() -> None:
+    """Have every process re-check its open connections' keys now, not at the next interval:
+    called once a revocation has committed. Losing this costs at most one interval."""
+    for loop, watches in list(_watches.items()):  # this process (embedded: the only one)
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(watches.wake.set)
+    layer = get_channel_layer()
+    if layer is None or isinstance(layer, InMemoryChannelLayer):
+        return  # one process: done above
+    try:
+        async_to_sync(layer.group_send)(KEYS_GROUP, {"type": "keys.changed"})
+    except Exception:  # the periodic re-check still comes
+        log.warning("key change not published", exc_info=True)
 
 
 @dataclass
@@ -68,6 +88,7 @@ class _Watches:
 
     waiting: dict[int, set[asyncio.Future[str]]] = field(default_factory=dict)
     poller: asyncio.Task[None] | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # re-check now (key_access_changed)
 
     def watch(self, key_id: int) -> asyncio.Future[str]:
         """A future that resolves to the reason once the key no longer grants access."""
@@ -84,13 +105,43 @@ class _Watches:
             self.waiting.pop(key_id, None)
 
     async def _poll(self) -> None:
-        while self.waiting:
-            await asyncio.sleep(settings.PRIZMED_KEY_RECHECK_SECONDS)
+        listener = asyncio.create_task(self._listen())
+        try:
+            while self.waiting:
+                try:
+                    async with asyncio.timeout(settings.PRIZMED_KEY_RECHECK_SECONDS):
+                        await self.wake.wait()
+                except TimeoutError:
+                    pass
+                self.wake.clear()
+                await self._check()
+        finally:
+            listener.cancel()
+
+    async def _listen(self) -> None:
+        """Wake-ups from other processes, through the channel layer, while connections are open."""
+        layer = get_channel_layer()
+        if layer is None or isinstance(layer, InMemoryChannelLayer):
+            return
+        channel = await layer.new_channel()
+        await layer.group_add(KEYS_GROUP, channel)
+        try:
+            while True:
+                await layer.receive(channel)
+                self.wake.set()
+        except asyncio.CancelledError:
+            await asyncio.shield(layer.group_discard(KEYS_GROUP, channel))
+            raise
+        except Exception:  # the periodic re-check still comes
+            log.warning("key change wake-ups unavailable", exc_info=True)
+
+    async def _check(self) -> None:
+        if self.waiting:
             try:
-                ended = await _check(list(self.waiting))
+                ended = await _key_access_ended(list(self.waiting))
             except Exception:  # a database blip: the next round checks again
                 log.warning("open connections' key re-check failed", exc_info=True)
-                continue
+                return
             for key_id, reason in ended.items():
                 for future in self.waiting.pop(key_id, set()):
                     if not future.done():

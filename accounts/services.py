@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from accounts.key_watch import key_access_changed
 from accounts.keys import key_generate
 from accounts.models import APIKey, Organization, Plan, Role
 
@@ -45,5 +46,7 @@ def key_issue(
 
 
 def key_revoke(*, key: APIKey) -> None:
-    """Revoke for good: there is no way back, and a second revoke keeps the first time."""
+    """Revoke for good: there is no way back, and a second revoke keeps the first time. Open
+    streams and WebSockets of the key end once this commits (accounts/key_watch.py)."""
     APIKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    transaction.on_commit(key_access_changed)

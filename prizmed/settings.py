@@ -353,14 +353,16 @@ UPLOAD_STALE_SECONDS = envint("UPLOAD_STALE_SECONDS", 90)
 # --- Security: production hardening (issue 10 item 13; docs/security.md) -----------------------
 # "Production services" = PostgreSQL (any non-SQLite DATABASE_URL) or REDIS_URL: there DEBUG is
 # refused (it leaks settings and tracebacks, and would fall back to the development key) and the
-# secret key must be at least 50 characters (Django's own deploy check, security.W009;
-# `make run` generates 67). The embedded single-machine mode keeps the existing rule above.
+# secret key must be at least 50 characters and look random (Django's own deploy check,
+# security.W009; `make run` generates 67). The embedded single-machine mode keeps the existing rule above.
 PRODUCTION_SERVICES = DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3" or bool(REDIS_URL)
 SECRET_KEY_MIN_LENGTH = 50
 if PRODUCTION_SERVICES and DEBUG:
     raise ConfigError("DEBUG must be off when DATABASE_URL (PostgreSQL) or REDIS_URL is set")
 if PRODUCTION_SERVICES and len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH:
     raise ConfigError(f"SECRET_KEY must be at least {SECRET_KEY_MIN_LENGTH} characters with production services")
+if PRODUCTION_SERVICES and (len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure-")):
+    raise ConfigError("SECRET_KEY must be a random value (at least 5 distinct characters, not Django's insecure one)")
 # PRIZMED_HTTPS=1: clients reach the service over HTTPS only (directly or through a TLS proxy):
 # plain-HTTP requests to Django views are redirected (health checks exempt), responses carry
 # HSTS, and session and CSRF cookies are Secure.

@@ -5,10 +5,13 @@ consumers clean up as for a client that left."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
+from django.contrib.auth.models import User
 from django.utils import timezone
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -22,9 +25,13 @@ from tests.support.world import World, party
 SSE = {"Accept": "text/event-stream"}
 
 
+MAX_HEARTBEATS = 60  # they come every second here: a stream still open after as many failed
+
+
 def read_until_ended(server: live.Server, headers: dict[str, str], before_end: object = None) -> list[str]:
-    """Open an SSE stream, run `before_end` once the snapshot is in, and return the events read
-    from then until the stream ends; the last must be the ending one."""
+    """Open an SSE stream, run `before_end` once the snapshot is in, and read until the stream
+    ends (failing if it outlives MAX_HEARTBEATS heartbeats); the last event must be the ending
+    one. Returns its problem type and status, then the names of the events before it."""
     with (
         httpx.Client(base_url=server.url, headers={**headers, **SSE}, timeout=stream_timeout()) as client,
         client.stream("GET", "/api/v2/records/stream") as response,
@@ -34,16 +41,24 @@ def read_until_ended(server: live.Server, headers: dict[str, str], before_end: o
         sse.until("snapshot-end")
         if callable(before_end):
             before_end()
-        events = []
-        while True:
-            try:
-                events.append(sse.next())
-            except EOFError:
-                break
+        events: list[dict[str, str]] = []
+        fields: dict[str, str] = {}
+        heartbeats = 0
+        for line in sse.lines:
+            if line.startswith(":"):
+                heartbeats += 1
+                assert heartbeats <= MAX_HEARTBEATS, "the stream stayed open"
+            elif line:
+                name, _, value = line.partition(":")
+                fields[name] = value.removeprefix(" ")
+            elif fields:
+                events.append(fields)
+                fields = {}
     assert events, "the stream ended without saying why"
     last = events[-1]
-    assert last.event == "access-ended"
-    return [last.json["type"], last.json["status"], *(e.event for e in events[:-1])]
+    assert last["event"] == "access-ended"
+    problem = json.loads(last["data"])
+    return [problem["type"], problem["status"], *(e.get("event", "message") for e in events[:-1])]
 
 
 def test_revoking_a_key_ends_its_open_sse_stream(server: live.Server, world: World) -> None:
@@ -100,3 +115,39 @@ def test_a_revoked_or_expired_key_ends_its_open_websocket_upload(
     assert messages[0]["problem"]["type"] == f"/problems/key-{how}"
     # The unfinished upload is removed, as for a client that left.
     assert_nothing_left(child_env, world.bob.org)
+
+
+@pytest.fixture
+def slow_recheck(child_env: dict[str, str], run_dir: Path) -> Iterator[live.Server]:
+    """A server whose periodic key re-check is an hour away: only the wake-up can end a stream."""
+    srv = live.server({**child_env, "PRIZMED_KEY_RECHECK_SECONDS": "3600"}, run_dir)
+    yield srv
+    srv.stop()
+
+
+def revoke_in_dashboard(server: live.Server, key_id: int) -> None:
+    """The dashboard's "Revoke selected keys" action, as a staff browser posts it."""
+    User.objects.create_superuser("dana", "dana@acme.test", "correct-horse-battery")
+    with httpx.Client(base_url=server.url, timeout=30, follow_redirects=True) as browser:
+        browser.get("/admin/login/")
+        login = {"username": "dana", "password": "correct-horse-battery", "next": "/admin/"}
+        browser.post("/admin/login/", data={**login, "csrfmiddlewaretoken": browser.cookies["csrftoken"]})
+        browser.get("/admin/accounts/apikey/")
+        action = {"action": "revoke_keys", "_selected_action": str(key_id), "index": "0"}
+        done = browser.post(
+            "/admin/accounts/apikey/", data={**action, "csrfmiddlewaretoken": browser.cookies["csrftoken"]}
+        )
+    assert "Selected keys are revoked" in done.text
+
+
+def test_a_revocation_in_the_dashboard_ends_streams_at_once(slow_recheck: live.Server, world: World) -> None:
+    ended = read_until_ended(
+        slow_recheck, world.bob.headers, before_end=lambda: revoke_in_dashboard(slow_recheck, world.bob.key.pk)
+    )
+    assert ended[:2] == ["/problems/key-revoked", 401]
+
+
+@pytest.mark.services  # another process's revocation reaches the server over Redis
+def test_a_revocation_in_another_process_ends_streams_at_once(slow_recheck: live.Server, world: World) -> None:
+    ended = read_until_ended(slow_recheck, world.bob.headers, before_end=lambda: key_revoke(key=world.bob.key))
+    assert ended[:2] == ["/problems/key-revoked", 401]

@@ -4,6 +4,7 @@ Secure cookies on a live server."""
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from tests.support import live
 
-LONG_KEY = "k" * 50
+LONG_KEY = "0123456789abcdefghijklmnopqrstuvwxyz" + "ABCDEFGHIJKLMN"  # 50, all distinct
 POSTGRES = "postgres://postgres@127.0.0.1:5432/prizmed"
 
 
@@ -40,6 +41,8 @@ def start_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[st
         ({"REDIS_URL": "redis://127.0.0.1:6379/4", "SECRET_KEY": "k" * 49}, "at least 50 characters"),
         ({"DATABASE_URL": POSTGRES, "SECRET_KEY": LONG_KEY, "PRIZMED_AUDIT_KEY": ""}, "PRIZMED_AUDIT_KEY must be set"),
         ({"SECRET_KEY": LONG_KEY, "PRIZMED_AUDIT_KEY": "a" * 31}, "at least 32 characters"),
+        ({"DATABASE_URL": POSTGRES, "SECRET_KEY": "k" * 60}, "must be a random value"),
+        ({"DATABASE_URL": POSTGRES, "SECRET_KEY": "django-insecure-" + LONG_KEY}, "must be a random value"),
     ],
 )
 def test_it_refuses_debug_and_short_keys_with_production_services(
@@ -55,7 +58,7 @@ def test_it_refuses_debug_and_short_keys_with_production_services(
     [
         {"DATABASE_URL": POSTGRES, "SECRET_KEY": LONG_KEY},
         # `make run`'s generated key: secrets.token_urlsafe(50), 67 characters.
-        {"REDIS_URL": "redis://127.0.0.1:6379/4", "SECRET_KEY": "A" * 67},
+        {"REDIS_URL": "redis://127.0.0.1:6379/4", "SECRET_KEY": secrets.token_urlsafe(50)},
         {"DEBUG": "1", "SECRET_KEY": ""},  # embedded development mode keeps working
     ],
 )
@@ -96,3 +99,17 @@ def test_it_leaves_http_alone_without_prizmed_https(server: live.Server) -> None
     assert response.status_code == 200
     assert "strict-transport-security" not in response.headers
     assert "Secure" not in response.headers["set-cookie"]
+
+
+def test_djangos_deploy_check_finds_the_hardening_in_place(tmp_path: Path) -> None:
+    child = live.child_env(database_url=POSTGRES, data_dir=tmp_path, clock_file=tmp_path / "c")
+    child.pop("REDIS_URL", None)
+    child.update(SECRET_KEY=secrets.token_urlsafe(50), PRIZMED_HTTPS="1")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"], env=child, capture_output=True, text=True, cwd=live.ROOT
+    )
+    report = result.stdout + result.stderr
+    assert "security.W" in report  # the check ran (W005/W021 stay: HSTS for subdomains and preload are opt-in)
+    # No HSTS, no SSL redirect, a weak key, insecure cookies, DEBUG: none of these is reported.
+    for check in ("W004", "W008", "W009", "W012", "W016", "W018"):
+        assert f"security.{check}" not in report, report
