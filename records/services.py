@@ -14,7 +14,7 @@ import concurrent.futures
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from django.db.models import Max, Min
 from django.utils import timezone
 
 from records.models import EventCounter, EventKind, RecordEvent, RecordResource, RecordSession
+from records.search import search_values_replace
 
 log = logging.getLogger("prizmed.records")
 
@@ -68,6 +69,9 @@ def records_append(*, organization_id: int, events: list[NewEvent]) -> list[Reco
     # and committed in the same order, so "events after N" never skips a late committer.
     last = _counter_advance(organization_id, len(events))
     first = last - len(events) + 1
+    # A `deleted` event carries a valid ImagingStudy (FHIR R4: status is required).
+    events = [replace(e, resource=deleted_resource(e.resource)) if e.kind == EventKind.DELETED else e for e in events]
+    now = timezone.now()
     written = RecordEvent.objects.bulk_create(
         RecordEvent(
             organization_id=organization_id,
@@ -76,6 +80,7 @@ def records_append(*, organization_id: int, events: list[NewEvent]) -> list[Reco
             patient_id=e.patient_id,
             study_uid=e.study_uid,
             resource=e.resource,
+            created=now,
         )
         for n, e in enumerate(events)
     )
@@ -88,7 +93,7 @@ def records_append(*, organization_id: int, events: list[NewEvent]) -> list[Reco
         RecordResource.objects.filter(organization_id=organization_id, kind=EventKind.STUDY, key__in=gone).delete()
     current = [
         RecordResource(organization_id=organization_id, kind=kind, key=key, patient_id=e.patient_id,
-                       study_uid=e.study_uid, seq=seq, resource=e.resource)
+                       study_uid=e.study_uid, seq=seq, resource=e.resource, updated=now)
         for (kind, key), (seq, e) in latest.items()
         if e.kind != EventKind.DELETED
     ]  # fmt: skip
@@ -97,8 +102,9 @@ def records_append(*, organization_id: int, events: list[NewEvent]) -> list[Reco
             current,
             update_conflicts=True,
             unique_fields=["organization", "kind", "key"],
-            update_fields=["patient_id", "study_uid", "seq", "resource"],
+            update_fields=["patient_id", "study_uid", "seq", "resource", "updated"],
         )
+        search_values_replace(organization_id=organization_id, keys=[(r.kind, r.key) for r in current])
     transaction.on_commit(lambda: _wake(organization_id, last))
     return written
 
@@ -115,6 +121,17 @@ def _counter_advance(organization_id: int, count: int) -> int:
             cursor.execute(sql, [count, organization_id])
             row = cursor.fetchone()
     return int(row[0])
+
+
+# FHIR R4 ImagingStudy.status of a deleted study: the record is withdrawn and should no longer be
+# used, FHIR's meaning of entered-in-error; the SSE event's name (`deleted`) says why.
+DELETED_STATUS = "entered-in-error"
+
+
+def deleted_resource(resource: dict[str, Any]) -> dict[str, Any]:
+    """The payload of a `deleted` event as a valid ImagingStudy: the caller's (id, identifiers,
+    subject) with the required ``status`` (FHIR R4 ImagingStudy.status, 1..1)."""
+    return {**resource, "status": DELETED_STATUS}
 
 
 # Embedded mode: the in-memory channel layer's queues belong to the server's event loop and must

@@ -91,11 +91,22 @@ def study_deleted_event(*, organization_id: int, study_uid: str, patient_id: str
     return NewEvent(kind=EventKind.DELETED, patient_id=patient_id, study_uid=study_uid, resource=resource)
 
 
+def record_patient_key(patient: Patient) -> str:
+    """The patient as the record log keys and filters it: the Patient ID, or for a patient
+    without one (one per study) "\\" and its FHIR id. No Patient ID holds a backslash (LO, VM 1:
+    it is the value delimiter, PS3.5 §6.2), so the two never meet."""
+    return _patient_key(patient.organization_id, patient.patient_id, patient.study_uid)
+
+
+def _patient_key(organization_id: int, patient_id: str, study_uid: str) -> str:
+    return patient_id or "\\" + fhir.patient_resource_id(organization_id, "", study_uid)
+
+
 def record_patient_changed(*, patient: Patient) -> RecordEvent:
     return record_append(
         organization_id=patient.organization_id,
         kind=EventKind.PATIENT,
-        patient_id=patient.patient_id,
+        patient_id=record_patient_key(patient),
         study_uid="",
         resource=patient_resource_build(patient=patient),
     )
@@ -105,17 +116,18 @@ def record_study_changed(*, study: Study) -> RecordEvent:
     return record_append(
         organization_id=study.organization_id,
         kind=EventKind.STUDY,
-        patient_id=study.patient.patient_id,
+        patient_id=record_patient_key(study.patient),
         study_uid=study.study_uid,
         resource=study_resource_build(study=study),
     )
 
 
 def record_study_deleted(*, organization_id: int, study_uid: str, patient_id: str) -> RecordEvent:
+    """``patient_id``: the study's DICOM Patient ID ("" for a patient of this study alone)."""
     return record_append(
         organization_id=organization_id,
         kind=EventKind.DELETED,
-        patient_id=patient_id,
+        patient_id=_patient_key(organization_id, patient_id, study_uid),
         study_uid=study_uid,
         resource=fhir.deleted_payload(organization_id=organization_id, study_uid=study_uid, patient_id=patient_id),
     )

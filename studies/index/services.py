@@ -56,6 +56,7 @@ TOO_LARGE = "study-too-large"
 MISSING = "missing-object"
 FAILED = "indexing-failed"
 STUDY_MISMATCH = "study-mismatch"
+PATIENT_MISMATCH = "patient-mismatch"
 
 
 class _Retry(Exception):
@@ -66,6 +67,18 @@ class _Retry(Exception):
 class Rejection:
     code: str
     reason: str
+    uids: tuple[str, str, str] = ("", "", "")  # (SOP Instance, Study, Series) UIDs, "" where unreadable
+
+
+def _patient_key(header: InstanceHeader) -> tuple[str, str]:
+    """The patient an instance belongs to: (Patient ID, ""), or ("", Study UID) for an empty
+    Patient ID (Type 2, PS3.3 C.7.1.1), so studies without one are never merged."""
+    return (header.patient_id, "" if header.patient_id else header.study_instance_uid)
+
+
+def _rejected(header: InstanceHeader, code: str, reason: str) -> Rejection:
+    uids = (header.sop_instance_uid, header.study_instance_uid, header.series_instance_uid)
+    return Rejection(code, reason, uids)
 
 
 @dataclass
@@ -235,7 +248,7 @@ def _read(item: UploadItem) -> InstanceHeader | Rejection:
         with storage().open(item.object_key) as fp:
             return read_header(fp, item.file_meta())
     except InvalidInstance as exc:
-        return Rejection(exc.code, exc.message)
+        return Rejection(exc.code, exc.message, exc.uids)
     except FileNotFoundError:
         return Rejection(MISSING, "the stored instance is missing")
 
@@ -245,8 +258,33 @@ def _in_required_study(upload: Upload, read: InstanceHeader | Rejection) -> Inst
     instances of another study out of the index."""
     required = upload.required_study_uid
     if isinstance(read, InstanceHeader) and required and read.study_instance_uid != required:
-        return Rejection(STUDY_MISMATCH, f"the instance belongs to study {read.study_instance_uid}, not {required}")
+        reason = f"the instance belongs to study {read.study_instance_uid}, not {required}"
+        return _rejected(read, STUDY_MISMATCH, reason)
     return read
+
+
+def _same_patient(
+    organization: Organization, parsed: list[tuple[UploadItem, InstanceHeader | Rejection]]
+) -> list[tuple[UploadItem, InstanceHeader | Rejection]]:
+    """Patient consistency (docs/indexing.md): a study belongs to the patient of the first
+    instance indexed into it; a later instance with another Patient ID is rejected
+    (`patient-mismatch`) and the study left as it was. Read without a lock: a study created
+    meanwhile with another patient is caught under the lock (_studies) and the batch rerun."""
+    uids = {h.study_instance_uid for _, h in parsed if isinstance(h, InstanceHeader)}
+    rows = Study.objects.filter(organization=organization, study_uid__in=uids)
+    owners: dict[str, tuple[str, str]] = {
+        uid: (patient_id, study_uid)
+        for uid, patient_id, study_uid in rows.values_list("study_uid", "patient__patient_id", "patient__study_uid")
+    }
+    checked: list[tuple[UploadItem, InstanceHeader | Rejection]] = []
+    for item, header in parsed:
+        if isinstance(header, InstanceHeader):
+            owner = owners.setdefault(header.study_instance_uid, _patient_key(header))
+            if owner != _patient_key(header):
+                reason = f"Patient ID {header.patient_id!r} differs from {owner[0]!r}, the patient of its study"
+                header = _rejected(header, PATIENT_MISMATCH, reason)
+        checked.append((item, header))
+    return checked
 
 
 def _index_batch(upload: Upload, parsed: list[tuple[UploadItem, InstanceHeader | Rejection]]) -> None:
@@ -284,6 +322,7 @@ def _index_part_batch(upload: Upload, parsed: list[tuple[UploadItem, InstanceHea
 def _write_batch(batch: _Batch, parsed: list[tuple[UploadItem, InstanceHeader | Rejection]], *, finish: bool) -> None:
     """Index the items of the batch's (locked) uploads; ``finish``: the uploads are whole, so
     they become `done`."""
+    parsed = _same_patient(batch.organization, parsed)
     headers = [header for _, header in parsed if isinstance(header, InstanceHeader)]
     sop_uids = [h.sop_instance_uid for h in headers]
     # The studies re-sent instances would leave are locked with the batch's own, in UID order,
@@ -317,6 +356,9 @@ def _write_batch(batch: _Batch, parsed: list[tuple[UploadItem, InstanceHeader | 
 
 def _reject(batch: _Batch, item: UploadItem, rejection: Rejection) -> None:
     item.state, item.reason_code, item.reason = ItemState.REJECTED, rejection.code, rejection.reason[:300]
+    # Every rejection names its instance: as read, else as the File Meta group named it.
+    sop, item.study_instance_uid, item.series_instance_uid = rejection.uids
+    item.sop_instance_uid = sop or item.media_storage_sop_instance_uid
     batch.rejected.append(item)
     batch.tally(item).rejected += 1
     batch.doomed_keys.append(item.object_key)
@@ -328,9 +370,9 @@ def _place(batch: _Batch, item: UploadItem, header: InstanceHeader, study: Study
     old = existing.get(header.sop_instance_uid)
     old_here = old is not None and old.series.study_id == study.pk
     growth = item.size - (old.size if old is not None and old_here else 0)
+    item.warnings = [{"code": w.code, "message": w.message} for w in header.warnings]
     if limit is not None and study.bytes + growth > limit:
-        item.sop_instance_uid = header.sop_instance_uid
-        _reject(batch, item, Rejection(TOO_LARGE, f"the study would exceed the plan's {limit} bytes"))
+        _reject(batch, item, _rejected(header, TOO_LARGE, f"the study would exceed the plan's {limit} bytes"))
         return
     target = batch.series[(study.pk, header.series_instance_uid)]
     if old is not None:
@@ -348,6 +390,7 @@ def _place(batch: _Batch, item: UploadItem, header: InstanceHeader, study: Study
         else:
             batch.other_studies.add(old.series.study_id)
         instance = old
+        item.replaced = True
         if old.pk is not None:
             batch.replaced[header.sop_instance_uid] = old
     else:
@@ -369,6 +412,7 @@ def _place(batch: _Batch, item: UploadItem, header: InstanceHeader, study: Study
     tally.indexed += 1
     tally.study_uids.add(study.study_uid)
     item.state, item.sop_instance_uid = ItemState.INDEXED, header.sop_instance_uid
+    item.study_instance_uid, item.series_instance_uid = header.study_instance_uid, header.series_instance_uid
     batch.indexed.append(item)
 
 
@@ -487,15 +531,17 @@ def _recount(studies: list[Study]) -> None:
         study.modalities = sorted({modality for modality, _, _ in mine if modality})
 
 
-def _patients(batch: _Batch, headers: list[InstanceHeader]) -> dict[str, Patient]:
-    """Patients of the batch, created or locked; demographics follow the newest instance."""
+def _patients(batch: _Batch, headers: list[InstanceHeader]) -> dict[tuple[str, str], Patient]:
+    """Patients of the batch by _patient_key, created or locked; demographics follow the
+    newest instance."""
     organization, now = batch.organization, batch.now
-    newest = {h.patient_id: h for h in headers}
+    newest = {_patient_key(h): h for h in headers}
     Patient.objects.bulk_create(
         [
             Patient(
                 organization=organization,
                 patient_id=h.patient_id,
+                study_uid=_patient_key(h)[1],
                 name=h.patient_name,
                 birth_date=h.patient_birth_date,
                 sex=h.patient_sex,
@@ -506,14 +552,16 @@ def _patients(batch: _Batch, headers: list[InstanceHeader]) -> dict[str, Patient
         ],
         ignore_conflicts=True,
     )
+    named = Q(patient_id__in=sorted(pid for pid, _ in newest if pid), study_uid="")
+    unnamed = Q(patient_id="", study_uid__in=sorted(uid for pid, uid in newest if not pid))
     patients = {
-        p.patient_id: p
+        (p.patient_id, p.study_uid): p
         for p in Patient.objects.select_for_update()
-        .filter(organization=organization, patient_id__in=sorted(newest))
-        .order_by("patient_id")
+        .filter(named | unnamed, organization=organization)
+        .order_by("patient_id", "study_uid")
     }
-    for patient_id, h in sorted(newest.items()):
-        patient = patients.get(patient_id)
+    for key, h in sorted(newest.items()):
+        patient = patients.get(key)
         if patient is None:
             raise _Retry()
         demographics = (h.patient_name, h.patient_birth_date, h.patient_sex)
@@ -530,7 +578,7 @@ def _patients(batch: _Batch, headers: list[InstanceHeader]) -> dict[str, Patient
 def _studies(
     organization: Organization,
     headers: list[InstanceHeader],
-    patients: dict[str, Patient],
+    patients: dict[tuple[str, str], Patient],
     now: datetime,
     sources: set[str],
 ) -> tuple[dict[str, Study], set[int]]:
@@ -542,7 +590,7 @@ def _studies(
         [
             Study(
                 organization=organization,
-                patient=patients[h.patient_id],
+                patient=patients[_patient_key(h)],
                 study_uid=uid,
                 first_received=now,  # the batch's time, as last_received: first ≤ last always
                 last_received=now,
@@ -562,13 +610,17 @@ def _studies(
         raise _Retry()
     for uid, h in newest.items():
         study = studies[uid]
-        # A study keeps the patient it was created for.
-        named = patients[h.patient_id]
-        study.patient = named if named.pk == study.patient_id else Patient.objects.get(pk=study.patient_id)
-        study.study_date, study.study_time = h.study_date, h.study_time
-        study.accession_number = h.accession_number[:16]
-        study.description = h.study_description[:64]
-        study.referring_physician = h.referring_physician[:324]
+        # A study keeps the patient it was created for (_same_patient); one created meanwhile
+        # for another patient is found here, and the rerun batch rejects the instance.
+        patient = patients[_patient_key(h)]
+        if patient.pk != study.patient_id:
+            raise _Retry()
+        study.patient = patient
+        study.study_date, study.study_time, study.timezone_offset = h.study_date, h.study_time, h.timezone_offset
+        # Whole values (dicom.header.MAX_VALUE_CHARS bounds them): never cut into another's.
+        study.accession_number = h.accession_number
+        study.description = h.study_description
+        study.referring_physician = h.referring_physician
     return studies, {study.pk for study in locked.values()}
 
 
@@ -583,9 +635,9 @@ def _series(studies: dict[str, Study], headers: list[InstanceHeader]) -> dict[tu
                 study_id=study_id,
                 series_uid=uid,
                 number=h.series_number,
-                modality=h.modality[:16],
-                description=h.series_description[:64],
-                body_part=h.body_part[:16],
+                modality=h.modality,
+                description=h.series_description,
+                body_part=h.body_part,
             )
             for (study_id, uid), h in firsts.items()
         ],

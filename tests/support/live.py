@@ -108,7 +108,7 @@ def child_env(*, database_url: str, data_dir: Path, clock_file: Path, **extra: s
         DATABASE_URL=database_url,
         PRIZMED_DATA_DIR=str(data_dir),
         PRIZMED_CLOCK_FILE=str(clock_file),
-        SECRET_KEY="test-secret-key-for-child-processes",
+        SECRET_KEY="test-secret-key-for-child-processes-0123456789abcdefghij",
         DEBUG="0",
         PYTHONUNBUFFERED="1",
     )

@@ -10,7 +10,7 @@ import pytest
 
 from accounts.services import organization_ensure
 from studies.models import Patient, Series, Study
-from studies.views import StudyApi, StudySeriesApi, series_body, study_body
+from studies.views import SeriesOutput, StudyOutput, series_body, study_body
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +44,7 @@ def test_the_study_body_is_the_serializers() -> None:
         Study.objects.create(organization=org, patient=empty, study_uid="1.2.4"),
     ]
     for study in Study.objects.select_related("patient").filter(pk__in=[s.pk for s in studies]):
-        assert as_json(study_body(study)) == as_json(StudyApi.Output(study).data)
+        assert as_json(study_body(study)) == as_json(StudyOutput(study).data)
 
 
 def test_the_series_body_is_the_serializers() -> None:
@@ -67,4 +67,4 @@ def test_the_series_body_is_the_serializers() -> None:
     ]
     for series in rows:
         series.refresh_from_db()
-        assert as_json(series_body(series)) == as_json(StudySeriesApi.Output(series).data)
+        assert as_json(series_body(series)) == as_json(SeriesOutput(series).data)
