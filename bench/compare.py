@@ -325,6 +325,16 @@ class PrizmedSide:
         pids = [m for part in ("uvicorn", "Celery") for p in self._pids().get(part, []) for m in peer.process_tree(p)]
         return (*peer.memory_mb(pids), len(pids))
 
+    def memory_detail(self) -> list[tuple[str, float, float]]:
+        """Each uvicorn and Celery process: its part and command line, RSS and PSS in MB."""
+        detail = []
+        for part in ("uvicorn", "Celery"):
+            for root in self._pids().get(part, []):
+                for pid in peer.process_tree(root):
+                    rss, pss = peer.memory_mb([pid])
+                    detail.append((f"{part} {'parent' if pid == root else 'child'}: {_command(pid)}", rss, pss))
+        return detail
+
     def stop(self) -> None:
         for worker in self.workers:
             worker.stop()
@@ -335,6 +345,13 @@ class PrizmedSide:
             self.pg.conn.close()
         if self.redis is not None:
             self.redis.stop()
+
+
+def _command(pid: int) -> str:
+    """A process's command line, shortened for a report."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    text = " ".join(a.decode(errors="replace") for a in argv if a)
+    return text.replace(sys.executable, "python")[:90]
 
 
 def _pid(process: live.Process) -> int:
@@ -606,6 +623,14 @@ def _report_cpu(results: Results, args: argparse.Namespace) -> None:
         print(f"- {name}: " + "; ".join(parts))
 
 
+def _report_memory(details: dict[str, list[tuple[str, float, float]]]) -> None:
+    print()
+    print("Idle memory per process after start, RSS (PSS) MB:")
+    for name, rows in details.items():
+        for what, rss, pss in rows:
+            print(f"- {name}, {what}: {rss:.0f} ({pss:.0f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=3)
@@ -633,6 +658,7 @@ def main() -> None:
     print(f"Load before: {uptime()}", flush=True)
     sides: list[Side] = []
     memory: dict[str, str] = {}
+    details: dict[str, list[tuple[str, float, float]]] = {}
     results = Results()
     try:
         if "orthanc" in chosen:
@@ -648,6 +674,8 @@ def main() -> None:
             rss, pss, count = side.memory()
             results.add("rss", side.name, rss)
             memory[side.name] = f"{rss:.0f} ({pss:.0f}), {count} process{'es' if count > 1 else ''}"
+            if isinstance(side, PrizmedSide):
+                details[side.name] = side.memory_detail()
         for side in sides:
             warm_up(side)
         for run in range(args.runs):
@@ -659,6 +687,7 @@ def main() -> None:
     print(f"Load after: {uptime()}")
     print()
     report(sides, results, args, memory)
+    _report_memory(details)
 
 
 if __name__ == "__main__":

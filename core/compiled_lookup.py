@@ -41,7 +41,7 @@ class _Plan:
 
 class CompiledLookup(Generic[M]):
     """``lookup.first(**values)`` is ``build(**values).first()`` for a lookup by a unique key,
-    without rebuilding the query.
+    and ``lookup.all(**values)`` is ``list(build(**values))``, without rebuilding the query.
 
     ``placeholders`` gives each named value a stand-in of the same type that no real call uses
     as a constant in ``build``; it only serves to find where each value lands among the SQL
@@ -53,10 +53,12 @@ class CompiledLookup(Generic[M]):
         self._placeholders = placeholders
         self._local = threading.local()  # a compiler belongs to its thread's connection
 
-    def _plan(self) -> _Plan:
-        plan: _Plan | None = getattr(self._local, "plan", None)
+    def _plan(self, *, one: bool) -> _Plan:
+        slot = "one" if one else "all"
+        plan: _Plan | None = getattr(self._local, slot, None)
         if plan is None:
-            queryset = self._build(**self._placeholders)[:1]
+            queryset = self._build(**self._placeholders)
+            queryset = queryset[:1] if one else queryset
             compiler = queryset.query.get_compiler(using=queryset.db)
             sql, params = compiler.as_sql()
             names = {i: n for i, p in enumerate(params) for n, v in self._placeholders.items() if p == v}
@@ -79,20 +81,28 @@ class CompiledLookup(Generic[M]):
                 # The stubs describe Django 6's signature; 5.2 takes these three.
                 populators=get_related_populators(info, select, queryset.db),  # type: ignore[call-arg]
             )
-            self._local.plan = plan
+            setattr(self._local, slot, plan)
         return plan
 
     def first(self, **values: object) -> M | None:
-        plan = self._plan()
+        found = self._run(self._plan(one=True), values)
+        return found[0] if found else None
+
+    def all(self, **values: object) -> list[M]:
+        """Every row, in the QuerySet's order."""
+        return self._run(self._plan(one=False), values)
+
+    def _run(self, plan: _Plan, values: dict[str, object]) -> list[M]:
         params: list[Any] = [values[plan.names[i]] if i in plan.names else p for i, p in enumerate(plan.params)]
         with connections[plan.using].cursor() as cursor:
             cursor.execute(plan.sql, params)
-            row = cursor.fetchone()
-        if row is None:
-            return None
+            rows: Any = cursor.fetchall()
         if plan.converters:
-            row = next(iter(plan.compiler.apply_converters([row], plan.converters)))
-        obj = plan.model.from_db(plan.using, plan.init_list, row[plan.fields])
-        for populator in plan.populators:
-            populator.populate(row, obj)
-        return obj  # type: ignore[return-value]  # plan.model is the QuerySet's model, M
+            rows = plan.compiler.apply_converters(rows, plan.converters)
+        found = []
+        for row in rows:
+            obj = plan.model.from_db(plan.using, plan.init_list, row[plan.fields])
+            for populator in plan.populators:
+                populator.populate(row, obj)
+            found.append(obj)
+        return found  # type: ignore[return-value]  # plan.model is the QuerySet's model, M

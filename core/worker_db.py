@@ -10,8 +10,9 @@ but between tasks the connections go back to the pool instead:
 - after a task, each connection is closed, which with a pool (``DATABASES[...]["OPTIONS"]["pool"]``)
   hands it back to the pool (Django's ``_close`` → ``putconn``); without a pool (SQLite,
   ``DB_POOL_MAX_SIZE=0``) that closes it, as Celery would;
-- the pool checks a connection when it hands it out (``CONN_HEALTH_CHECKS``, psycopg's
-  ``check_connection``), so one broken while idle is replaced, not given to a task;
+- in a worker the pool checks a connection when it hands it out (``CONN_HEALTH_CHECKS``,
+  psycopg's ``check_connection``), so one broken while idle between tasks is replaced, not
+  given to a task (web processes skip that round trip: a request's connection is rarely idle);
 - the pool is closed only on error: when a task fails with a connection-level error
   (``InterfaceError``/``OperationalError``) or giving a connection back fails.
 
@@ -56,6 +57,15 @@ def pools_close() -> None:
                 pass
 
 
+def pools_checked() -> list[str]:
+    """Make the pools this process creates from now on check each connection they hand out;
+    the aliases of the databases that have a pool."""
+    pooled = [conn for conn in connections.all() if conn.settings_dict.get("OPTIONS", {}).get("pool")]
+    for conn in pooled:
+        conn.settings_dict["CONN_HEALTH_CHECKS"] = True
+    return [conn.alias for conn in pooled]
+
+
 def connections_release() -> None:
     """Give each connection back to its pool (or close it when there is no pool). A connection
     that cannot be given back takes its pool down with it."""
@@ -81,6 +91,7 @@ class PooledWorkerFixup(DjangoWorkerFixup):  # type: ignore[misc]  # Celery is u
         self.close_cache()
 
     def install(self) -> PooledWorkerFixup:
+        pools_checked()  # before any pool exists: Celery's install closes them, children fork after
         super().install()
         signals.task_failure.connect(self.on_task_failure, weak=False)
         return self

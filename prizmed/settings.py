@@ -113,9 +113,6 @@ def _databases() -> dict[str, Any]:
         if db.get("CONN_MAX_AGE"):
             raise ConfigError("DB_CONN_MAX_AGE must be 0 while the connection pool is on (DB_POOL_MAX_SIZE)")
         db["OPTIONS"] = {"pool": {"min_size": 1, "max_size": pool_size, "timeout": 10}}
-        # The pool checks a connection before handing it out: Celery workers keep theirs across
-        # tasks (core/worker_db.py), so one broken while idle is replaced, not given to a task.
-        db["CONN_HEALTH_CHECKS"] = True
     db["TEST"] = {"NAME": test_name}
     return {"default": db}
 

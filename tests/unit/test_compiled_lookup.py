@@ -79,3 +79,21 @@ def test_it_refuses_a_placeholder_that_is_not_a_parameter_or_an_annotated_query(
     annotated = CompiledLookup(lambda uid: Study.objects.annotate(n=Count("series")).filter(study_uid=uid), uid="\x00")
     with pytest.raises(ValueError):
         annotated.first(uid="1.2")
+
+
+def test_all_returns_every_row_the_queryset_returns_in_its_order() -> None:
+    from studies.models import Series
+
+    org = organization_ensure(slug="acme", plan_slug="professional", name="Acme")
+    study, other = _study(org, "1.2.3"), _study(org, "1.2.4")
+    for number, uid in ((2, "1.2.3.2"), (None, "1.2.3.9"), (1, "1.2.3.1")):
+        Series.objects.create(study=study, series_uid=uid, number=number, modality="CT")
+    Series.objects.create(study=other, series_uid="1.2.4.1", number=1)
+    lookup = CompiledLookup(lambda sid: Series.objects.filter(study_id=sid).order_by("number", "id"), sid=-1)
+    for target in (study, other, study):  # the second run of a study uses the kept plan
+        expected = list(Series.objects.filter(study=target).order_by("number", "id"))
+        with CaptureQueriesContext(connection) as queries:
+            got = lookup.all(sid=target.pk)
+        assert [_fields(s) for s in got] == [_fields(s) for s in expected]
+        assert len(queries) == 1
+    assert lookup.all(sid=-5) == []

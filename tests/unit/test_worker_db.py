@@ -57,6 +57,16 @@ def test_tasks_reuse_the_pooled_sessions_until_a_connection_error(django_db_bloc
         tasks_then_a_connection_error()
 
 
+def test_worker_pools_check_the_connections_they_hand_out() -> None:
+    from core.worker_db import pools_checked
+
+    pooled = pools_checked()
+    assert pooled == (["default"] if connection.vendor == "postgresql" else [])
+    from django.db import connections
+
+    assert all(connections[alias].settings_dict["CONN_HEALTH_CHECKS"] is True for alias in pooled)
+
+
 def tasks_then_a_connection_error() -> None:
     assert connection.vendor == "postgresql"
     worker = PooledWorkerFixup(app)
