@@ -5,6 +5,9 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
+# The dashboard's viewer (OHIF's prebuilt files), as `make viewer` installs it.
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends make nodejs npm \
+    && make viewer && apt-get purge -y nodejs npm && apt-get autoremove -y && rm -rf /var/lib/apt/lists/* /root/.npm
 RUN useradd --system --home /app prizmed && mkdir -p /data && chown prizmed /data
 USER prizmed
 EXPOSE 8000

@@ -130,3 +130,23 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise PermissionError("the audit log is append-only")
+
+
+class UsageMinute(models.Model):
+    """One organization's requests answered with one status in one minute, with their body bytes
+    (accounts/usage.py writes them; the dashboard's usage page reads them)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="usage")
+    minute = models.DateTimeField()  # its start, UTC
+    status = models.PositiveSmallIntegerField()  # the HTTP status: a refusal's is its reason
+    requests = models.PositiveIntegerField(default=0)
+    bytes_in = models.PositiveBigIntegerField(default=0)  # request bodies: uploads
+    bytes_out = models.PositiveBigIntegerField(default=0)  # response bodies: retrievals
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "minute", "status"], name="usage_per_org_minute_status")
+        ]
+
+    def __str__(self) -> str:
+        return f"organization {self.organization_id}, {self.minute}, status {self.status}: {self.requests} requests"

@@ -23,17 +23,18 @@ class KeyOutput(serializers.Serializer[object]):
     expires_at = serializers.DateTimeField(allow_null=True)
 
 
+class OrganizationOutput(serializers.Serializer[object]):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    plan = PlanOutput()
+    key = KeyOutput()
+
+
 class OrganizationApi(APIView):
     """The calling key's organization, plan limits and the key itself: a cheap way to check a key."""
 
-    class Output(serializers.Serializer[object]):
-        slug = serializers.CharField()
-        name = serializers.CharField()
-        plan = PlanOutput()
-        key = KeyOutput()
-
-    @extend_schema(responses=Output, operation_id="organization_read")
+    @extend_schema(responses=OrganizationOutput, operation_id="organization_read")
     def get(self, request: Request) -> Response:
         key = request_key(request)
         org = key.organization
-        return Response(self.Output({"slug": org.slug, "name": org.name, "plan": org.plan, "key": key}).data)
+        return Response(OrganizationOutput({"slug": org.slug, "name": org.name, "plan": org.plan, "key": key}).data)

@@ -21,6 +21,22 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class RefusedHandshakeFilter(logging.Filter):
+    """uvicorn's websockets implementation logs "ASGI callable returned without completing
+    handshake." at ERROR after every handshake the app refused with an HTTP response (ASGI's
+    websocket.http.response: a 401 for a missing key, a 404 for an unknown path). Every WebSocket
+    route here answers the handshake (core.problems.refuse_websocket), so this is a client's
+    refusal, logged at INFO like the access line uvicorn writes beside it."""
+
+    MESSAGE = "ASGI callable returned without completing handshake."
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and record.getMessage() == self.MESSAGE:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = "WebSocket handshake refused with an HTTP response", ()
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {

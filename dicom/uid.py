@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 MAX_UID_CHARS = 64
+# The same rule as a JSON Schema, for the OpenAPI description of UID parameters.
+UID_SCHEMA = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)*$", "maxLength": MAX_UID_CHARS}
 # Trailing padding of an encoded UI value: NUL per PS3.5 §6.2, space from lenient writers.
 _PADDING = "\x00 "
 _COMPONENTS = re.compile(r"[0-9]+(?:\.[0-9]+)*", re.ASCII)  # digits and dots, no empty component

@@ -7,10 +7,10 @@ from __future__ import annotations
 import logging
 
 from core.asgi import Receive, Scope, Send
-from core.errors import ApiError, method_not_allowed, not_found, server_failure, unauthorized
+from core.errors import ApiError, forbidden, method_not_allowed, not_found, server_failure, unauthorized
 from core.links import DICOMWEB_PATH
 from core.problems import send_problem
-from dicomweb.request import Request
+from dicomweb.request import ORGANIZATION, READ_ONLY, Request
 from dicomweb.routes import route_match
 
 log = logging.getLogger("prizmed.dicomweb")
@@ -40,8 +40,14 @@ class DicomwebApp:
             await send_problem(send, server_failure())
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("api_key") is None:
+        key = scope.get("api_key")
+        if key is not None:
+            scope = dict(scope, **{ORGANIZATION: key.organization})
+        elif scope.get(ORGANIZATION) is None:
             raise unauthorized()
+        elif scope["method"] not in READ_ONLY:
+            # A dashboard viewer session (dashboard/viewer_access.py) reads, never stores.
+            raise forbidden("The viewer's session can only read.")
         routes, params = route_match(scope["path"][len(DICOMWEB_PATH) :])
         if not routes:
             raise not_found()

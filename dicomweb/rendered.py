@@ -29,7 +29,8 @@ from dicomweb.retrieve import frame_numbers
 from dicomweb.selectors import instances_get
 
 MAX_VIEWPORT = 8192
-_IMAGE_FIELDS = ("rows", "columns", "samples_per_pixel", "bits_allocated", "number_of_frames")
+# What rendering reads of an instance, besides where it is stored.
+IMAGE_FIELDS = ("rows", "columns", "samples_per_pixel", "bits_allocated", "number_of_frames")
 
 
 async def rendered(request: Request) -> None:
@@ -45,7 +46,7 @@ async def _render(request: Request, *, thumbnail: bool) -> None:
     accept = dict(request.query()).get("accept") or request.header(b"accept")
     how = rendering_parse(request.query(), media_type=accepts_image(accept), thumbnail=thumbnail)
     rows = await database_sync_to_async(instances_get)(
-        organization=request.organization, target=request.target(), fields=_IMAGE_FIELDS
+        organization=request.organization, target=request.target(), fields=IMAGE_FIELDS
     )
     row = next((r for r in rows if r["number_of_frames"] is not None), None)
     if row is None:

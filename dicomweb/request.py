@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from accounts.models import APIKey, Organization
+from accounts.models import Organization
 from core.asgi import Receive, Scope, Send
 from core.errors import bad_request
 from core.headers import header
@@ -21,6 +21,10 @@ from studies.ingest.pacing import pacer
 
 # Every DICOMweb answer carries patient data or upload state (API.md, Common headers).
 NO_STORE = (b"cache-control", b"no-store")
+# Who reads: the organization of the Bearer key, or of a dashboard viewer session
+# (dashboard/viewer_access.py), which may only use these methods.
+ORGANIZATION = "dicomweb_organization"
+READ_ONLY = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass
@@ -32,13 +36,9 @@ class Request:
     _query: list[tuple[str, str]] | None = field(default=None, init=False)
 
     @property
-    def key(self) -> APIKey:
-        key: APIKey = self.scope["api_key"]
-        return key
-
-    @property
     def organization(self) -> Organization:
-        return self.key.organization
+        organization: Organization = self.scope[ORGANIZATION]
+        return organization
 
     def header(self, name: bytes) -> str | None:
         return header(self.scope, name)

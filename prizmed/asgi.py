@@ -18,7 +18,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from core.gateway import RequestIdMiddleware  # noqa: E402
+from core.metrics import HttpMetricsMiddleware  # noqa: E402
 from core.one_hop_asgi import OneHopASGIHandler  # noqa: E402
+from core.problems import websocket_not_found  # noqa: E402
 from core.startup_gc import startup_heap_freeze  # noqa: E402
 from core.tasks import start_embedded_beat  # noqa: E402
 from prizmed.routing import http_routes, websocket_routes  # noqa: E402
@@ -26,12 +28,14 @@ from prizmed.routing import http_routes, websocket_routes  # noqa: E402
 start_embedded_beat()
 
 django_route = re_path(r"", OneHopASGIHandler())  # type: ignore[arg-type]  # an ASGI app, which URLRouter accepts
-application = RequestIdMiddleware(
-    ProtocolTypeRouter(
-        {
-            "http": URLRouter([*http_routes, django_route]),
-            "websocket": URLRouter(websocket_routes),
-        }
+application = HttpMetricsMiddleware(
+    RequestIdMiddleware(
+        ProtocolTypeRouter(
+            {
+                "http": URLRouter([*http_routes, django_route]),
+                "websocket": URLRouter([*websocket_routes, re_path(r"", websocket_not_found)]),  # type: ignore[arg-type]  # an ASGI app
+            }
+        )
     )
 )
 

@@ -11,17 +11,30 @@ from channels.auth import AuthMiddlewareStack
 from django.urls import path, re_path
 
 from accounts.middleware import ApiKeyMiddleware
+from accounts.usage import UsageMiddleware
 from core.cors import CorsAsgiMiddleware
+from dashboard.viewer_access import ViewerAccessMiddleware
 from dicomweb.app import DicomwebApp
+from fhir_rest.app import FhirApp
+from fhir_rest.outcome import OperationOutcomeMiddleware
 from records.consumers import LiveActivityConsumer, RecordStreamConsumer
 from studies.ingest.http_consumer import DicomStreamConsumer
 from studies.ingest.websocket_consumer import DicomWebSocketConsumer
 
 http_routes: list[Any] = [
-    path("api/v2/dicom/stream", ApiKeyMiddleware(DicomStreamConsumer())),  # type: ignore[arg-type]  # an ASGI app
-    path("api/v2/records/stream", ApiKeyMiddleware(RecordStreamConsumer.as_asgi())),  # type: ignore[arg-type]
-    # DICOMweb (PS3.18): CORS first, so a browser's preflight needs no key.
-    re_path(r"^api/v2/dicomweb/", CorsAsgiMiddleware(ApiKeyMiddleware(DicomwebApp()))),  # type: ignore[arg-type]
+    path("api/v2/dicom/stream", ApiKeyMiddleware(UsageMiddleware(DicomStreamConsumer()))),  # type: ignore[arg-type]  # an ASGI app
+    path("api/v2/records/stream", ApiKeyMiddleware(UsageMiddleware(RecordStreamConsumer.as_asgi()))),  # type: ignore[arg-type]
+    # DICOMweb (PS3.18): CORS first, so a browser's preflight needs no key; the dashboard's
+    # viewer reads with its session's cookie instead of a key (dashboard/viewer_access.py).
+    re_path(
+        r"^api/v2/dicomweb/",
+        CorsAsgiMiddleware(ApiKeyMiddleware(UsageMiddleware(ViewerAccessMiddleware(DicomwebApp())))),  # type: ignore[arg-type]
+    ),
+    # FHIR R4 REST (issue 13): every refusal as an OperationOutcome, then CORS, then the key check.
+    re_path(
+        r"^api/v2/fhir/",
+        OperationOutcomeMiddleware(CorsAsgiMiddleware(ApiKeyMiddleware(UsageMiddleware(FhirApp())))),  # type: ignore[arg-type]
+    ),
     # The dashboard's live view: a staff session (cookies) instead of an API key.
     path("dashboard/live/stream", AuthMiddlewareStack(LiveActivityConsumer.as_asgi())),
 ]

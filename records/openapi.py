@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.openapi import header_parameter, problem_response_object, query_parameter
+from core.openapi import UUID4_SCHEMA, header_parameter, problem_response_object, query_parameter
+from dicom.uid import UID_SCHEMA
+from records.request import DEFAULT_COUNT, MAX_COUNT, MAX_SEQ, SESSION_ID
 
-_SEQ = {"type": "integer", "minimum": 0, "format": "int64"}
+_SEQ = {"type": "integer", "minimum": 0, "maximum": MAX_SEQ, "format": "int64"}
 _RESOURCE = {
     "type": "object",
     "description": "A FHIR R4 Patient or ImagingStudy (with series, instances and a contained Endpoint).",
@@ -36,21 +38,30 @@ RECORDS_STREAM_GET: dict[str, Any] = {
         "every change: `event:` Patient, ImagingStudy or `deleted`, `id:` its sequence number, `data:` the "
         "resource. A position (Last-Event-ID, X-Record-Seq or `since`) resumes with exactly the events "
         "after it; one older than the retained log gets `event: reset`, then the snapshot again. "
-        "Heartbeat comments keep idle connections open. See docs/records.md."
+        "Heartbeat comments keep idle connections open. A key revoked or expired meanwhile ends the stream "
+        "with `event: access-ended` (data: the 401 problem). See docs/records.md."
     ),
     "tags": ["records"],
     "parameters": [
-        query_parameter("patient", "Only this DICOM Patient ID (its Patient and its studies).", {"type": "string"}),
-        query_parameter("study", "Only this Study Instance UID.", {"type": "string"}),
+        query_parameter(
+            "patient",
+            "Only this DICOM Patient ID (its Patient and its studies).",
+            {"type": "string", "minLength": 1, "maxLength": 64},
+        ),
+        query_parameter("study", "Only this Study Instance UID.", UID_SCHEMA),
         query_parameter("since", "Sequence number: only changes after it (SSE: resume after it).", _SEQ),
-        query_parameter("_count", "Bundle page size, 1-1000 (default 100).", {"type": "integer", "minimum": 1}),
-        query_parameter("_cursor", "Bundle paging position, taken from a `next` link.", {"type": "integer"}),
-        header_parameter("X-Record-Id", "UUID v4 naming this request; echoed.", {"type": "string", "format": "uuid"}),
+        query_parameter(
+            "_count",
+            f"Bundle page size, 1-{MAX_COUNT} (default {DEFAULT_COUNT}).",
+            {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
+        ),
+        query_parameter("_cursor", "Bundle paging position, taken from a `next` link.", _SEQ),
+        header_parameter("X-Record-Id", "UUID v4 naming this request; echoed.", UUID4_SCHEMA),
         header_parameter(
             "X-Record-Stream",
             "Session id (1-128 of A-Za-z0-9._~:-): the server remembers the last event sent on it, and a "
             "reconnect naming it continues from there.",
-            {"type": "string"},
+            {"type": "string", "pattern": f"^{SESSION_ID.pattern}$"},
         ),
         header_parameter("X-Record-Seq", "Resume after this sequence number.", _SEQ),
         header_parameter("Last-Event-ID", "Resume after this sequence number (sent by EventSource).", _SEQ),

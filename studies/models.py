@@ -36,6 +36,8 @@ class Upload(models.Model):
     content_type = models.CharField(max_length=200)
     bytes_received = models.PositiveBigIntegerField(default=0)
     sha256 = models.CharField(max_length=64, blank=True)  # of the bytes stored, once received
+    # Of the request body as sent: a replay of the request id must carry the same payload (issue 10).
+    payload_sha256 = models.CharField(max_length=64, blank=True)
     instances_received = models.PositiveIntegerField(default=0)
     instances_indexed = models.PositiveIntegerField(default=0)
     instances_rejected = models.PositiveIntegerField(default=0)

@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from core.errors import ApiError
 from core.problems import drf_exception_handler, send_problem
+from tests.support import live
 from tests.support.world import World
 
 
@@ -18,6 +19,31 @@ def test_it_answers_unknown_api_paths_with_a_problem(api: httpx.Client, world: W
         assert response.status_code == 404
         assert response.headers["content-type"] == "application/problem+json"
         assert set(response.json()) == {"type", "title", "status", "detail", "request_id"}
+
+
+def test_it_answers_every_method_on_unknown_api_paths_with_a_problem_not_a_csrf_page(
+    server: live.Server, world: World
+) -> None:
+    """Django's CSRF check once answered POST/PUT/PATCH/DELETE here with its HTML 403 page."""
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for path in ("/api/v2/no/such/thing", "/api/elsewhere"):
+            for method in ("POST", "PUT", "PATCH", "DELETE"):
+                for headers in ({}, world.bob.headers, {**world.bob.headers, "Cookie": "csrftoken=x; sessionid=y"}):
+                    response = client.request(method, path, headers=headers, content=b"{}")
+                    assert response.status_code == 404, (method, path, response.text[:200])
+                    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_it_answers_trace_with_405_and_a_forged_host_with_a_400_problem(server: live.Server, world: World) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for path in ("/api/v2/organization", "/api/v2/studies", "/api/v2/dicom/stream", "/api/v2/records/stream"):
+            response = client.request("TRACE", path, headers=world.bob.headers)
+            assert response.status_code == 405, path
+            assert response.headers["content-type"] == "application/problem+json"
+        forged = client.get("/api/v2/organization", headers={**world.bob.headers, "Host": "evil.example"})
+        assert forged.status_code == 400
+        assert forged.headers["content-type"] == "application/problem+json"
+        assert forged.json()["status"] == 400
 
 
 def test_it_answers_a_wrong_method_with_a_problem(api: httpx.Client, world: World) -> None:

@@ -224,16 +224,16 @@ def test_it_moves_instances_both_ways_between_two_studies_without_a_deadlock(
     write, write_batch = indexing._write, indexing._write_batch
     failures: list[BaseException] = []
 
-    def paused_write(*args: object) -> None:
+    def paused_write(*args: object, **kwargs: object) -> None:
         try:
             both_locked.wait()
         except threading.BrokenBarrierError:
             pass
-        write(*args)  # type: ignore[arg-type]
+        write(*args, **kwargs)  # type: ignore[arg-type]
 
-    def watched_write_batch(*args: object) -> None:
+    def watched_write_batch(*args: object, **kwargs: object) -> None:
         try:
-            write_batch(*args)  # type: ignore[arg-type]
+            write_batch(*args, **kwargs)  # type: ignore[arg-type]
         except BaseException as exc:
             failures.append(exc)  # a deadlock PostgreSQL broke, retried by _index_batch
             raise

@@ -27,7 +27,13 @@ class AuditEventListApi(APIView):
 
     @extend_schema(
         parameters=[Input],
-        responses={200: OpenApiResponse(description="FHIR R4 Bundle (searchset) of AuditEvent")},
+        responses={
+            (200, FHIR_JSON): OpenApiResponse(
+                response={"type": "object", "description": "FHIR R4 Bundle (searchset) of AuditEvent"},
+                description="FHIR R4 Bundle (searchset) of AuditEvent",
+            ),
+            403: OpenApiResponse(description="The key's role is not admin."),
+        },
         operation_id="audit_events_list",
     )
     def get(self, request: Request) -> Response:

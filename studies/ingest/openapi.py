@@ -5,32 +5,54 @@ from __future__ import annotations
 from typing import Any
 
 from core.openapi import header_parameter, problem_response_object
+from studies.ingest.request_headers import MAX_SEQ
 
-_LINK = {"type": "object", "properties": {"href": {"type": "string"}}}
+
+def _link(name: str, description: str) -> dict[str, Any]:
+    href = {"type": "object", "properties": {"href": {"type": "string"}}, "required": ["href"]}
+    return {"type": "object", "properties": {name: {**href, "description": description}}, "required": [name]}
+
+
+# Both replies are closed (required members, nothing else), so a reply matches exactly one of them.
 _UPLOAD = {
     "type": "object",
+    "description": "An upload stored and queued for indexing (a whole payload, or a completed stream).",
     "properties": {
         "request_id": {"type": "string", "format": "uuid", "description": "The upload's id (= X-Request-Id)."},
-        "state": {"type": "string", "enum": ["queued", "indexing", "done", "failed"]},
+        "state": {"type": "string", "enum": ["receiving", "queued", "indexing", "done", "failed"]},
         "bytes_received": {"type": "integer", "description": "Body bytes received, multipart framing included."},
         "sha256": {"type": "string", "description": "SHA-256 of the bytes stored: the instances, preambles zeroed."},
         "instances_accepted": {"type": "integer"},
-        "links": {"type": "object", "properties": {"status": _LINK}},
+        "links": _link("status", "GET it for the upload's progress."),
     },
+    "required": ["request_id", "state", "bytes_received", "sha256", "instances_accepted", "links"],
+    "additionalProperties": False,
 }
 _CHUNK = {
     "type": "object",
+    "description": "One chunk of a resumable stream, durable; `upload` is set by the chunk that completed it.",
     "properties": {
         "request_id": {"type": "string", "format": "uuid"},
         "stream_id": {"type": "string"},
-        "seq": {"type": "integer"},
-        "bytes": {"type": "integer"},
-        "sha256": {"type": "string"},
-        "stream_state": {"type": "string", "enum": ["open", "complete"]},
-        "links": {"type": "object", "properties": {"stream": _LINK}},
-        "upload": {**_UPLOAD, "nullable": True, "description": "Set once this chunk completed the stream."},
+        "seq": {"type": "integer", "description": "X-Chunk-Seq of this chunk."},
+        "bytes": {"type": "integer", "description": "This chunk's size."},
+        "sha256": {"type": "string", "description": "SHA-256 of this chunk."},
+        "stream_state": {
+            "type": "string",
+            "enum": ["open", "complete"],
+            "description": "complete once every chunk up to the last is held (the payload is assembled).",
+        },
+        "links": _link("stream", "GET it for the chunks held (to resume); DELETE aborts."),
+        "upload": {
+            "allOf": [{"$ref": "#/components/schemas/UploadAccepted"}],
+            "nullable": True,
+            "description": "null until this chunk completed the stream; then the upload it became.",
+        },
     },
+    "required": ["request_id", "stream_id", "seq", "bytes", "sha256", "stream_state", "links", "upload"],
+    "additionalProperties": False,
 }
+COMPONENTS: dict[str, dict[str, Any]] = {"UploadAccepted": _UPLOAD, "ChunkAccepted": _CHUNK}
 
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
@@ -51,9 +73,21 @@ STREAM_POST: dict[str, Any] = {
         header_parameter(
             "X-Request-Id", "UUID v4; the upload's id and idempotency key.", {"type": "string", "format": "uuid"}
         ),
-        header_parameter("X-Stream-Id", "Client-chosen stream id (1-128 of A-Za-z0-9._~:-).", {"type": "string"}),
-        header_parameter("X-Chunk-Seq", "0-based chunk number; required with X-Stream-Id.", {"type": "integer"}),
-        header_parameter("X-Chunk-Last", "true on the stream's last chunk.", {"type": "boolean"}),
+        header_parameter(
+            "X-Stream-Id",
+            "Client-chosen stream id (1-128 of A-Za-z0-9._~:-).",
+            {"type": "string", "pattern": "^[A-Za-z0-9._~:-]{1,128}$"},
+        ),
+        header_parameter(
+            "X-Chunk-Seq",
+            "0-based chunk number; required with X-Stream-Id.",
+            {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
+        ),
+        header_parameter(
+            "X-Chunk-Last",
+            "`true` on the stream's last chunk; `false` or absent otherwise (any case; anything else: 400).",
+            {"type": "string", "enum": ["true", "false"]},
+        ),
         header_parameter("Content-Digest", "RFC 9530, e.g. sha-256=:<base64>: (verified).", {"type": "string"}),
     ],
     "requestBody": {
@@ -75,7 +109,16 @@ STREAM_POST: dict[str, Any] = {
         "202": {
             "description": "Stored: the upload (whole payload) or the chunk (stream).",
             "headers": {"Location": {"schema": {"type": "string"}, "description": "The upload's status."}},
-            "content": {"application/json": {"schema": {"oneOf": [_UPLOAD, _CHUNK]}}},
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/UploadAccepted"},
+                            {"$ref": "#/components/schemas/ChunkAccepted"},
+                        ]
+                    }
+                }
+            },
         },
         "400": problem_response_object("Bad header (X-Stream-Id, X-Chunk-Seq, boundary) or Content-Digest mismatch."),
         "401": problem_response_object("Missing, malformed, unknown, revoked or expired key."),

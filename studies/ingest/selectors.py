@@ -54,12 +54,36 @@ class ChunkHeld:
 
 
 @dataclass(frozen=True)
+class SeqRange:
+    """Chunk seqs ``first``..``last`` (inclusive)."""
+
+    first: int
+    last: int
+
+
+def missing_ranges(held: list[int], top: int) -> list[SeqRange]:
+    """The runs of 0..``top`` not in ``held`` (ascending): as long as the chunks held, however
+    large the seqs (a lone chunk 99 999 999 is one range, not 10^8 numbers)."""
+    gaps: list[SeqRange] = []
+    expected = 0
+    for seq in held:
+        if seq > top:
+            break
+        if seq > expected:
+            gaps.append(SeqRange(expected, seq - 1))
+        expected = seq + 1
+    if expected <= top:
+        gaps.append(SeqRange(expected, top))
+    return gaps
+
+
+@dataclass(frozen=True)
 class StreamStatus:
     """What a client needs to resume a stream (GET /dicom/streams/{id})."""
 
     stream: Stream
     chunks: list[ChunkHeld]  # in seq order
-    missing: list[int]  # seqs below the highest known one (the last, once marked) not held
+    missing: list[SeqRange]  # runs of seqs below the highest known one (the last, once marked) not held
     bytes_received: int
     upload: dict[str, Any] | None  # the stream's upload and its status link, once assembling
     expires: datetime | None  # when an open stream expires unless a chunk arrives
@@ -114,13 +138,13 @@ def stream_status(*, organization: Organization, stream_id: str) -> StreamStatus
     if stream is None:
         return None
     chunks = [ChunkHeld(*row) for row in stream.chunks.order_by("seq").values_list("seq", "size", "sha256")]
-    held = {chunk.seq for chunk in chunks}
+    held = [chunk.seq for chunk in chunks]
     top = stream.last_seq if stream.last_seq is not None else max(held, default=-1)
     open_ = stream.state == StreamState.OPEN
     return StreamStatus(
         stream=stream,
         chunks=chunks,
-        missing=[seq for seq in range(top + 1) if seq not in held],
+        missing=missing_ranges(held, top),
         bytes_received=sum(chunk.bytes for chunk in chunks),
         upload=upload_link(stream.upload_id) if stream.upload_id is not None else None,
         expires=stream.updated + timedelta(seconds=settings.PRIZMED_STREAM_TTL) if open_ else None,

@@ -77,13 +77,18 @@ class ChunkOutput(serializers.Serializer[Any]):
     sha256 = serializers.CharField()
 
 
+class SeqRangeOutput(serializers.Serializer[Any]):
+    first = serializers.IntegerField()
+    last = serializers.IntegerField()
+
+
 class StreamOutput(serializers.Serializer[StreamStatus]):
     stream_id = serializers.CharField(source="stream.stream_id")
     state = serializers.CharField(source="stream.state")
     content_type = serializers.CharField(source="stream.content_type")
     last_seq = serializers.IntegerField(allow_null=True, source="stream.last_seq")
     chunks = ChunkOutput(many=True)
-    missing = serializers.ListField(child=serializers.IntegerField())
+    missing = SeqRangeOutput(many=True)  # ranges, so the answer is as long as the chunks held
     bytes_received = serializers.IntegerField()
     upload = serializers.DictField(allow_null=True)
     created = serializers.DateTimeField(source="stream.created")

@@ -29,6 +29,7 @@ def chromium(profile_dir: Path) -> Iterator[WebDriver]:
         f"--user-data-dir={profile_dir}", "--window-size=1280,900",
     ):  # fmt: skip
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console_errors() reads them
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.set_page_load_timeout(30)
     try:
@@ -44,3 +45,9 @@ def admin_login(driver: WebDriver, base_url: str, username: str, password: str) 
     driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
     # Wait for the page after login, so the caller's next step does not race the navigation.
     WebDriverWait(driver, 20).until(lambda d: "/admin/login/" not in d.current_url)
+
+
+def console_errors(driver: WebDriver) -> list[str]:
+    """The page's console messages at SEVERE level since the last call (for failure messages)."""
+    entries: list[dict[str, str]] = driver.get_log("browser")  # type: ignore[attr-defined]  # Chromium's, untyped
+    return [entry["message"] for entry in entries if entry["level"] == "SEVERE"]
