@@ -542,7 +542,8 @@ def _offset(value: str, notes: list[ItemWarning]) -> str:
     """(0008,0201) "&ZZXX" (PS3.3 C.12.1.1.8: "+" or "-", hours, minutes; -12:00 to +14:00) as
     "+hh:mm"; "" when absent, and with an `invalid-value` warning when not an offset."""
     match = _OFFSET.fullmatch(value)
-    if match is None or int(match[2]) > 14 or int(match[3]) > 59:
+    minutes = 0 if match is None else (60 * int(match[2]) + int(match[3])) * (-1 if match[1] == "-" else 1)
+    if match is None or int(match[3]) > 59 or not -12 * 60 <= minutes <= 14 * 60:
         if value:
             notes.append(ItemWarning("invalid-value", f"Timezone Offset From UTC (0008,0201) {value!r} ignored"))
         return ""

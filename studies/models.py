@@ -204,7 +204,7 @@ class Study(models.Model):
     bytes = models.PositiveBigIntegerField(default=0)
     first_received = models.DateTimeField(default=timezone.now)
     last_received = models.DateTimeField(default=timezone.now)
-    study_id = models.CharField(max_length=16, blank=True)  # (0020,0010), a QIDO-RS matching key
+    study_id = models.CharField(max_length=VALUE_CHARS, blank=True)  # (0020,0010), a QIDO-RS matching key
 
     class Meta:
         verbose_name_plural = "studies"
@@ -235,8 +235,8 @@ class Series(models.Model):
     # the Request Attributes Sequence's from its first item.
     performed_procedure_step_start_date = models.DateField(null=True)  # (0040,0244)
     performed_procedure_step_start_time = models.TimeField(null=True)  # (0040,0245)
-    scheduled_procedure_step_id = models.CharField(max_length=16, blank=True)  # (0040,0275) > (0040,0009)
-    requested_procedure_id = models.CharField(max_length=16, blank=True)  # (0040,0275) > (0040,1001)
+    scheduled_procedure_step_id = models.CharField(max_length=VALUE_CHARS, blank=True)  # (0040,0275) > (0040,0009)
+    requested_procedure_id = models.CharField(max_length=VALUE_CHARS, blank=True)  # (0040,0275) > (0040,1001)
 
     class Meta:
         verbose_name_plural = "series"

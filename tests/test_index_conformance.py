@@ -194,3 +194,11 @@ def test_generated_instances_round_trip_to_the_studies_api_and_fhir(
     patient = latest(acme.pk, EventKind.PATIENT, patient_id=study.patient.patient_id)
     fhir_valid(patient)
     assert [n["text"] for n in patient.get("name", [])] == [n["text"] for n in human_names(person_name)]
+
+
+def test_it_keeps_dicomweb_matching_keys_longer_than_sh_whole(world: World) -> None:
+    acme = world.alice.org
+    ids = ["STUDY-2020-000001-A", "STUDY-2020-000001-B"]  # SH allows 16 characters
+    index_now(stored_upload(acme, [dcm.make_instance(StudyID=study_id) for study_id in ids]))
+
+    assert sorted(Study.objects.filter(organization=acme).values_list("study_id", flat=True)) == ids

@@ -21,7 +21,7 @@ from dicom.dicom_json import dicom_json
 from dicom.dictionary import DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN
 from dicom.header import InstanceHeader, InvalidInstance, read_header
 from dicom.pixel_data import PixelData
-from studies.models import Instance, Series, Study
+from studies.models import VALUE_CHARS, Instance, Series, Study
 from studies.objects.store import storage
 
 # Columns written by ``dicomweb_attributes_set`` (bulk updates name them).
@@ -65,9 +65,16 @@ def dicomweb_attributes_set(*, instance: Instance, series: Series, study: Study,
     series.performed_procedure_step_start_date = _date(ds, "PerformedProcedureStepStartDate")
     series.performed_procedure_step_start_time = _time(ds, "PerformedProcedureStepStartTime")
     request = _first_item(ds, "RequestAttributesSequence")
-    series.scheduled_procedure_step_id = _text(request, "ScheduledProcedureStepID")[:16]
-    series.requested_procedure_id = _text(request, "RequestedProcedureID")[:16]
-    study.study_id = _text(ds, "StudyID")[:16]
+    # Whole, as every indexed value (docs/indexing.md): a cut SH value may be another's. The
+    # header bounds the values it reads; these are bounded here the same way.
+    series.scheduled_procedure_step_id = _whole(_text(request, "ScheduledProcedureStepID"))
+    series.requested_procedure_id = _whole(_text(request, "RequestedProcedureID"))
+    study.study_id = _whole(_text(ds, "StudyID"))
+
+
+def _whole(value: str) -> str:
+    """The value if the index column holds it whole, else "" (unknown rather than wrong)."""
+    return value if len(value) <= VALUE_CHARS else ""
 
 
 def instance_metadata_backfill(*, instance_ids: list[int]) -> dict[int, str]:

@@ -357,6 +357,7 @@ def _write_batch(batch: _Batch, parsed: list[tuple[UploadItem, InstanceHeader | 
 
 def _reject(batch: _Batch, item: UploadItem, rejection: Rejection) -> None:
     item.state, item.reason_code, item.reason = ItemState.REJECTED, rejection.code, rejection.reason[:300]
+    item.replaced = False
     # Every rejection names its instance: as read, else as the File Meta group named it.
     sop, item.study_instance_uid, item.series_instance_uid = rejection.uids
     item.sop_instance_uid = sop or item.media_storage_sop_instance_uid
@@ -371,7 +372,9 @@ def _place(batch: _Batch, item: UploadItem, header: InstanceHeader, study: Study
     old = existing.get(header.sop_instance_uid)
     old_here = old is not None and old.series.study_id == study.pk
     growth = item.size - (old.size if old is not None and old_here else 0)
+    # Set anew on every attempt: a batch that runs again must not keep a lost attempt's outcome.
     item.warnings = [{"code": w.code, "message": w.message} for w in header.warnings]
+    item.replaced = old is not None
     if limit is not None and study.bytes + growth > limit:
         _reject(batch, item, _rejected(header, TOO_LARGE, f"the study would exceed the plan's {limit} bytes"))
         return
@@ -391,7 +394,6 @@ def _place(batch: _Batch, item: UploadItem, header: InstanceHeader, study: Study
         else:
             batch.other_studies.add(old.series.study_id)
         instance = old
-        item.replaced = True
         if old.pk is not None:
             batch.replaced[header.sop_instance_uid] = old
     else:

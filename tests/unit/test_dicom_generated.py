@@ -109,6 +109,8 @@ def study_moments(draw: st.DrawFn) -> tuple[dict[str, Any], str | None]:
         "fraction": moment.strftime("%H%M%S") + "." + f"{moment.microsecond:06d}"[:digits],
     }[precision]
     zone = None if offset is None else f"{offset[0]}{offset[1]:02d}{offset[2]:02d}"
+    # PS3.3 C.12.1.1.8: an offset lies from -12:00 to +14:00; another is ignored (read as none).
+    valid = offset is not None and (60 * offset[1] + offset[2]) <= (12 * 60 if offset[0] == "-" else 14 * 60)
     elements = {"StudyDate": day.strftime("%Y%m%d"), "StudyTime": tm, "TimezoneOffsetFromUTC": zone}
     if tm is None:
         return elements, day.isoformat()
@@ -117,7 +119,7 @@ def study_moments(draw: st.DrawFn) -> tuple[dict[str, Any], str | None]:
     fraction = tm[7:].rstrip("0")
     if fraction:
         clock += "." + fraction
-    zone_text = "+00:00" if zone is None else f"{zone[:3]}:{zone[3:]}"
+    zone_text = f"{zone[:3]}:{zone[3:]}" if zone is not None and valid else "+00:00"
     return elements, f"{day.isoformat()}T{clock}{zone_text}"
 
 

@@ -571,6 +571,7 @@ def test_it_makes_pixel_data_consistent_with_the_image_attributes(pixel_bytes: i
 
 
 @pytest.mark.parametrize(("value", "offset", "warned"), [("+0530", "+05:30", []), ("-1200", "-12:00", []),
+                         ("+1400", "+14:00", []), ("+1430", "", ["invalid-value"]), ("-1230", "", ["invalid-value"]),
                          ("+2500", "", ["invalid-value"]), ("UTC", "", ["invalid-value"])])  # fmt: skip
 def test_it_reads_the_timezone_offset_that_qualifies_dates_and_times(
     value: str, offset: str, warned: list[str]
