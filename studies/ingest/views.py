@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import request_key
 from core.errors import not_found
+from core.params import known_only
 from studies.ingest.selectors import StreamStatus, UploadStatus, stream_get, stream_status, upload_status
 from studies.ingest.streams import stream_abort
 
@@ -47,6 +48,7 @@ class UploadOutput(serializers.Serializer[UploadStatus]):
 class UploadApi(APIView):
     @extend_schema(operation_id="upload_status", responses=UploadOutput, summary="An upload's progress")
     def get(self, request: Request, request_id: UUID) -> Response:
+        known_only(request.query_params, allowed=())
         status = upload_status(organization=request_key(request).organization, upload_id=str(request_id))
         if status is None:
             raise not_found(NOT_FOUND)
@@ -76,6 +78,7 @@ class StreamOutput(serializers.Serializer[StreamStatus]):
 class StreamApi(APIView):
     @extend_schema(operation_id="stream_status", responses=StreamOutput, summary="Chunks held, to resume")
     def get(self, request: Request, stream_id: str) -> Response:
+        known_only(request.query_params, allowed=())
         status = stream_status(organization=request_key(request).organization, stream_id=stream_id)
         if status is None:
             raise not_found(NOT_FOUND)
@@ -87,6 +90,7 @@ class StreamApi(APIView):
         summary="Abort a stream and free its chunks",
     )
     def delete(self, request: Request, stream_id: str) -> Response:
+        known_only(request.query_params, allowed=())
         stream = stream_get(organization=request_key(request).organization, stream_id=stream_id)
         if stream is None:
             raise not_found(NOT_FOUND)
