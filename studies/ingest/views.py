@@ -61,6 +61,19 @@ class ChunkOutput(serializers.Serializer[Any]):
     sha256 = serializers.CharField()
 
 
+class HrefOutput(serializers.Serializer[Any]):
+    href = serializers.CharField()
+
+
+class StatusLinkOutput(serializers.Serializer[Any]):
+    status = HrefOutput()
+
+
+class UploadLinkOutput(serializers.Serializer[Any]):
+    request_id = serializers.UUIDField()
+    links = StatusLinkOutput()
+
+
 class StreamOutput(serializers.Serializer[StreamStatus]):
     stream_id = serializers.CharField(source="stream.stream_id")
     state = serializers.CharField(source="stream.state")
@@ -69,7 +82,7 @@ class StreamOutput(serializers.Serializer[StreamStatus]):
     chunks = ChunkOutput(many=True)
     missing = serializers.ListField(child=serializers.IntegerField())
     bytes_received = serializers.IntegerField()
-    upload = serializers.DictField(allow_null=True)
+    upload = UploadLinkOutput(allow_null=True, help_text="The upload this stream became, once complete.")
     created = serializers.DateTimeField(source="stream.created")
     updated = serializers.DateTimeField(source="stream.updated")
     expires = serializers.DateTimeField(allow_null=True)
