@@ -30,13 +30,22 @@ _key_by_prefix = CompiledLookup(
 )
 
 
-def key_authenticate(header: str | None) -> APIKey | None:
-    """The active key named by an Authorization header value, or None (for any reason)."""
+def key_presented(header: str | None) -> APIKey | None:
+    """The key an Authorization header value names, active or not (revoked, expired), or None
+    when it names no key: only the holder of a key's plaintext is ever attributed to it."""
     token = bearer_token(header)
     if token is None or not key_is_well_formed(token):
         return None
     key = _key_by_prefix.first(prefix=key_prefix(token))
-    if key is None or not hmac.compare_digest(key.digest, key_digest(token)) or not key.is_active():
+    if key is None or not hmac.compare_digest(key.digest, key_digest(token)):
+        return None
+    return key
+
+
+def key_authenticate(header: str | None) -> APIKey | None:
+    """The active key named by an Authorization header value, or None (for any reason)."""
+    key = key_presented(header)
+    if key is None or not key.is_active():
         return None
     now = timezone.now()
     if key.last_used is None or now - key.last_used >= LAST_USED_RESOLUTION:

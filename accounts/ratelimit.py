@@ -38,12 +38,25 @@ class RateDecision:
         return pairs
 
 
-def rate_hit(*, organization_id: int, per_minute: int | None, now: float) -> RateDecision:
-    """Count one request of the organization and decide whether it may proceed."""
+def _window(now: float) -> tuple[int, int, int]:
+    """The current window's number, its end (epoch seconds) and the seconds until then (≥ 1)."""
     window = int(now // WINDOW_SECONDS)
     reset = (window + 1) * WINDOW_SECONDS
-    retry_after = max(1, math.ceil(reset - now))
+    return window, reset, max(1, math.ceil(reset - now))
+
+
+def rate_hit(*, organization_id: int, per_minute: int | None, now: float) -> RateDecision:
+    """Count one request of the organization and decide whether it may proceed."""
+    window, reset, retry_after = _window(now)
     if per_minute is None:
         return RateDecision(limit=None, remaining=None, reset=reset, retry_after=retry_after)
     count = counter_incr(f"prizmed:rate:{organization_id}:{window}", ttl_s=WINDOW_SECONDS * 2)
+    return RateDecision(limit=per_minute, remaining=per_minute - count, reset=reset, retry_after=retry_after)
+
+
+def auth_failure_hit(*, client_address: str, per_minute: int, now: float) -> RateDecision:
+    """Count one failed authentication from a client address (docs/security.md): `allowed` turns
+    False once the address has failed more than `per_minute` times in the current window."""
+    window, reset, retry_after = _window(now)
+    count = counter_incr(f"prizmed:authfail:{client_address}:{window}", ttl_s=WINDOW_SECONDS * 2)
     return RateDecision(limit=per_minute, remaining=per_minute - count, reset=reset, retry_after=retry_after)

@@ -8,8 +8,13 @@ refusals several apps make; an app's own refusal builds an ApiError with its own
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import Any
+
+from django.conf import settings
+
+from core.backends import unreachable_backend
 
 AUTH_DETAIL = "A valid API key is required: Authorization: Bearer <key>."
 INVALID_PARAMETERS = "The request has invalid parameters."
@@ -71,6 +76,29 @@ def too_large(limit: int) -> ApiError:
     return ApiError(413, f"The payload exceeds {limit} bytes, the most this request may carry.", slug="too-large")
 
 
-def server_failure(detail: str = "The server failed to handle this request.", *, slug: str | None = None) -> ApiError:
-    """500 for a real failure (a bug, a disk), logged where it happened and never shown."""
+def server_failure(
+    detail: str = "The server failed to handle this request.",
+    *,
+    slug: str | None = None,
+    cause: BaseException | None = None,
+) -> ApiError:
+    """500 for a real failure (a bug, a disk), logged where it happened and never shown. When
+    the failure (``cause``, by default the exception being handled) is an unreachable backend,
+    it is that backend's 503 instead (``service_unavailable``)."""
+    backend = unreachable_backend(cause if cause is not None else sys.exc_info()[1])
+    if backend is not None:
+        return service_unavailable(backend)
     return ApiError(500, detail, slug=slug)
+
+
+def service_unavailable(backend: str) -> ApiError:
+    """503 naming the backend that is unreachable (`database`, `redis`, `broker`), with
+    Retry-After (RFC 9110 §10.2.3) of BACKEND_RETRY_AFTER_SECONDS."""
+    retry_after = str(getattr(settings, "BACKEND_RETRY_AFTER_SECONDS", 5))
+    return ApiError(
+        503,
+        f"A backend this request needs is unreachable ({backend}); try again shortly.",
+        slug="backend-unavailable",
+        headers=[("Retry-After", retry_after)],
+        backend=backend,
+    )

@@ -21,3 +21,15 @@ def parse_uuid4(value: str) -> uuid.UUID | None:
     except ValueError:
         return None
     return parsed if parsed.version == 4 and str(parsed) == value.lower() else None
+
+
+NO_STORE = (b"cache-control", b"no-store")
+
+
+def with_no_store(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The response headers, plus `Cache-Control: no-store` unless the response chose its own
+    caching (static files): API answers carry PHI or upload state, which no cache may keep
+    (RFC 9111 §5.2.2.5; HIPAA §164.312(c))."""
+    if any(name.lower() == b"cache-control" for name, _ in headers):
+        return headers
+    return [*headers, NO_STORE]

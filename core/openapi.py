@@ -28,10 +28,18 @@ PROBLEM = {
 }
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+_PROBLEM_CONTENT = {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}}
 # X-Request-Id must be a UUID v4 (API.md): the pattern says so, so that a schema-valid id is never refused.
 UUID4_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$"
 UUID4_SCHEMA = {"type": "string", "format": "uuid", "pattern": UUID4_PATTERN}
 API_PREFIX = "/api/v2/"
+# Under the FHIR REST API every error is an OperationOutcome, as FHIR clients expect (API.md §8).
+FHIR_PREFIX = "/api/v2/fhir/"
+OPERATION_OUTCOME_CONTENT = {
+    "application/fhir+json; fhirVersion=4.0": {
+        "schema": {"type": "object", "description": "FHIR R4 OperationOutcome: issue[0].code says why."}
+    }
+}
 
 # Refusals any API operation can make, whoever serves it (the gateway, the key check, the rate limit).
 COMMON_PROBLEMS = {
@@ -68,7 +76,8 @@ REQUEST_ID_PARAMETER = header_parameter(
 def operations_complete(schema: dict[str, Any], *, drf_paths: set[str]) -> dict[str, Any]:
     """Every operation under /api/v2/: the bearer security requirement, the X-Request-Id header,
     the common refusals (404 too when the path has parameters, 406 for DRF views), and every
-    error response as problem+json (an error described without a body gets the Problem body).
+    error response as problem+json, or under the FHIR API as an OperationOutcome (an error
+    described without a body gets that body).
     ``drf_paths``: the paths DRF generated (the others are consumers'). Returns ``schema``."""
     schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM
     for path, item in schema["paths"].items():
@@ -83,7 +92,8 @@ def operations_complete(schema: dict[str, Any], *, drf_paths: set[str]) -> dict[
                     refusals["404"] = NOT_FOUND
                 if path in drf_paths:
                     refusals["406"] = NOT_ACCEPTABLE
-                operation["responses"] = _with_problems(operation["responses"], refusals)
+                body = OPERATION_OUTCOME_CONTENT if path.startswith(FHIR_PREFIX) else _PROBLEM_CONTENT
+                operation["responses"] = _with_problems(operation["responses"], refusals, body)
     return schema
 
 
@@ -96,10 +106,10 @@ def _request_id_declared(parameters: list[dict[str, Any]]) -> None:
     parameters.append(REQUEST_ID_PARAMETER)
 
 
-def _with_problems(responses: dict[str, Any], refusals: dict[str, str]) -> dict[str, Any]:
+def _with_problems(responses: dict[str, Any], refusals: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
     for status, description in refusals.items():
         responses.setdefault(status, {"description": description})
     for status, response in responses.items():
         if status[0] in "45" and "$ref" not in response and not response.get("content"):
-            response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}}
+            response["content"] = dict(body)
     return dict(sorted(responses.items()))

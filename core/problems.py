@@ -95,9 +95,10 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, ApiError):
         return Response(problem_body(exc), status=exc.status, headers=dict(exc.headers), content_type=CONTENT_TYPE)
     response = exception_handler(exc, context)  # DRF's, for its headers (WWW-Authenticate, Allow, ...)
-    if response is None:  # not a DRF/Django exception: a bug; log it, never show it
+    if response is None:  # not a DRF/Django exception: a bug or a backend down; log it, never show it
         log.exception("unhandled error", exc_info=exc)
-        response, error = Response(status=500), server_failure()
+        error = server_failure(cause=exc)
+        response = Response(status=error.status, headers=dict(error.headers))
     elif isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         error = unauthorized()
         response["WWW-Authenticate"] = "Bearer"
@@ -124,9 +125,13 @@ def not_found_handler(request: HttpRequest, exception: Exception | None = None) 
 
 
 def server_failure_handler(request: HttpRequest) -> HttpResponse:
-    """Django's handler500: a problem under /api/, Django's page elsewhere."""
+    """Django's handler500: a problem under /api/, Django's page elsewhere; a 503 with
+    Retry-After when the failure being handled is an unreachable backend (core/backends.py)."""
+    error = server_failure()
     if _is_api(request):
-        return problem_response(server_failure())
+        return problem_response(error)
+    if error.status == 503:
+        return HttpResponse(error.detail, status=503, content_type="text/plain", headers=dict(error.headers))
     return server_error(request)
 
 

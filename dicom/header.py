@@ -2,7 +2,7 @@
 
 Implements the checks the indexer (API.md §2) needs before it writes a row: a
 PS3.10 Part-10 file, the identifying UIDs of PS3.3 C.12.1 / C.7.2 / C.7.3 valid per
-PS3.5 §9.1, a Patient ID, and a bounded amount of work whatever the input. The
+PS3.5 §9.1, and a bounded amount of work whatever the input. The
 pixel data is never read (reading stops at it); only its length is checked
 against the file size so that a cut-off upload is not indexed as complete.
 
@@ -13,16 +13,19 @@ pydicom's data set reader. Given no File Meta, ``read_header`` reads it with the
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
+import io
 import re
 import struct
+import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Literal
 
 import pydicom.uid
 from pydicom.charset import decode_bytes
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -52,12 +55,26 @@ from dicom.part10 import (
     file_meta_read,
 )
 from dicom.pixel_data import PixelData, PixelDataError, pixel_data_read
-from dicom.uid import InvalidUid, uid_parse
+from dicom.uid import InvalidUid, uid_parse, uid_warnings
 
 MAX_HEADER_BYTES = 8 * 1024 * 1024
+# Deflated Explicit VR Little Endian (PS3.5 §A.5): the whole data set is inflated in memory to be
+# read and checked, so it is bounded, in size and in ratio (deflate reaches ~1032:1 on constant
+# bytes; real data sets, pixel data included, stay well under 100:1, pydicom's image_dfl.dcm 57:1).
+MAX_INFLATED_BYTES = 64 * 1024 * 1024
+MAX_INFLATION_RATIO = 200
+_RATIO_GRACE = 1024 * 1024  # a tiny file may inflate at any ratio up to this size
+_INFLATE_READ = 64 * 1024
 MAX_SEQUENCE_DEPTH = 16
-MAX_PATIENT_ID_CHARS = 64  # LO, PS3.5 Table 6.2-1: longer IDs would be cut and could collide
-MAX_TEXT_CHARS = 256  # above every VR maximum used here, so conforming values stay whole
+# Values are kept whole, never cut (a cut Accession Number or Patient ID becomes another
+# record's). A value longer than its VR allows (PS3.5 Table 6.2-1) is indexed with a warning;
+# one longer than this bound, which the index columns hold, is refused (`value-too-long`).
+MAX_VALUE_CHARS = 512
+# Patient ID is a key (of patients, and of the record log's patient filter, 64 wide): one longer
+# than LO's 64 characters is refused rather than cut into another patient's.
+MAX_PATIENT_ID_CHARS = 64
+# Maximum characters of one value (of one component group for PN), PS3.5 Table 6.2-1.
+_VR_MAX_CHARS = {"AE": 16, "CS": 16, "SH": 16, "LO": 64, "PN": 64, "ST": 1024, "LT": 10240}
 
 Code = Literal[
     "not-dicom",
@@ -65,25 +82,37 @@ Code = Literal[
     "malformed",
     "missing-uid",
     "invalid-uid",
-    "missing-patient-id",
-    "invalid-patient-id",
+    "value-too-long",
     "too-deep",
     "too-large-header",
     "unsupported-transfer-syntax",
+    "inflation-ratio",
 ]
 
 
 class InvalidInstance(ValueError):
-    """The file cannot be indexed; ``code`` is stable and machine-friendly."""
+    """The file cannot be indexed; ``code`` is stable and machine-friendly. ``uids`` holds the
+    (SOP Instance, Study, Series) UIDs that were readable when it was refused ("" where not),
+    so every rejection names its instance."""
 
-    def __init__(self, code: Code, message: str) -> None:
+    def __init__(self, code: Code, message: str, uids: tuple[str, str, str] = ("", "", "")) -> None:
         super().__init__(message)
         self.code: Code = code
         self.message = message
+        self.uids = uids
 
-    def __reduce__(self) -> tuple[type[InvalidInstance], tuple[Code, str]]:
+    def __reduce__(self) -> tuple[type[InvalidInstance], tuple[Code, str, tuple[str, str, str]]]:
         # Celery pickles exceptions; the default would call cls(message) only.
-        return (InvalidInstance, (self.code, self.message))
+        return (InvalidInstance, (self.code, self.message, self.uids))
+
+
+@dataclass(frozen=True, slots=True)
+class ItemWarning:
+    """Something non-conformant an instance was indexed with anyway (docs/indexing.md lists
+    the codes): ``code`` stable, ``message`` for people."""
+
+    code: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -107,18 +136,25 @@ class InstanceHeader:
     series_description: str
     body_part: str
     instance_number: int | None
+    # (0008,0201) Timezone Offset From UTC, which qualifies every DA/TM of the data set
+    # (PS3.3 C.12.1.1.8), as "+hh:mm"; "" when absent or not a valid offset.
+    timezone_offset: str = ""
     # Where the pixel data lies in the file, when it has any: a fact of the file, not a value of the
     # data set, so left out of comparisons (tests compare headers with pydicom's reading).
     pixel_data: PixelData | None = field(default=None, compare=False)
     # The data set as read (up to its pixel data, values still raw): DICOMweb builds its
     # metadata from it (dicom/dicom_json.py). Not a value to compare either.
     dataset: Dataset | None = field(default=None, compare=False, repr=False)
+    # What was accepted though non-conformant (a UID's leading zero, a value too long for its VR).
+    warnings: tuple[ItemWarning, ...] = field(default=(), compare=False)
 
 
 # DA, plus the ACR-NEMA "YYYY.MM.DD" form PS3.5 still asks readers to accept.
 _DA = re.compile(r"(\d{4})(\.?)(\d{2})\2(\d{2})", re.ASCII)
 # TM "HH[MM[SS[.F{1,6}]]]", plus the ACR-NEMA "HH:MM:SS" form.
 _TM = re.compile(r"(\d{2})(?:(:?)(\d{2})(?:\2(\d{2})(?:\.(\d{1,6}))?)?)?", re.ASCII)
+
+_OFFSET = re.compile(r"([+-])(\d{2})(\d{2})", re.ASCII)
 
 # IS; pydicom also reads "12.0" as 12.
 _IS = re.compile(r"([+-]?\d{1,12})(?:\.0*)?", re.ASCII)
@@ -143,9 +179,12 @@ def read_header(fp: BinaryIO, meta: FileMeta | None = None) -> InstanceHeader:
     if meta is None:
         fp.seek(start)
         meta = _file_meta(fp)
-    if meta.transfer_syntax_uid == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
-        # pydicom inflates the whole rest of the file in one call: a zip bomb.
-        raise InvalidInstance("unsupported-transfer-syntax", "Deflated Explicit VR Little Endian is not accepted")
+    deflated = meta.transfer_syntax_uid == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN
+    if deflated:
+        # Read from the inflated data set instead (pydicom would inflate the rest of the file in
+        # one call, unbounded: a zip bomb); its offsets are then the inflated stream's.
+        fp = _inflated(fp, start + meta.end, end)
+        start, end, meta = 0, len(fp.getbuffer()), dataclasses.replace(meta, end=0)
     if start + meta.end >= end:
         # pydicom would read an empty data set without complaint.
         raise InvalidInstance("truncated", "file ends inside or right after the file meta group")
@@ -161,7 +200,36 @@ def read_header(fp: BinaryIO, meta: FileMeta | None = None) -> InstanceHeader:
         if reader.io_error and not reader.exceeded:
             raise  # the disk's failure, not the file's
         raise _refusal(exc, reader) from exc
-    return _header(ds, meta, pixel_data)
+    # Where the pixel data lies in the *stored* (deflated) file is not known: none is claimed.
+    return _header(ds, meta, None if deflated else pixel_data)
+
+
+def _inflated(fp: BinaryIO, offset: int, end: int) -> io.BytesIO:
+    """The data set of a Deflated Explicit VR Little Endian file (PS3.5 §A.5: raw RFC 1951
+    deflate from ``offset`` to ``end``), inflated within hard bounds: at most MAX_INFLATED_BYTES,
+    and past the first MiB at most MAX_INFLATION_RATIO times the compressed bytes consumed.
+    Raises InvalidInstance: `too-large-header` / `inflation-ratio` past a bound, `truncated` if
+    the deflate stream does not end, `malformed` if it is not one."""
+    fp.seek(offset)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out, position, pending = bytearray(), offset, b""
+    try:
+        while not inflater.eof:
+            if not pending:
+                pending = fp.read(min(_INFLATE_READ, end - position))
+                if not pending:
+                    raise InvalidInstance("truncated", "the deflated data set ends early")
+                position += len(pending)
+            out += inflater.decompress(pending, MAX_INFLATED_BYTES + 1 - len(out))
+            pending = inflater.unconsumed_tail
+            if len(out) > MAX_INFLATED_BYTES:
+                raise InvalidInstance("too-large-header", f"inflated data set over {MAX_INFLATED_BYTES} bytes")
+            used = position - offset - len(pending)
+            if len(out) > _RATIO_GRACE and len(out) > MAX_INFLATION_RATIO * used:
+                raise InvalidInstance("inflation-ratio", f"deflated data inflates over {MAX_INFLATION_RATIO}:1")
+    except zlib.error as exc:
+        raise InvalidInstance("malformed", f"the deflated data set does not inflate: {exc}") from None
+    return io.BytesIO(out)
 
 
 def _data_set(reader: _BoundedReader, meta: FileMeta, end: int) -> tuple[Dataset, PixelData | None]:
@@ -323,20 +391,32 @@ def _may_be_sequence(tag: BaseTag, vr: str | None) -> bool:
 
 
 def _header(ds: Dataset, meta: FileMeta, pixel_data: PixelData | None) -> InstanceHeader:
+    try:
+        return _header_values(ds, meta, pixel_data)
+    except InvalidInstance as exc:
+        tags_ = (tags.SOP_INSTANCE_UID, tags.STUDY_INSTANCE_UID, tags.SERIES_INSTANCE_UID)
+        sop, study, series = (_readable_uid(ds, tag) for tag in tags_)
+        raise InvalidInstance(exc.code, exc.message, (sop, study, series)) from None
+
+
+def _header_values(ds: Dataset, meta: FileMeta, pixel_data: PixelData | None) -> InstanceHeader:
     charset = ds.original_character_set  # a str when the dataset has no (0008,0005)
-    text = functools.partial(_text, ds, encodings=[charset] if isinstance(charset, str) else list(charset))
+    notes: list[ItemWarning] = []
+    text = functools.partial(_text, ds, encodings=[charset] if isinstance(charset, str) else list(charset), notes=notes)
+    uid = functools.partial(_uid, ds, notes=notes)
+    # Patient ID is Type 2 (PS3.3 C.7.1.1): empty is valid, and indexed as a patient of its own.
+    if ds.get_item(tags.PATIENT_ID) is None:
+        notes.append(ItemWarning("patient-id-absent", "Patient ID (0010,0020), Type 2, is absent"))
     patient_id = text(tags.PATIENT_ID)
-    if not patient_id:
-        raise InvalidInstance("missing-patient-id", "Patient ID (0010,0020) is missing or empty")
     if len(patient_id) > MAX_PATIENT_ID_CHARS:
-        raise InvalidInstance("invalid-patient-id", f"Patient ID longer than {MAX_PATIENT_ID_CHARS} characters")
+        raise InvalidInstance("value-too-long", f"Patient ID longer than {MAX_PATIENT_ID_CHARS} characters")
     sex = text(tags.PATIENT_SEX).upper()
     return InstanceHeader(
-        sop_instance_uid=_uid(ds, tags.SOP_INSTANCE_UID, "SOP Instance UID (0008,0018)"),
-        sop_class_uid=_uid(ds, tags.SOP_CLASS_UID, "SOP Class UID (0008,0016)"),
+        sop_instance_uid=uid(tags.SOP_INSTANCE_UID, "SOP Instance UID (0008,0018)"),
+        sop_class_uid=uid(tags.SOP_CLASS_UID, "SOP Class UID (0008,0016)"),
         transfer_syntax_uid=meta.transfer_syntax_uid,  # checked by the same UID rule in dicom.part10
-        study_instance_uid=_uid(ds, tags.STUDY_INSTANCE_UID, "Study Instance UID (0020,000D)"),
-        series_instance_uid=_uid(ds, tags.SERIES_INSTANCE_UID, "Series Instance UID (0020,000E)"),
+        study_instance_uid=uid(tags.STUDY_INSTANCE_UID, "Study Instance UID (0020,000D)"),
+        series_instance_uid=uid(tags.SERIES_INSTANCE_UID, "Series Instance UID (0020,000E)"),
         patient_id=patient_id,
         patient_name=text(tags.PATIENT_NAME),
         patient_birth_date=_date(text(tags.PATIENT_BIRTH_DATE)),
@@ -351,8 +431,10 @@ def _header(ds: Dataset, meta: FileMeta, pixel_data: PixelData | None) -> Instan
         series_description=text(tags.SERIES_DESCRIPTION),
         body_part=text(tags.BODY_PART_EXAMINED),
         instance_number=_integer(text(tags.INSTANCE_NUMBER)),
+        timezone_offset=_offset(text(tags.TIMEZONE_OFFSET_FROM_UTC), notes),
         pixel_data=pixel_data,
         dataset=ds,
+        warnings=tuple(notes),
     )
 
 
@@ -384,21 +466,50 @@ def _string(ds: Dataset, tag: int, encodings: list[str]) -> str | None:
     return None  # a binary VR where text belongs
 
 
-def _text(ds: Dataset, tag: int, *, encodings: list[str]) -> str:
-    text = _string(ds, tag, encodings) or ""
+def _text(ds: Dataset, tag: int, *, encodings: list[str], notes: list[ItemWarning]) -> str:
     # NUL cannot be stored in PostgreSQL text; spaces are DICOM padding.
-    return text.replace("\x00", "").strip()[:MAX_TEXT_CHARS]
+    text = (_string(ds, tag, encodings) or "").replace("\x00", "").strip()
+    if len(text) > MAX_VALUE_CHARS:
+        raise InvalidInstance("value-too-long", f"{_name(tag)} is longer than {MAX_VALUE_CHARS} characters")
+    vr = _dictionary_vr(tag)
+    limit = _VR_MAX_CHARS.get(vr)
+    values = text.split("=") if vr == "PN" else text.split("\\")  # PN: per component group
+    if limit is not None and any(len(value.strip()) > limit for value in values):
+        notes.append(ItemWarning("value-too-long", f"{_name(tag)} is longer than {vr} allows ({limit}); kept whole"))
+    return text
 
 
-def _uid(ds: Dataset, tag: int, name: str) -> str:
-    """The element's UID by the one UID rule (dicom/uid.py): padding stripped, a leading-zero
-    component accepted, anything else PS3.5 §9.1 forbids refused."""
+def _dictionary_vr(tag: int) -> str:
     try:
-        return uid_parse(_string(ds, tag, []) or "").value
+        return dictionary_VR(tag)
+    except KeyError:
+        return "UN"
+
+
+def _name(tag: int) -> str:
+    """The attribute as people read it: keyword and (gggg,eeee)."""
+    return f"{keyword_for_tag(tag) or 'Attribute'} ({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def _uid(ds: Dataset, tag: int, name: str, *, notes: list[ItemWarning]) -> str:
+    """The element's UID by the one UID rule (dicom/uid.py): padding stripped, a leading-zero
+    component or odd padding accepted with a warning, anything else PS3.5 §9.1 forbids refused."""
+    try:
+        uid = uid_parse(_string(ds, tag, []) or "")
     except InvalidUid as exc:
         if exc.reason == "empty":
             raise InvalidInstance("missing-uid", f"{name} is missing") from None
         raise InvalidInstance("invalid-uid", f"{name} is not a valid UID (PS3.5 §9.1)") from None
+    notes.extend(ItemWarning(code, f"{name} {message}") for code, message in uid_warnings(uid))
+    return uid.value
+
+
+def _readable_uid(ds: Dataset, tag: int) -> str:
+    """The UID the element holds if the UID rule accepts it, else "" (to name a rejection)."""
+    try:
+        return uid_parse(_string(ds, tag, []) or "").value
+    except (InvalidUid, KeyError, ValueError):
+        return ""
 
 
 def _date(value: str) -> datetime.date | None:
@@ -425,6 +536,17 @@ def _time(value: str) -> datetime.time | None:
         )
     except ValueError:
         return None
+
+
+def _offset(value: str, notes: list[ItemWarning]) -> str:
+    """(0008,0201) "&ZZXX" (PS3.3 C.12.1.1.8: "+" or "-", hours, minutes; -12:00 to +14:00) as
+    "+hh:mm"; "" when absent, and with an `invalid-value` warning when not an offset."""
+    match = _OFFSET.fullmatch(value)
+    if match is None or int(match[2]) > 14 or int(match[3]) > 59:
+        if value:
+            notes.append(ItemWarning("invalid-value", f"Timezone Offset From UTC (0008,0201) {value!r} ignored"))
+        return ""
+    return f"{match[1]}{match[2]}:{match[3]}"
 
 
 def _integer(value: str) -> int | None:

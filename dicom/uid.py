@@ -11,7 +11,13 @@ The verdicts, decided once for every path (docs/decisions.md, "One UID rule"):
 - **non-conformant but accepted**: a multi-digit component with a leading zero ("1.2.03"):
   PS3.5 forbids it, but such UIDs exist in the wild and Orthanc, dcm4chee and pynetdicom
   accept them, so refusing them would lose studies other archives keep;
+- **padded but accepted**: an encoded value whose trailing padding is anything but the one NUL
+  that makes an odd length even (a space, several NULs, a NUL after an even length);
 - **conformant**: everything else.
+
+Ingest (dicom.part10), indexing (dicom.header) and every API parameter (uid_is_acceptable)
+call this module; indexing turns the two accepted faults into warnings on the upload item
+(``uid_warnings``).
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ class InvalidUid(ValueError):
 class Uid:
     value: str  # without padding
     conformant: bool  # False: a leading-zero component PS3.5 §9.1 forbids, accepted anyway
+    padded: bool = False  # True: padding other than PS3.5 §6.2's one NUL, accepted anyway
 
 
 def uid_parse(raw: str | bytes) -> Uid:
@@ -66,7 +73,20 @@ def uid_parse(raw: str | bytes) -> Uid:
     if _COMPONENTS.fullmatch(value) is None:
         only_digits_and_dots = value.strip("0123456789.") == ""
         raise InvalidUid("empty-component" if only_digits_and_dots else "bad-character")
-    return Uid(value, conformant=_LEADING_ZERO.search(value) is None)
+    padding = text[len(value) :]
+    standard = padding == "" or (padding == "\x00" and len(value) % 2 == 1)
+    return Uid(value, conformant=_LEADING_ZERO.search(value) is None, padded=not standard)
+
+
+def uid_warnings(uid: Uid) -> list[tuple[str, str]]:
+    """The (code, message) warnings an accepted but faulty UID earns on its upload item:
+    ``non-conformant-uid`` (a leading-zero component), ``uid-padding`` (non-standard padding)."""
+    warnings = []
+    if not uid.conformant:
+        warnings.append(("non-conformant-uid", f"{uid.value}: a component has a leading zero (PS3.5 §9.1)"))
+    if uid.padded:
+        warnings.append(("uid-padding", f"{uid.value}: padded with other than one NUL (PS3.5 §6.2)"))
+    return warnings
 
 
 def uid_is_acceptable(value: str) -> bool:

@@ -12,6 +12,7 @@ from django.conf import settings
 
 from core.errors import ApiError
 from core.params import optional_integer
+from dicom.uid import uid_is_acceptable
 from dicomweb.attributes import ATTRIBUTES, Attribute, Kind, Level, UnknownAttribute, keyword, tag_path
 
 MAX_OFFSET = 10**9
@@ -119,7 +120,7 @@ def _value(attribute: Attribute, text: str, name: str) -> object:
         if not re.fullmatch(r"[+-]?\d{1,10}", text, re.ASCII):
             raise bad_query(f"{name} must be an integer.", name)
         return int(text)
-    if attribute.kind == Kind.UID and not re.fullmatch(r"[0-9.]{1,64}", text, re.ASCII):
+    if attribute.kind == Kind.UID and not uid_is_acceptable(text):  # the one UID rule, dicom/uid.py
         raise bad_query(f"{name}: {text!r} is not a UID.", name)
     if not text or len(text) > 324:
         raise bad_query(f"{name}: each value must be 1 to 324 characters.", name)

@@ -8,7 +8,8 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "prizmed.settings")
 
-app = Celery("prizmed")
+# Celery's Django fix-up, except that workers keep their database pool across tasks (core/worker_db.py).
+app = Celery("prizmed", fixups=["core.worker_db:fixup"])
 # The default app of every thread too (Celery's "current" app is per thread): core.tasks reaches
 # it through celery.current_app from the embedded runner's and beat's threads.
 app.set_default()

@@ -32,5 +32,26 @@ def readyz(request: HttpRequest) -> JsonResponse:
         except Exception:
             log.warning("readiness: Redis unavailable", exc_info=True)
             checks["redis"] = "error"
-    ready = all(value == "ok" for value in checks.values())
-    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+    if settings.CELERY_BROKER_URL and settings.CELERY_BROKER_URL != settings.REDIS_URL:
+        checks["broker"] = _broker_check()
+    down = sorted(name for name, value in checks.items() if value != "ok")
+    if not down:
+        return JsonResponse({"status": "ok", "checks": checks})
+    # Which backend is down, so an operator (or orchestrator) sees it without reading logs.
+    return JsonResponse(
+        {"status": "unavailable", "checks": checks, "down": down},
+        status=503,
+        headers={"Retry-After": str(settings.BACKEND_RETRY_AFTER_SECONDS)},
+    )
+
+
+def _broker_check() -> str:
+    from prizmed.celery import app
+
+    try:
+        with app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1, timeout=settings.REDIS_CONNECT_TIMEOUT_SECONDS)
+        return "ok"
+    except Exception:
+        log.warning("readiness: broker unavailable", exc_info=True)
+        return "error"

@@ -13,6 +13,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 from core.openapi import operations_complete
 from dicomweb.openapi import PATHS as DICOMWEB_PATHS
+from fhir_rest.openapi import PATHS as FHIR_PATHS
 from records.openapi import PATHS as RECORD_PATHS
 from studies.ingest.openapi import COMPONENTS as STUDY_COMPONENTS
 from studies.ingest.openapi import PATHS as STUDY_PATHS
@@ -20,7 +21,7 @@ from studies.ingest.openapi import PATHS as STUDY_PATHS
 
 def add_consumer_paths(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     drf_paths = set(result["paths"])
-    for path, item in {**STUDY_PATHS, **RECORD_PATHS, **DICOMWEB_PATHS}.items():
+    for path, item in {**STUDY_PATHS, **RECORD_PATHS, **DICOMWEB_PATHS, **FHIR_PATHS}.items():
         result["paths"].setdefault(path, {}).update(item)
     result.setdefault("components", {}).setdefault("schemas", {}).update(STUDY_COMPONENTS)
     return operations_complete(result, drf_paths=drf_paths)

@@ -15,6 +15,8 @@ from accounts.usage import UsageMiddleware
 from core.cors import CorsAsgiMiddleware
 from dashboard.viewer_access import ViewerAccessMiddleware
 from dicomweb.app import DicomwebApp
+from fhir_rest.app import FhirApp
+from fhir_rest.outcome import OperationOutcomeMiddleware
 from records.consumers import LiveActivityConsumer, RecordStreamConsumer
 from studies.ingest.http_consumer import DicomStreamConsumer
 from studies.ingest.websocket_consumer import DicomWebSocketConsumer
@@ -27,6 +29,11 @@ http_routes: list[Any] = [
     re_path(
         r"^api/v2/dicomweb/",
         CorsAsgiMiddleware(ApiKeyMiddleware(UsageMiddleware(ViewerAccessMiddleware(DicomwebApp())))),  # type: ignore[arg-type]
+    ),
+    # FHIR R4 REST (issue 13): every refusal as an OperationOutcome, then CORS, then the key check.
+    re_path(
+        r"^api/v2/fhir/",
+        OperationOutcomeMiddleware(CorsAsgiMiddleware(ApiKeyMiddleware(UsageMiddleware(FhirApp())))),  # type: ignore[arg-type]
     ),
     # The dashboard's live view: a staff session (cookies) instead of an API key.
     path("dashboard/live/stream", AuthMiddlewareStack(LiveActivityConsumer.as_asgi())),

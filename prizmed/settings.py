@@ -7,6 +7,8 @@ REDIS_URL switches to PostgreSQL and Redis. docs/configuration.md lists every va
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,9 @@ def _databases() -> dict[str, Any]:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
         test_name = str(DATA_DIR / f"{test_name}.sqlite3")
+        # Kept open between requests and tasks unless DB_CONN_MAX_AGE says otherwise: closing
+        # SQLite's last connection checkpoints the WAL (~10 ms), which every task then paid.
+        db["CONN_MAX_AGE"] = envint("DB_CONN_MAX_AGE", 600)
     elif db["ENGINE"] == "django.db.backends.postgresql" and (pool_size := envint("DB_POOL_MAX_SIZE", 10)) > 0:
         # Every request, and every database call of a consumer, gives its connection back when
         # it ends (the key lookup and the view even run on different threads), and a new
@@ -108,6 +113,9 @@ def _databases() -> dict[str, Any]:
         if db.get("CONN_MAX_AGE"):
             raise ConfigError("DB_CONN_MAX_AGE must be 0 while the connection pool is on (DB_POOL_MAX_SIZE)")
         db["OPTIONS"] = {"pool": {"min_size": 1, "max_size": pool_size, "timeout": 10}}
+        # The pool checks a connection before handing it out: Celery workers keep theirs across
+        # tasks (core/worker_db.py), so one broken while idle is replaced, not given to a task.
+        db["CONN_HEALTH_CHECKS"] = True
     db["TEST"] = {"NAME": test_name}
     return {"default": db}
 
@@ -179,6 +187,9 @@ RECORDS_MAX_STREAMS_PER_KEY = envint("RECORDS_MAX_STREAMS_PER_KEY", 5)
 RECORDS_RETENTION_DAYS = envint("RECORDS_RETENTION_DAYS", 30)
 RECORDS_RETENTION_EVENTS = envint("RECORDS_RETENTION_EVENTS", 1_000_000)
 CELERY_BEAT_SCHEDULE["records.prune_events"] = {"task": "records.prune_events", "schedule": 3600}
+# Live record streams at scale (issue 18, records/fanout.py): the events a stream's feed holds
+# before the stream must read the log itself (a slow client), which bounds memory per stream.
+RECORDS_STREAM_BUFFER_EVENTS = envint("RECORDS_STREAM_BUFFER_EVENTS", 2000)
 
 # DICOMweb (docs/dicomweb.md): how long STOW-RS waits for indexing before answering 202, the
 # most QIDO-RS results per answer (and the default limit), and what rendering may decode.
@@ -271,6 +282,109 @@ PRIZMED_METRICS_TOKEN = envstr("PRIZMED_METRICS_TOKEN", "")
 USAGE_FLUSH_SECONDS = envint("PRIZMED_USAGE_FLUSH_SECONDS", 5)
 USAGE_KEEP_DAYS = envint("PRIZMED_USAGE_KEEP_DAYS", 31)
 CELERY_BEAT_SCHEDULE["accounts.prune_usage"] = {"task": "accounts.prune_usage", "schedule": 3600}
+# ---- Faults and limits (issue 10, reliability; docs/reliability.md) -------------------------
+# Tasks whose loss would lose data go through the transactional outbox (outbox/dispatch.py):
+# sent on commit, and again by this sweep while the broker was down.
+INSTALLED_APPS = [*INSTALLED_APPS, "outbox"]
+OUTBOX_SWEEP_SECONDS = envint("OUTBOX_SWEEP_SECONDS", 15)
+OUTBOX_RESEND_AFTER_SECONDS = envint("OUTBOX_RESEND_AFTER_SECONDS", 10)
+CELERY_BEAT_SCHEDULE["outbox.sweep"] = {"task": "outbox.sweep", "schedule": OUTBOX_SWEEP_SECONDS}
+# A backend that is down is a 503 with this Retry-After (core/backends.py), reached quickly:
+# every connection to Redis, the broker and PostgreSQL has a bounded connect (and Redis command)
+# time. The rate limiter fails closed: without its Redis counter a request is a 503, never
+# unmetered (docs/reliability.md).
+BACKEND_RETRY_AFTER_SECONDS = envint("BACKEND_RETRY_AFTER_SECONDS", 5)
+REDIS_CONNECT_TIMEOUT_SECONDS = envint("REDIS_CONNECT_TIMEOUT_SECONDS", 2)
+REDIS_SOCKET_TIMEOUT_SECONDS = envint("REDIS_SOCKET_TIMEOUT_SECONDS", 5)
+DB_CONNECT_TIMEOUT_SECONDS = envint("DB_CONNECT_TIMEOUT_SECONDS", 3)
+if REDIS_URL:
+    _redis_cache: dict[str, Any] = CACHES["default"]
+    _redis_cache["OPTIONS"] = {
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+        "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+    }
+    _channel_layer: dict[str, Any] = CHANNEL_LAYERS["default"]
+    _channel_layer["CONFIG"]["hosts"] = [
+        {"address": REDIS_URL, "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS}
+    ]
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_CONNECT_TIMEOUT_SECONDS
+CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"] = REDIS_CONNECT_TIMEOUT_SECONDS
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = DB_CONNECT_TIMEOUT_SECONDS
+    if "pool" in DATABASES["default"]["OPTIONS"]:
+        # A pooled connection the server has closed (restart, pg_terminate_backend) is checked
+        # before use and replaced, not handed to a request that then fails (Django turns
+        # CONN_HEALTH_CHECKS into psycopg_pool's check_connection); a database that is down
+        # fails a request after this many seconds, not the pool's 10.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+        DATABASES["default"]["OPTIONS"]["pool"]["timeout"] = envint("DB_POOL_TIMEOUT_SECONDS", 3)
+# Bounded streams (docs/ingest.md): chunk seqs up to the plan's study size in chunks of at
+# least this many bytes; open streams, and bytes held in them, per organization.
+STREAMS_MIN_CHUNK_BYTES = envint("STREAMS_MIN_CHUNK_BYTES", 64 * 1024)
+STREAMS_MAX_OPEN_PER_ORG = envint("STREAMS_MAX_OPEN_PER_ORG", 100)
+STREAMS_MAX_HELD_BYTES_PER_ORG = envint("STREAMS_MAX_HELD_BYTES_PER_ORG", 32 * 1024**3)
+# ---- end of faults and limits ----------------------------------------------------------------
+# --- Security: production hardening (issue 10 item 13; docs/security.md) -----------------------
+# "Production services" = PostgreSQL (any non-SQLite DATABASE_URL) or REDIS_URL: there DEBUG is
+# refused (it leaks settings and tracebacks, and would fall back to the development key) and the
+# secret key must be at least 50 characters (Django's own deploy check, security.W009;
+# `make run` generates 67). The embedded single-machine mode keeps the existing rule above.
+PRODUCTION_SERVICES = DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3" or bool(REDIS_URL)
+SECRET_KEY_MIN_LENGTH = 50
+if PRODUCTION_SERVICES and DEBUG:
+    raise ConfigError("DEBUG must be off when DATABASE_URL (PostgreSQL) or REDIS_URL is set")
+if PRODUCTION_SERVICES and len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH:
+    raise ConfigError(f"SECRET_KEY must be at least {SECRET_KEY_MIN_LENGTH} characters with production services")
+# PRIZMED_HTTPS=1: clients reach the service over HTTPS only (directly or through a TLS proxy):
+# plain-HTTP requests to Django views are redirected (health checks exempt), responses carry
+# HSTS, and session and CSRF cookies are Secure.
+PRIZMED_HTTPS = envbool("PRIZMED_HTTPS", False)
+if PRIZMED_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+# PRIZMED_PROXY_SSL_HEADER=X-Forwarded-Proto: a request is HTTPS when the TLS-terminating proxy
+# in front sets this header to "https". Only set it when that proxy overwrites the header on
+# every request; otherwise a client could claim HTTPS itself.
+_proxy_ssl_header = envstr("PRIZMED_PROXY_SSL_HEADER", "").strip()
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+# Requests without a valid key, per client address and minute, before they get 429 instead of
+# 401 (a valid key is never refused for them); crossing the limit is audited as a Security Alert.
+PRIZMED_AUTH_FAILURES_PER_MINUTE = envint("PRIZMED_AUTH_FAILURES_PER_MINUTE", 60)
+# Open SSE streams and WebSockets re-check their key this often (seconds, one query per process):
+# a revoked or expired key's connections end within it (accounts/key_watch.py).
+PRIZMED_KEY_RECHECK_SECONDS = envint("PRIZMED_KEY_RECHECK_SECONDS", 2)
+# The audit chain's HMAC key (accounts/audit/log.py, docs/audit.md): kept outside the database,
+# so whoever can write the audit table cannot recompute the chain. Required with production
+# services (every process must hold the same key); embedded, generated once into the data dir.
+AUDIT_KEY_MIN_LENGTH = 32
+PRIZMED_AUDIT_KEY = envstr("PRIZMED_AUDIT_KEY", "")
+if not PRIZMED_AUDIT_KEY and PRODUCTION_SERVICES:
+    raise ConfigError("PRIZMED_AUDIT_KEY must be set with production services (docs/audit.md)")
+if not PRIZMED_AUDIT_KEY:
+    _audit_key_file = DATA_DIR / "audit_key"
+    try:  # O_EXCL: of two processes starting at once, one writes the key and both read it
+        with open(os.open(_audit_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as _fh:
+            _fh.write(secrets.token_urlsafe(48))
+    except FileExistsError:
+        pass
+    PRIZMED_AUDIT_KEY = _audit_key_file.read_text().strip()
+if len(PRIZMED_AUDIT_KEY) < AUDIT_KEY_MIN_LENGTH:
+    raise ConfigError(f"PRIZMED_AUDIT_KEY must be at least {AUDIT_KEY_MIN_LENGTH} characters")
+# Entries written before the chain was keyed (an upgrade): this many leading entries may carry
+# the former unkeyed hash. Record the count outside the database when upgrading; 0 otherwise.
+PRIZMED_AUDIT_LEGACY_ENTRIES = envint("PRIZMED_AUDIT_LEGACY_ENTRIES", 0)
+# The audit log's head goes to the application log this often (accounts/tasks.py), so removing
+# the newest entries shows against a head recorded outside the database (docs/audit.md).
+CELERY_BEAT_SCHEDULE["accounts.log_audit_head"] = {
+    "task": "accounts.log_audit_head",
+    "schedule": envint("PRIZMED_AUDIT_HEAD_LOG_SECONDS", 300),
+}
+# --- end Security -----------------------------------------------------------------------------
 
 # --- Contract (issue 14) ---
 # Issue 14 (contract): API routes authenticate by Bearer key, never by cookie, so Django's CSRF

@@ -1,9 +1,8 @@
 """GET /api/v2/records/stream (API.md §6), and the dashboard's live view of the same stream.
 
 One consumer serves the three media types. The response runs in its own task so that the
-consumer keeps dispatching while it streams: `records.wake` messages from the channel layer
-wake the SSE loop, and `http.disconnect` cancels the task, leaves the group and gives the slot
-back at once.
+consumer keeps dispatching while it streams: `http.disconnect` cancels the task, leaves the
+organization's log reader (records/fanout.py) and gives the slot back at once.
 """
 
 from __future__ import annotations
@@ -26,9 +25,10 @@ from core.errors import ApiError, method_not_allowed, not_found, server_failure,
 from core.fhir import FHIR_JSON, FHIR_NDJSON
 from core.problems import send_problem
 from records import slots
+from records.fanout import feed_open
 from records.request import StreamRequest, stream_request_parse
 from records.selectors import log_head
-from records.services import org_group, stream_loop_register
+from records.services import stream_loop_register
 from records.streaming import SseStream, bundle_page, ndjson_lines
 
 log = logging.getLogger("prizmed.records")
@@ -44,7 +44,6 @@ class Grant:
 class RecordStreamConsumer(AsyncConsumer):  # type: ignore[misc]  # channels ships no type hints
     def __init__(self) -> None:
         self.task: asyncio.Task[None] | None = None
-        self.wake = asyncio.Event()
         self.started = False  # the response head is sent
         self.finished = False  # the response body is complete
 
@@ -63,15 +62,6 @@ class RecordStreamConsumer(AsyncConsumer):  # type: ignore[misc]  # channels shi
             await send_problem(self.send, method_not_allowed("GET"))
             return
         self.task = asyncio.create_task(self._respond())
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        if message["type"] == "records.wake":
-            # Handled here, not by the base dispatch: that first closes stale database connections
-            # on the database thread, a hop per stream per event that this handler does not need.
-            # The message says only that the log grew; the stream reads the log itself.
-            self.wake.set()
-            return
-        await super().dispatch(message)
 
     async def http_disconnect(self, message: dict[str, Any]) -> None:
         if self.task is not None and not self.task.done():
@@ -132,19 +122,14 @@ class RecordStreamConsumer(AsyncConsumer):  # type: ignore[misc]  # channels shi
 
     async def _sse(self, grant: Grant, req: StreamRequest, echo: list[tuple[bytes, bytes]]) -> None:
         stream_loop_register(asyncio.get_running_loop())
-        group = org_group(grant.organization_id)
-        await self.channel_layer.group_add(group, self.channel_name)
-        try:
+        # The process's one reader of the organization's log feeds this stream (and every other).
+        async with feed_open(grant.organization_id) as feed:
             await self._start(
                 "text/event-stream",
-                [*echo, (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")],
+                [*echo, (b"cache-control", b"no-store"), (b"x-accel-buffering", b"no")],
             )
-            stream = SseStream(
-                organization_id=grant.organization_id, api_key_id=grant.api_key_id, req=req, wake=self.wake
-            )
+            stream = SseStream(organization_id=grant.organization_id, api_key_id=grant.api_key_id, req=req, feed=feed)
             await self._stream(grant, stream.frames())
-        finally:
-            await asyncio.shield(self.channel_layer.group_discard(group, self.channel_name))
 
     async def _start(self, content_type: str, headers: list[tuple[bytes, bytes]]) -> None:
         headers = [(b"content-type", content_type.encode()), *headers]

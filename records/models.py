@@ -75,6 +75,7 @@ class RecordResource(models.Model):
     study_uid = models.CharField(max_length=64, blank=True)  # for the `study` filter
     seq = models.BigIntegerField()
     resource = models.JSONField()
+    updated = models.DateTimeField(default=timezone.now)  # when `seq` was written: FHIR meta.lastUpdated
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organization", "kind", "key"], name="record_resource_per_org")]
@@ -82,3 +83,31 @@ class RecordResource(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.key}"
+
+
+# --- FHIR search index (fhir-rest, issue 13) ---------------------------------------------------
+class RecordSearchValue(models.Model):
+    """One value of one FHIR search parameter of a current resource (records/search.py says which).
+
+    Replaced with the resource's row in the transaction that writes it, so a search never sees a
+    resource and values of two different versions. Token values keep their system; string values
+    are folded (lower case, no accents); dates are the half-open UTC range [low, high) they cover.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    resource = models.ForeignKey(RecordResource, on_delete=models.CASCADE, related_name="search_values")
+    kind = models.CharField(max_length=16, choices=EventKind.choices)
+    param = models.CharField(max_length=32)
+    system = models.CharField(max_length=255, blank=True)
+    value = models.CharField(max_length=255, blank=True)
+    low = models.DateTimeField(null=True)
+    high = models.DateTimeField(null=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "kind", "param", "value"], name="record_search_value"),
+            models.Index(fields=["organization", "kind", "param", "low"], name="record_search_date"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}.{self.param} = {self.system}|{self.value}"

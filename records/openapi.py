@@ -38,7 +38,8 @@ RECORDS_STREAM_GET: dict[str, Any] = {
         "every change: `event:` Patient, ImagingStudy or `deleted`, `id:` its sequence number, `data:` the "
         "resource. A position (Last-Event-ID, X-Record-Seq or `since`) resumes with exactly the events "
         "after it; one older than the retained log gets `event: reset`, then the snapshot again. "
-        "Heartbeat comments keep idle connections open. See docs/records.md."
+        "Heartbeat comments keep idle connections open. A key revoked or expired meanwhile ends the stream "
+        "with `event: access-ended` (data: the 401 problem). See docs/records.md."
     ),
     "tags": ["records"],
     "parameters": [

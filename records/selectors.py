@@ -27,6 +27,10 @@ class RecordFilter:
             q &= Q(study_uid=self.study)
         return q
 
+    def matches(self, *, patient_id: str, study_uid: str) -> bool:
+        """The test of q(), on an event already read (the shared log reader reads unfiltered)."""
+        return (self.patient is None or self.patient == patient_id) and (self.study is None or self.study == study_uid)
+
 
 @dataclass(frozen=True)
 class Event:
@@ -40,6 +44,15 @@ class EventBatch:
     events: list[Event]
     scanned_to: int  # every event up to here was read (and matched the filter or not)
     expired: bool  # events after the position were already pruned: the client must start over
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    seq: int
+    kind: str
+    patient_id: str  # DICOM Patient ID
+    study_uid: str  # Study Instance UID
+    body: str  # JSON text
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,21 @@ def events_after(*, organization_id: int, position: int, flt: RecordFilter, limi
         return EventBatch(events=[], scanned_to=position, expired=True)
     scanned_to = rows[-1][0] if len(rows) == limit else head
     return EventBatch(events=[Event(*row) for row in rows], scanned_to=scanned_to, expired=False)
+
+
+def log_read(*, organization_id: int, after: int, limit: int) -> list[LogEntry]:
+    """Up to `limit` events after `after`, in order, unfiltered: one SQL statement.
+
+    Without the head bound of events_after: numbers commit in order, so a statement that sees
+    event N sees every event before it; the last entry read is how far the log was read. A
+    first entry above after+1 means the events in between were pruned."""
+    rows = (
+        RecordEvent.objects.filter(organization_id=organization_id, seq__gt=after)
+        .order_by("seq")
+        .annotate(body=Cast("resource", TextField()))
+        .values_list("seq", "kind", "patient_id", "study_uid", "body")[:limit]
+    )
+    return [LogEntry(*row) for row in rows]
 
 
 @dataclass(frozen=True)

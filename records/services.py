@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Max, Min
+from django.db import connection, transaction
+from django.db.models import Max, Min
 from django.utils import timezone
 
 from records.models import EventCounter, EventKind, RecordEvent, RecordResource, RecordSession
+from records.search import search_values_replace
 
 log = logging.getLogger("prizmed.records")
 
@@ -31,37 +33,103 @@ def org_group(organization_id: int) -> str:
     return f"records.{organization_id}"
 
 
+@dataclass(frozen=True)
+class NewEvent:
+    """One change to append: its kind, the DICOM Patient ID and Study Instance UID it concerns,
+    and the FHIR resource as it is now (the `deleted` payload for a deleted study)."""
+
+    kind: EventKind
+    patient_id: str
+    study_uid: str
+    resource: dict[str, Any]
+
+
 def record_append(
     *, organization_id: int, kind: EventKind, patient_id: str, study_uid: str, resource: dict[str, Any]
 ) -> RecordEvent:
     """Append the event of a change and update the current resource (RecordResource), inside the
     change's own transaction: a Patient or ImagingStudy as it is now, or a study's `deleted`."""
+    event = NewEvent(kind=kind, patient_id=patient_id, study_uid=study_uid, resource=resource)
+    return records_append(organization_id=organization_id, events=[event])[0]
+
+
+def records_append(*, organization_id: int, events: list[NewEvent]) -> list[RecordEvent]:
+    """Append the events of one transaction's changes, in order, with a few statements whatever
+    their number: the organization's counter moves by len(events) (one UPDATE ... RETURNING),
+    the events are inserted together, and the current resources are upserted (or, for `deleted`,
+    removed) together; the latest event of a resource decides it. Raises RuntimeError outside a
+    transaction."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("record events are written in the transaction of the change they record")
-    EventCounter.objects.bulk_create([EventCounter(organization_id=organization_id)], ignore_conflicts=True)
+    if not events:
+        return []
     # The UPDATE locks the organization's counter row until commit: numbers are handed out
     # and committed in the same order, so "events after N" never skips a late committer.
-    EventCounter.objects.filter(organization_id=organization_id).update(last_seq=F("last_seq") + 1)
-    seq = EventCounter.objects.values_list("last_seq", flat=True).get(organization_id=organization_id)
-    event = RecordEvent.objects.create(
-        organization_id=organization_id,
-        seq=seq,
-        kind=kind,
-        patient_id=patient_id,
-        study_uid=study_uid,
-        resource=resource,
-    )
-    if kind == EventKind.DELETED:
-        RecordResource.objects.filter(organization_id=organization_id, kind=EventKind.STUDY, key=study_uid).delete()
-    else:
-        RecordResource.objects.update_or_create(
+    last = _counter_advance(organization_id, len(events))
+    first = last - len(events) + 1
+    # A `deleted` event carries a valid ImagingStudy (FHIR R4: status is required).
+    events = [replace(e, resource=deleted_resource(e.resource)) if e.kind == EventKind.DELETED else e for e in events]
+    now = timezone.now()
+    written = RecordEvent.objects.bulk_create(
+        RecordEvent(
             organization_id=organization_id,
-            kind=kind,
-            key=patient_id if kind == EventKind.PATIENT else study_uid,
-            defaults={"patient_id": patient_id, "study_uid": study_uid, "seq": seq, "resource": resource},
+            seq=first + n,
+            kind=e.kind,
+            patient_id=e.patient_id,
+            study_uid=e.study_uid,
+            resource=e.resource,
+            created=now,
         )
-    transaction.on_commit(lambda: _wake(organization_id, seq))
-    return event
+        for n, e in enumerate(events)
+    )
+    latest: dict[tuple[str, str], tuple[int, NewEvent]] = {}
+    for n, e in enumerate(events):
+        kind = EventKind.STUDY if e.kind == EventKind.DELETED else e.kind
+        latest[(kind, e.patient_id if kind == EventKind.PATIENT else e.study_uid)] = (first + n, e)
+    gone = [key for (kind, key), (_, e) in latest.items() if e.kind == EventKind.DELETED]
+    if gone:
+        RecordResource.objects.filter(organization_id=organization_id, kind=EventKind.STUDY, key__in=gone).delete()
+    current = [
+        RecordResource(organization_id=organization_id, kind=kind, key=key, patient_id=e.patient_id,
+                       study_uid=e.study_uid, seq=seq, resource=e.resource, updated=now)
+        for (kind, key), (seq, e) in latest.items()
+        if e.kind != EventKind.DELETED
+    ]  # fmt: skip
+    if current:
+        RecordResource.objects.bulk_create(
+            current,
+            update_conflicts=True,
+            unique_fields=["organization", "kind", "key"],
+            update_fields=["patient_id", "study_uid", "seq", "resource", "updated"],
+        )
+        search_values_replace(organization_id=organization_id, keys=[(r.kind, r.key) for r in current])
+    transaction.on_commit(lambda: _wake(organization_id, last))
+    return written
+
+
+def _counter_advance(organization_id: int, count: int) -> int:
+    """Move the organization's event counter on by ``count``; its new value (created at 0 first)."""
+    table = connection.ops.quote_name(EventCounter._meta.db_table)
+    sql = f"UPDATE {table} SET last_seq = last_seq + %s WHERE organization_id = %s RETURNING last_seq"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [count, organization_id])
+        row = cursor.fetchone()
+        if row is None:
+            EventCounter.objects.bulk_create([EventCounter(organization_id=organization_id)], ignore_conflicts=True)
+            cursor.execute(sql, [count, organization_id])
+            row = cursor.fetchone()
+    return int(row[0])
+
+
+# FHIR R4 ImagingStudy.status of a deleted study: the record is withdrawn and should no longer be
+# used, FHIR's meaning of entered-in-error; the SSE event's name (`deleted`) says why.
+DELETED_STATUS = "entered-in-error"
+
+
+def deleted_resource(resource: dict[str, Any]) -> dict[str, Any]:
+    """The payload of a `deleted` event as a valid ImagingStudy: the caller's (id, identifiers,
+    subject) with the required ``status`` (FHIR R4 ImagingStudy.status, 1..1)."""
+    return {**resource, "status": DELETED_STATUS}
 
 
 # Embedded mode: the in-memory channel layer's queues belong to the server's event loop and must
@@ -82,6 +150,8 @@ def _wake(organization_id: int, seq: int) -> None:
     if layer is None:
         return
     message = {"type": "records.wake", "seq": seq}
+    if isinstance(layer, InMemoryChannelLayer) and _stream_loop is None:
+        return  # an in-memory layer reaches this process only, where no stream ever started
     try:
         if isinstance(layer, InMemoryChannelLayer) and _stream_loop is not None and not _stream_loop.is_closed():
             asyncio.run_coroutine_threadsafe(layer.group_send(org_group(organization_id), message), _stream_loop)

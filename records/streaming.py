@@ -18,6 +18,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from core.fhir import searchset
+from records.fanout import Feed, read_counted
 from records.request import StreamRequest
 from records.selectors import (
     RecordFilter,
@@ -28,24 +29,11 @@ from records.selectors import (
     resources_count,
 )
 from records.services import session_advance, session_open
+from records.sse import sse
 
 BATCH_ROWS = 500
-# Streams of a process all read the log when it grows; off the one database thread, so those
-# reads overlap instead of queueing behind each other (each thread has its own connection).
-read_events = database_sync_to_async(events_after, thread_sensitive=False)
 RETRY_MS = 2000  # the reconnection delay an EventSource should use
 PATH = "/api/v2/records/stream"
-
-
-def sse(*, data: str, event: str | None = None, seq: int | None = None) -> bytes:
-    """One event (WHATWG HTML §9.2.5); `data` is a JSON text, hence a single line."""
-    lines = []
-    if event is not None:
-        lines.append(f"event: {event}")
-    if seq is not None:
-        lines.append(f"id: {seq}")
-    lines.append(f"data: {data}")
-    return ("\n".join(lines) + "\n\n").encode()
 
 
 def _link(flt: RecordFilter, count: int, since: int | None, cursor: int) -> str:
@@ -104,14 +92,15 @@ async def ndjson_lines(*, organization_id: int, req: StreamRequest) -> AsyncIter
 class SseStream:
     """One SSE connection: the snapshot (unless resuming), then every event after its position.
 
-    `wake` is set by the consumer on a channel-layer wake-up; the log is re-read on every wake
-    and at least every RECORDS_POLL_SECONDS, so a lost wake-up costs latency, never an event.
+    Live events come from `feed`, filled by the process's one log reader of the organization
+    (records/fanout.py). The stream reads the log itself only to catch up: when it starts, when
+    an offer does not follow on from its position, and when its feed overflowed (a slow client).
     """
 
     organization_id: int
     api_key_id: int | None
     req: StreamRequest
-    wake: asyncio.Event
+    feed: Feed
     position: int = 0
 
     async def frames(self) -> AsyncIterator[bytes]:
@@ -128,23 +117,59 @@ class SseStream:
                 yield chunk
         else:
             self.position = start
+        async for chunk in self._live():
+            yield chunk
+
+    async def _live(self) -> AsyncIterator[bytes]:
+        """Every event after the position, as the reader offers them; heartbeats while idle."""
         loop = asyncio.get_running_loop()
         last_sent = loop.time()
+        behind = True  # the feed holds only what the reader reads from now on
         while True:
-            async for chunk in self._catch_up():
+            if behind:
+                async for chunk in self._catch_up():
+                    yield chunk
+                    last_sent = loop.time()
+            chunk, behind, up_to = self._take()
+            if chunk:
                 yield chunk
                 last_sent = loop.time()
+            if up_to != self.position:
+                await self._advance(up_to)
+            if behind:
+                continue
             idle = loop.time() - last_sent
             if idle >= settings.RECORDS_HEARTBEAT_SECONDS:
                 yield b": heartbeat\n\n"  # a comment: keeps proxies from closing an idle stream
                 last_sent, idle = loop.time(), 0.0
             try:
-                wait = min(settings.RECORDS_POLL_SECONDS, settings.RECORDS_HEARTBEAT_SECONDS - idle)
-                async with asyncio.timeout(wait):
-                    await self.wake.wait()
+                async with asyncio.timeout(settings.RECORDS_HEARTBEAT_SECONDS - idle):
+                    await self.feed.ready.wait()
             except TimeoutError:
                 pass
-            self.wake.clear()  # before reading: a wake-up during the read triggers another
+
+    def _take(self) -> tuple[bytes, bool, int]:
+        """The frames of the offered events after the position that match the filters, whether
+        the stream must read the log itself next (the feed overflowed, or an offer starts after
+        the position), and the position those frames take it to."""
+        offers = self.feed.take()
+        if offers is None:
+            return b"", True, self.position
+        frames: list[bytes] = []
+        position = self.position
+        for offer in offers:
+            if offer.up_to <= position:
+                continue
+            if offer.after > position:
+                return b"".join(frames), True, position
+            flt = self.req.flt
+            frames.extend(
+                e.frame
+                for e in offer.events
+                if e.seq > position and flt.matches(patient_id=e.patient_id, study_uid=e.study_uid)
+            )
+            position = offer.up_to
+        return b"".join(frames), False, position
 
     async def _snapshot(self, *, reason: str | None) -> AsyncIterator[bytes]:
         """The current resources as of the log head, then `snapshot-end` carrying the head as id.
@@ -171,9 +196,14 @@ class SseStream:
 
     async def _catch_up(self) -> AsyncIterator[bytes]:
         while True:
-            batch = await read_events(
-                organization_id=self.organization_id, position=self.position, flt=self.req.flt, limit=BATCH_ROWS
+            batch, queries = await read_counted(
+                events_after,
+                organization_id=self.organization_id,
+                position=self.position,
+                flt=self.req.flt,
+                limit=BATCH_ROWS,
             )
+            self.feed.queries += queries
             if batch.expired:
                 async for chunk in self._snapshot(reason="position-expired"):
                     yield chunk

@@ -36,6 +36,8 @@ class Upload(models.Model):
     content_type = models.CharField(max_length=200)
     bytes_received = models.PositiveBigIntegerField(default=0)
     sha256 = models.CharField(max_length=64, blank=True)  # of the bytes stored, once received
+    # Of the request body as sent: a replay of the request id must carry the same payload (issue 10).
+    payload_sha256 = models.CharField(max_length=64, blank=True)
     instances_received = models.PositiveIntegerField(default=0)
     instances_indexed = models.PositiveIntegerField(default=0)
     instances_rejected = models.PositiveIntegerField(default=0)
@@ -77,6 +79,14 @@ class UploadItem(models.Model):
     media_storage_sop_class_uid = models.CharField(max_length=64, blank=True)  # (0002,0002)
     media_storage_sop_instance_uid = models.CharField(max_length=64, blank=True)  # (0002,0003)
     data_set_offset = models.PositiveIntegerField(null=True)  # where the data set starts
+    # The rest of the item's outcome (docs/indexing.md, "Every instance accounted for"): its
+    # Study and Series UIDs when readable (sop_instance_uid too, for a rejection), whether it
+    # replaced an earlier copy, and what it was indexed with though non-conformant
+    # ([{"code", "message"}], dicom.header.ItemWarning).
+    study_instance_uid = models.CharField(max_length=64, blank=True)  # (0020,000D)
+    series_instance_uid = models.CharField(max_length=64, blank=True)  # (0020,000E)
+    replaced = models.BooleanField(default=False)
+    warnings = models.JSONField(default=list)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["upload", "position"], name="uploaditem_position")]
@@ -148,17 +158,28 @@ class Chunk(models.Model):
         return f"chunk {self.seq} of stream {self.stream_id}"
 
 
+# Indexed text is kept whole up to dicom.header.MAX_VALUE_CHARS, whatever its VR's maximum.
+VALUE_CHARS = 512
+
+
 class Patient(models.Model):
+    """A patient by DICOM Patient ID within an organization. Patient ID is Type 2: an instance
+    with an empty one gets a patient of its own per study (``study_uid`` set), never one shared
+    by every study that lacks an ID (that would mix people)."""
+
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="patients")
-    patient_id = models.CharField(max_length=64)  # DICOM (0010,0020)
-    name = models.CharField(max_length=324, blank=True)
+    patient_id = models.CharField(max_length=VALUE_CHARS, blank=True)  # DICOM (0010,0020)
+    study_uid = models.CharField(max_length=64, blank=True)  # only when patient_id is empty
+    name = models.CharField(max_length=VALUE_CHARS, blank=True)  # PN, its three groups "="-joined
     birth_date = models.DateField(null=True)
     sex = models.CharField(max_length=1, blank=True)
     created = models.DateTimeField(default=timezone.now)
     updated = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["organization", "patient_id"], name="patient_per_org")]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "patient_id", "study_uid"], name="patient_per_org_key")
+        ]
         indexes = [models.Index(fields=["organization", "name"])]
 
     def __str__(self) -> str:
@@ -171,9 +192,11 @@ class Study(models.Model):
     study_uid = models.CharField(max_length=64)
     study_date = models.DateField(null=True)
     study_time = models.TimeField(null=True)
-    accession_number = models.CharField(max_length=16, blank=True)
-    description = models.CharField(max_length=64, blank=True)
-    referring_physician = models.CharField(max_length=324, blank=True)
+    # (0008,0201) Timezone Offset From UTC, "+hh:mm", qualifying study_date/study_time; "" unknown.
+    timezone_offset = models.CharField(max_length=6, blank=True)
+    accession_number = models.CharField(max_length=VALUE_CHARS, blank=True)
+    description = models.CharField(max_length=VALUE_CHARS, blank=True)
+    referring_physician = models.CharField(max_length=VALUE_CHARS, blank=True)
     modalities = models.JSONField(default=list)  # sorted distinct modalities of its series
     series_count = models.PositiveIntegerField(default=0)
     instance_count = models.PositiveIntegerField(default=0)
@@ -199,9 +222,9 @@ class Series(models.Model):
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="series")
     series_uid = models.CharField(max_length=64)
     number = models.IntegerField(null=True)
-    modality = models.CharField(max_length=16, blank=True)
-    description = models.CharField(max_length=64, blank=True)
-    body_part = models.CharField(max_length=16, blank=True)
+    modality = models.CharField(max_length=VALUE_CHARS, blank=True)
+    description = models.CharField(max_length=VALUE_CHARS, blank=True)
+    body_part = models.CharField(max_length=VALUE_CHARS, blank=True)
     instance_count = models.PositiveIntegerField(default=0)
     bytes = models.PositiveBigIntegerField(default=0)
     # Longest "/"-ending key prefix shared by its instances' objects (kept by the indexer), so

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from accounts.models import Organization
 from core.compiled_lookup import CompiledLookup
@@ -16,7 +16,7 @@ from studies.models import Series, Study
 @dataclass(frozen=True)
 class StudyFilters:
     patient_id: str | None = None
-    patient_name: str | None = None  # prefix
+    patient_name: str | None = None  # prefix, of the name or of one of its component groups
     modality: str | None = None
     date_from: date | None = None
     date_to: date | None = None
@@ -43,7 +43,10 @@ def study_list(*, organization: Organization, filters: StudyFilters) -> QuerySet
     if filters.patient_id is not None:
         studies = studies.filter(patient__organization=organization, patient__patient_id=filters.patient_id)
     if filters.patient_name:
-        studies = studies.filter(patient__name__startswith=filters.patient_name)
+        # A prefix of the name or of any of its PN component groups (alphabetic, ideographic,
+        # phonetic: "="-separated, PS3.5 §6.2.1), so "山田" finds "Yamada^Tarou=山田^太郎=やまだ^たろう".
+        prefix = filters.patient_name
+        studies = studies.filter(Q(patient__name__startswith=prefix) | Q(patient__name__contains=f"={prefix}"))
     if filters.accession_number is not None:
         studies = studies.filter(accession_number=filters.accession_number)
     if filters.date_from is not None:

@@ -8,7 +8,7 @@ from typing import NoReturn
 from django.db import transaction
 from django.db.models import Sum
 
-from accounts.audit.log import Actor, Subject, audit_append
+from accounts.audit.log import Actor, Attempt, Subject, audit_append, audit_append_unauthenticated
 from accounts.permissions import ADMIN_ONLY
 from core.errors import ApiError, invalid_parameters, not_found
 from dicom.uid import uid_is_acceptable
@@ -57,6 +57,18 @@ def study_delete(*, actor: Actor, study_uid: str) -> Subject:
     if subject is None:
         _refuse(actor, study_uid, "not-found", study_not_found())
     return subject
+
+
+def study_delete_unauthenticated(*, attempt: Attempt, study_uid: str) -> None:
+    """Audit a delete refused for want of a valid key (401: none, unknown, revoked or expired);
+    the caller raises the refusal. Nothing else is read or changed."""
+    audit_append_unauthenticated(
+        action=STUDY_DELETE,
+        outcome="unauthenticated",
+        status_code=401,
+        attempt=attempt,
+        subject=Subject(study_uid=study_uid),
+    )
 
 
 def _delete(actor: Actor, study: Study) -> Subject:

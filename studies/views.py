@@ -14,17 +14,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.audit.log import Actor
+from accounts.audit.log import Actor, Attempt
 from accounts.permissions import request_key
 from core.errors import invalid_parameters
 from core.fhir import FHIR_JSON
 from core.logs import current_request_id
 from core.params import known_only, optional_integer
 from dicom.uid import UID_SCHEMA, uid_is_acceptable
-from studies.models import Series, Study
+from studies.models import VALUE_CHARS, Series, Study
 from studies.objects.store import storage
 from studies.selectors import StudyFilters, series_list, study_get, study_list
-from studies.services import invalid_study_uid, study_delete, study_not_found
+from studies.services import invalid_study_uid, study_delete, study_delete_unauthenticated, study_not_found
 
 
 def _actor(request: Request) -> Actor:
@@ -85,6 +85,7 @@ class StudyOutput(serializers.Serializer[Study]):
     patient = PatientOutput()
     study_date = serializers.DateField(allow_null=True)
     study_time = serializers.TimeField(allow_null=True)
+    timezone_offset = serializers.CharField()  # (0008,0201) "+hh:mm" qualifying date and time; "" unknown
     accession_number = serializers.CharField()
     description = serializers.CharField()
     referring_physician = serializers.CharField()
@@ -123,14 +124,17 @@ class StudyPagination(CursorPagination):
 
 
 class StudySearchInput(serializers.Serializer[Any]):
-    patient_id = serializers.CharField(required=False, max_length=64)
-    patient_name = serializers.CharField(required=False, max_length=64, help_text="Prefix of the name.")
+    # Values are indexed whole, even past their VR's maximum (docs/indexing.md): searchable whole.
+    patient_id = serializers.CharField(required=False, max_length=VALUE_CHARS)
+    patient_name = serializers.CharField(
+        required=False, max_length=VALUE_CHARS, help_text="Prefix of the name, or of any of its component groups."
+    )
     modality = serializers.CharField(
-        required=False, max_length=16, help_text="A modality (CS, PS3.3 C.7.3.1.1.1), any case: `mr` finds MR."
+        required=False, max_length=VALUE_CHARS, help_text="A modality (CS, PS3.3 C.7.3.1.1.1), any case: `mr` finds MR."
     )
     date_from = serializers.DateField(required=False)
     date_to = serializers.DateField(required=False)
-    accession_number = serializers.CharField(required=False, max_length=16)
+    accession_number = serializers.CharField(required=False, max_length=VALUE_CHARS)
 
     def validate_modality(self, value: str) -> str:
         # CS values are upper case by definition (PS3.5 §6.2), so the match ignores the case given.
@@ -242,6 +246,19 @@ class StudyDeleteApi(APIView):
         Answers 200 with what was removed."""
         deleted = study_delete(actor=_actor(request), study_uid=study_uid)
         return Response(StudyDeletedOutput(deleted).data)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # DRF refuses a missing or invalid key before delete() runs: audit that attempt here.
+        if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+            request = self.request
+            attempt = Attempt(
+                authorization=request.META.get("HTTP_AUTHORIZATION"),
+                request_id=current_request_id.get(),
+                client_address=request.META.get("REMOTE_ADDR", ""),
+                user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            )
+            study_delete_unauthenticated(attempt=attempt, study_uid=self.kwargs.get("study_uid", ""))
+        return super().handle_exception(exc)
 
 
 class StudySeriesApi(APIView):

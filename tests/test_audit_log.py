@@ -14,12 +14,11 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 from django.test import Client
-from fhir.resources.R4B.auditevent import AuditEvent
-from fhir.resources.R4B.bundle import Bundle
 
 from accounts.audit.log import GENESIS, Actor, Subject, audit_append, audit_verify
 from accounts.models import AuditEntry
 from tests.support import live
+from tests.support.fhir_assert import assert_fhir_valid
 from tests.support.world import Party, World
 
 
@@ -119,14 +118,10 @@ def test_it_serves_the_organizations_entries_as_fhir_audit_events(api: httpx.Cli
     response = api.get("/audit-events", params={"_count": 1}, headers=world.alice.headers)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/fhir+json")
-    pages = [Bundle.model_validate(response.json())]
+    pages = [assert_fhir_valid(response.json())]
     while next_link := [link.url for link in pages[-1].link or [] if link.relation == "next"]:
-        pages.append(Bundle.model_validate(httpx.get(str(next_link[0]), headers=world.alice.headers).json()))
-    events: list[Any] = [
-        AuditEvent.model_validate(e.resource.model_dump())  # type: ignore[union-attr]
-        for page in pages
-        for e in page.entry or []
-    ]
+        pages.append(assert_fhir_valid(httpx.get(str(next_link[0]), headers=world.alice.headers).json()))
+    events: list[Any] = [e.resource for page in pages for e in page.entry or []]
 
     assert [page.type for page in pages] == ["searchset"] * len(pages)
     assert [e.id for e in events] == [str(ours[1].pk), str(ours[0].pk)]  # newest first, one per page

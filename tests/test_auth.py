@@ -10,12 +10,17 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from django.db import transaction
 
 from accounts.keys import PRODUCT_PREFIX
 from accounts.models import Role
 from accounts.services import key_issue
 from dicomweb.routes import ROUTES as DICOMWEB_ROUTES
+from fhir_rest.capabilities import RESOURCES as FHIR_RESOURCES
+from fhir_rest.routes import ROUTES as FHIR_ROUTES
+from studies.index.record_events import record_patient_changed, record_study_changed
 from studies.models import Chunk, Instance, Patient, Series, Stream, Study, Upload
+from tests.support.fhir_assert import assert_fhir_valid
 from tests.support.world import World
 
 
@@ -79,6 +84,18 @@ ROUTES |= {
     for r in DICOMWEB_ROUTES
 }
 
+# FHIR REST (issue 13): every route of its table; refusals there are OperationOutcomes
+# (assert_problem). ImagingStudy/{id} names acme's study; the Patient ids are hashes, not named.
+ROUTES |= {
+    (r.method, "/api/v2/fhir" + r.template): Route(
+        r.method,
+        "/fhir" + r.template.format(id=STUDY_UID if r.resource == "ImagingStudy" else "0" * 32),
+        admin_only=FHIR_RESOURCES[r.resource].admin_only if r.resource else False,
+        tenant_resource=r.resource == "ImagingStudy" and r.kind == "read",
+    )
+    for r in FHIR_ROUTES
+}
+
 
 @pytest.fixture
 def acme_resources(world: World) -> None:
@@ -90,6 +107,9 @@ def acme_resources(world: World) -> None:
     Instance.objects.create(organization=acme, series=series, sop_uid=f"{STUDY_UID}.1.1", sop_class_uid="1.2",
                             transfer_syntax_uid="1.2.840.10008.1.2.1", object_key="missing/object", size=10,
                             sha256="0" * 64)  # fmt: skip
+    with transaction.atomic():  # their FHIR resources, as the indexer writes them (FHIR routes)
+        record_patient_changed(patient=patient)
+        record_study_changed(study=study)
     upload = Upload.objects.create(id=UPLOAD_ID, organization=acme, content_type="application/dicom")
     stream = Stream.objects.create(organization=acme, stream_id=STREAM_ID, content_type="application/dicom")
     Chunk.objects.create(stream=stream, seq=0, size=1, sha256="0" * 64, object_key="missing/chunk")
@@ -116,8 +136,22 @@ def send(api: httpx.Client, route: Route, headers: dict[str, str], **kw: object)
     return api.request(route.method, route.path, headers=headers, **kw)  # type: ignore[arg-type]
 
 
+def refusal_text(response: httpx.Response) -> tuple[str, str]:
+    """What a refusal says: the problem's title and detail, or the OperationOutcome's issue."""
+    body = response.json()
+    if body.get("resourceType") == "OperationOutcome":
+        return body["issue"][0]["code"], body["issue"][0]["details"]["text"]
+    return body["title"], body["detail"]
+
+
 def assert_problem(response: httpx.Response, status: int) -> None:
     assert response.status_code == status, response.text
+    if response.request.url.path.startswith("/api/v2/fhir/"):  # FHIR clients read OperationOutcome
+        assert response.headers["content-type"] == "application/fhir+json; fhirVersion=4.0"
+        outcome = assert_fhir_valid(response.json())
+        assert outcome.__resource_type__ == "OperationOutcome"
+        assert response.headers["x-request-id"] in outcome.issue[0].diagnostics
+        return
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
     assert body["status"] == status
@@ -137,8 +171,7 @@ def test_it_refuses_every_bad_key_with_the_same_401(api: httpx.Client, world: Wo
         response = send(api, route, headers)
         assert_problem(response, 401)
         assert response.headers["www-authenticate"] == "Bearer", case
-        body = response.json()
-        bodies.add((body["title"], body["detail"]))
+        bodies.add(refusal_text(response))
     assert len(bodies) == 1  # the body never says which check failed
 
 

@@ -86,7 +86,7 @@ def test_it_rejects_malformed_instances_with_reasons_and_removes_their_bytes(wor
     good = dcm.make_instance()
     bad = {
         "truncated": dcm.truncated(dcm.make_instance(pixel_bytes=4000), 2500),
-        "missing-patient-id": dcm.without_patient_id(),
+        "value-too-long": dcm.make_instance(accession="A" * 600),
         "invalid-uid": dcm.with_bad_uid("study_uid", "1.2..4"),
         "too-deep": dcm.deeply_nested(40),
     }
@@ -128,7 +128,7 @@ def test_it_leaves_no_study_behind_when_its_only_instance_is_refused(world: Worl
 
 def test_it_leaves_other_organizations_alone_when_a_whole_batch_is_rejected(world: World) -> None:
     index_now(stored_upload(world.carol.org, dcm.make_study(n_series=2, per_series=2)))
-    rejected = stored_upload(world.alice.org, [dcm.without_patient_id(), dcm.truncated(dcm.make_instance(), 400)])
+    rejected = stored_upload(world.alice.org, [dcm.with_bad_uid(), dcm.truncated(dcm.make_instance(), 400)])
 
     with CaptureQueriesContext(connection) as queries:
         upload = index_now(rejected)
@@ -224,16 +224,16 @@ def test_it_moves_instances_both_ways_between_two_studies_without_a_deadlock(
     write, write_batch = indexing._write, indexing._write_batch
     failures: list[BaseException] = []
 
-    def paused_write(*args: object) -> None:
+    def paused_write(*args: object, **kwargs: object) -> None:
         try:
             both_locked.wait()
         except threading.BrokenBarrierError:
             pass
-        write(*args)  # type: ignore[arg-type]
+        write(*args, **kwargs)  # type: ignore[arg-type]
 
-    def watched_write_batch(*args: object) -> None:
+    def watched_write_batch(*args: object, **kwargs: object) -> None:
         try:
-            write_batch(*args)  # type: ignore[arg-type]
+            write_batch(*args, **kwargs)  # type: ignore[arg-type]
         except BaseException as exc:
             failures.append(exc)  # a deadlock PostgreSQL broke, retried by _index_batch
             raise

@@ -64,7 +64,7 @@ def test_it_replays_a_completed_request_id_and_stores_nothing_twice(api: httpx.C
     first = post(api, instance, headers)
     assert first.status_code == 202
 
-    again = post(api, make_instance(), headers)  # same id, even other bytes: the earlier result
+    again = post(api, instance, headers)  # same id, same payload: the earlier result
 
     assert again.status_code == 202
     assert {k: v for k, v in again.json().items() if k != "state"} == {

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from studies.ingest.selectors import ChunkHeld, stream_status
+from studies.ingest.selectors import ChunkHeld, SeqRange, stream_status
 from studies.models import Chunk, Stream, StreamState, Upload, UploadItem
 from tests.support import live
 from tests.support.dicomfactory import make_instance
@@ -86,7 +86,11 @@ def test_it_assembles_200_mb_sent_out_of_order_with_a_retry_and_a_conflict(
     assert_problem(conflicting, 409)
 
     status = api.get("/dicom/streams/big", headers=world.bob.headers).json()
-    assert status["state"] == "open" and status["last_seq"] == last and status["missing"] == [final]
+    assert (
+        status["state"] == "open"
+        and status["last_seq"] == last
+        and status["missing"] == [{"first": final, "last": final}]
+    )
     assert [c["seq"] for c in status["chunks"]] == sorted(order)
     assert Chunk.objects.filter(stream__stream_id="big").count() == last  # nothing stored twice
 
@@ -262,6 +266,6 @@ def test_it_reads_a_streams_status_in_a_selector(world: World) -> None:
 
     assert status is not None and status.stream == stream
     assert status.chunks == [ChunkHeld(0, 10, "0" * 64), ChunkHeld(3, 13, "3" * 64)]
-    assert (status.missing, status.bytes_received, status.upload) == ([1, 2], 23, None)
+    assert (status.missing, status.bytes_received, status.upload) == ([SeqRange(1, 2)], 23, None)
     assert status.expires is not None and status.expires > stream.updated
     assert stream_status(organization=world.carol.org, stream_id="s-status") is None

@@ -58,9 +58,11 @@ def test_every_operation_is_secured_and_answers_errors_with_problems() -> None:
         assert operation.get("security") == [{"bearer": []}], where
         responses = operation["responses"]
         assert {"400", "401", "429"} <= set(responses), where
+        # Errors are problem+json, but OperationOutcomes under the FHIR API (API.md §8).
+        error_type = "application/fhir+json" if path.startswith("/api/v2/fhir/") else "application/problem+json"
         for status, response in responses.items():
             if status[0] in "45":
-                assert "application/problem+json" in response["content"], (where, status)
+                assert any(t.startswith(error_type) for t in response["content"]), (where, status)
 
 
 def test_the_studies_operations_describe_what_they_answer() -> None:

@@ -47,7 +47,7 @@ def test_it_sends_the_snapshot_then_live_events(server: live.Server, world: Worl
     with open_stream(server, world.bob.headers) as client, connect(client) as response:
         assert response.headers["content-type"] == "text/event-stream"
         assert response.headers["x-accel-buffering"] == "no"
-        assert response.headers["cache-control"] == "no-cache"
+        assert response.headers["cache-control"] == "no-store"
         sse = SseClient(response)
         snapshot = sse.until("snapshot-end")
         kinds = sorted(e.event for e in snapshot[:-1])
@@ -131,6 +131,9 @@ def test_it_sends_a_deleted_event(server: live.Server, world: World) -> None:
         event = SseClient(response).next()
     assert (event.event, event.id) == ("deleted", "3")
     assert event.json["resourceType"] == "ImagingStudy" and event.json["id"] == "1.2.3.1"
+    deleted = validate(event.json)  # every payload validates, a deletion's too (issue 13)
+    assert deleted.status == "entered-in-error"
+    assert deleted.identifier[0].value == "urn:oid:1.2.3.1"
     assert RecordEvent.objects.get(organization=acme, seq=3).kind == "deleted"
 
 

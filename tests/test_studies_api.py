@@ -33,6 +33,7 @@ def test_it_shows_a_studys_metadata_and_links(api: httpx.Client, world: World) -
         "patient": {"patient_id": "P-9", "name": "Doe^John", "birth_date": "1980-01-01", "sex": "F"},
         "study_date": "2024-01-02",
         "study_time": "10:15:00",
+        "timezone_offset": "",
         "accession_number": "ACC-9",
         "description": "Chest CT",
         "referring_physician": "Who^Doctor",

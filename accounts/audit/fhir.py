@@ -12,7 +12,16 @@ ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
 # PS3.16 CID 400: "DICOM Study Deleted" is the audit event ID of a study deletion.
-EVENT_TYPES = {"study.delete": {"system": DCM_SYSTEM, "code": "110105", "display": "DICOM Study Deleted"}}
+# "Security Alert" marks an address crossing the failed-authentication limit (accounts/middleware.py).
+EVENT_TYPES = {
+    "study.delete": {"system": DCM_SYSTEM, "code": "110105", "display": "DICOM Study Deleted"},
+    "auth.failures": {"system": DCM_SYSTEM, "code": "110113", "display": "Security Alert"},
+}
+OTHER_TYPE = {"system": DCM_SYSTEM, "code": "110100", "display": "Application Activity"}  # any other action
+# FHIR AuditEvent.action (C R U D E): D delete; E execute (an alert is raised, nothing is read or changed).
+ACTIONS = {"study.delete": "D"}
+# AuditEvent.subtype: PrizMed's own action name (study.delete, ...), searchable by `subtype`.
+ACTION_SYSTEM = "urn:prizmed:audit-action"
 # FHIR AuditEvent.outcome: 0 success, 4 minor failure (a refused request), 8 serious failure.
 OUTCOMES = {"success": "0"}
 
@@ -56,10 +65,9 @@ def audit_event(entry: AuditEntry) -> dict[str, Any]:
     return {
         "resourceType": "AuditEvent",
         "id": str(entry.pk),
-        "type": EVENT_TYPES.get(
-            entry.action, {"system": DCM_SYSTEM, "code": "110100", "display": "Application Activity"}
-        ),
-        "action": "D",
+        "type": EVENT_TYPES.get(entry.action, OTHER_TYPE),
+        "subtype": [{"system": ACTION_SYSTEM, "code": entry.action}],
+        "action": ACTIONS.get(entry.action, "E"),
         "recorded": entry.created.isoformat(),
         "outcome": OUTCOMES.get(entry.outcome, "4"),
         "outcomeDesc": entry.outcome,

@@ -18,6 +18,7 @@ from pydicom.dataset import Dataset
 
 from core.links import dicomweb_path
 from dicom.dicom_json import dicom_json
+from dicom.dictionary import DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN
 from dicom.header import InstanceHeader, InvalidInstance, read_header
 from dicom.pixel_data import PixelData
 from studies.models import Instance, Series, Study
@@ -57,7 +58,9 @@ def dicomweb_attributes_set(*, instance: Instance, series: Series, study: Study,
     pixel_vr = _pixel_vr(pixel)
     built = dicom_json(ds, bulk_uri=lambda bulk: f"{path}/bulkdata/{bulk}", pixel_data_vr=pixel_vr)
     instance.metadata = json.dumps(built.attributes, separators=(",", ":"), ensure_ascii=False)
-    instance.bulk_data = {key: list(extent) for key, extent in built.bulk_data.items()}
+    # A deflated instance's extents are offsets in its inflated data set, not in the stored file.
+    deflated = header.transfer_syntax_uid == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN
+    instance.bulk_data = {} if deflated else {key: list(extent) for key, extent in built.bulk_data.items()}
     instance.pixel_data = _layout(ds, pixel, pixel_vr, instance) if pixel is not None else None
     series.performed_procedure_step_start_date = _date(ds, "PerformedProcedureStepStartDate")
     series.performed_procedure_step_start_time = _time(ds, "PerformedProcedureStepStartTime")

@@ -1,15 +1,21 @@
 """Indexing the stored instances of an upload into Patient / Study / Series / Instance (API.md §2).
 
-An upload is indexed in parts of PART_POSITIONS positions, each its own task, so several workers
-share a big upload. A part reads headers outside any transaction (the slow step) and writes
-each batch of BATCH_ITEMS items in one transaction. Every step is idempotent: a batch re-locks
-its items and skips those no longer `stored`, so a task run again after a crash or run twice
-at once indexes every instance exactly once.
+Most uploads are small (one instance per request is the common case): a queued upload of at
+most BATCH_ITEMS instances is indexed in one transaction, together with the other small
+uploads of its organization that are queued and not taken by another worker, up to BATCH_ITEMS
+instances in all (``uploads_index_queued``): they go from `queued` to `done` at once, and the
+fixed cost of a transaction is shared. A bigger upload is indexed in parts of PART_POSITIONS
+positions, each its own task, so several workers share it; a part reads headers outside any
+transaction (the slow step) and writes each batch of BATCH_ITEMS items in one transaction.
+Every step is idempotent: a batch works only on uploads still `queued` under their lock, or
+re-locks its items and skips those no longer `stored`, so a task run again after a crash or
+run twice at once indexes every instance exactly once.
 
-Lock order, the same everywhere (no deadlocks): upload, its items, patients by Patient ID,
-studies by Study Instance UID (the batch's own and those its re-sent instances come from),
-then instances. Counts and bytes of a study and its series
-change only under the study's row lock, so they stay exact with any number of workers.
+Lock order, the same everywhere (no deadlocks): uploads (a batch's own upload waited for, the
+others of the batch only taken when free), their items, patients by Patient ID, studies by
+Study Instance UID (the batch's own and those its re-sent instances come from), then
+instances. Counts and bytes of a study and its series change only under the study's row lock,
+so they stay exact with any number of workers.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from uuid import UUID
 
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q
@@ -24,9 +31,10 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from dicom.header import InstanceHeader, InvalidInstance, read_header
+from records.services import NewEvent, records_append
 from studies.index.dicomweb_attributes import INSTANCE_FIELDS, SERIES_FIELDS, dicomweb_attributes_set
 from studies.index.item_outcomes import item_outcomes_write
-from studies.index.record_events import record_patient_changed, record_study_changed, record_study_deleted
+from studies.index.record_events import patient_event, study_deleted_event, study_events
 from studies.models import (
     Instance,
     ItemState,
@@ -42,11 +50,13 @@ from studies.objects.store import storage
 
 PART_POSITIONS = 250  # positions per task
 BATCH_ITEMS = 250  # items per transaction
+BATCH_UPLOADS = 50  # queued uploads indexed together at most
 RETRIES = 5  # a batch that lost a race (unique insert, deleted study, deadlock) runs again
 TOO_LARGE = "study-too-large"
 MISSING = "missing-object"
 FAILED = "indexing-failed"
 STUDY_MISMATCH = "study-mismatch"
+PATIENT_MISMATCH = "patient-mismatch"
 
 
 class _Retry(Exception):
@@ -57,6 +67,27 @@ class _Retry(Exception):
 class Rejection:
     code: str
     reason: str
+    uids: tuple[str, str, str] = ("", "", "")  # (SOP Instance, Study, Series) UIDs, "" where unreadable
+
+
+def _patient_key(header: InstanceHeader) -> tuple[str, str]:
+    """The patient an instance belongs to: (Patient ID, ""), or ("", Study UID) for an empty
+    Patient ID (Type 2, PS3.3 C.7.1.1), so studies without one are never merged."""
+    return (header.patient_id, "" if header.patient_id else header.study_instance_uid)
+
+
+def _rejected(header: InstanceHeader, code: str, reason: str) -> Rejection:
+    uids = (header.sop_instance_uid, header.study_instance_uid, header.series_instance_uid)
+    return Rejection(code, reason, uids)
+
+
+@dataclass
+class _Tally:
+    """What a batch did to one of its uploads."""
+
+    indexed: int = 0
+    rejected: int = 0
+    study_uids: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -65,6 +96,9 @@ class _Batch:
 
     organization: Organization
     limit: int | None  # the plan's max study bytes
+    uploads: dict[UUID, Upload]  # the batch's uploads, locked (fresh rows)
+    tallies: dict[UUID, _Tally] = field(default_factory=dict)
+    events: list[NewEvent] = field(default_factory=list)  # record events, in order
     # The batch's series keyed by (study id, Series UID), and its instances already indexed
     # (re-sent, or placed earlier in this batch) by SOP Instance UID; read under their locks.
     series: dict[tuple[int, str], Series] = field(default_factory=dict)
@@ -75,10 +109,68 @@ class _Batch:
     now: datetime = field(default_factory=timezone.now)
     created: dict[str, Instance] = field(default_factory=dict)
     replaced: dict[str, Instance] = field(default_factory=dict)
-    study_uids: set[str] = field(default_factory=set)
     # Series outside this batch that re-sent instances left: id -> (instances, bytes) to subtract.
     moved_out: dict[int, tuple[int, int]] = field(default_factory=dict)
     other_studies: set[int] = field(default_factory=set)  # their studies, recounted too
+
+    def tally(self, item: UploadItem) -> _Tally:
+        return self.tallies.setdefault(item.upload_id, _Tally())
+
+
+def uploads_index_queued(*, upload_id: str) -> bool:
+    """Index a queued upload of at most BATCH_ITEMS instances, with the other small uploads of its
+    organization queued and not locked by another worker (up to BATCH_UPLOADS uploads and
+    BATCH_ITEMS instances), in one transaction: each goes from `queued` to `done`. False when
+    the upload is not for this path (bigger, or already `indexing` in parts): index it with
+    ``upload_index_begin`` and its parts. Raises DatabaseError/OSError once the batch has
+    failed RETRIES times (a race lost each time, or a database or disk failing)."""
+    read: dict[int, InstanceHeader | Rejection] = {}  # headers read survive a batch run again
+    for attempt in range(RETRIES):
+        try:
+            with transaction.atomic():
+                return _index_queued(upload_id, read)
+        except (IntegrityError, DatabaseError, _Retry):
+            if attempt == RETRIES - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _index_queued(upload_id: str, read: dict[int, InstanceHeader | Rejection]) -> bool:
+    # Only the upload rows are locked (`of`), not their organization and plan.
+    own = (
+        Upload.objects.select_for_update(of=("self",)).select_related("organization__plan").filter(pk=upload_id).first()
+    )
+    if own is None or own.state in (UploadState.DONE, UploadState.FAILED):
+        return True  # gone, or indexed meanwhile (by another upload's batch)
+    if own.state != UploadState.QUEUED or own.instances_received > BATCH_ITEMS:
+        return False
+    uploads, room = [own], BATCH_ITEMS - own.instances_received
+    others = (
+        Upload.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(organization_id=own.organization_id, state=UploadState.QUEUED, instances_received__lte=room)
+        .exclude(pk=own.pk)
+        .order_by("created")[:BATCH_UPLOADS]
+    )
+    for other in others if room else []:
+        if other.instances_received <= room:
+            uploads.append(other)
+            room -= other.instances_received
+    uploads.sort(key=lambda u: u.created)  # the newest instance last: its demographics win
+    rank = {u.pk: n for n, u in enumerate(uploads)}
+    # No item lock: items of a `queued` upload change only under the upload's lock, held here.
+    items = sorted(
+        UploadItem.objects.filter(upload_id__in=list(rank), state=ItemState.STORED),
+        key=lambda item: (rank[item.upload_id], item.position),
+    )
+    by_id = {u.pk: u for u in uploads}
+    for item in items:
+        if item.pk not in read:
+            read[item.pk] = _in_required_study(by_id[item.upload_id], _read(item))
+    organization = own.organization
+    batch = _Batch(organization=organization, limit=organization.plan.max_study_bytes, uploads=by_id)
+    _write_batch(batch, [(item, read[item.pk]) for item in items], finish=True)
+    return True
 
 
 def upload_index_begin(*, upload_id: str) -> list[tuple[int, int]]:
@@ -132,7 +224,12 @@ def upload_fail(*, upload_id: str, error: str) -> None:
     """Give up on an upload: the items not indexed yet are rejected and their bytes removed,
     so a failed upload keeps no object that no row will ever point at."""
     with transaction.atomic():
-        upload = Upload.objects.select_for_update().filter(pk=upload_id, state=UploadState.INDEXING).first()
+        # `queued` too: a small upload goes from `queued` to `done` in one transaction.
+        upload = (
+            Upload.objects.select_for_update()
+            .filter(pk=upload_id, state__in=[UploadState.QUEUED, UploadState.INDEXING])
+            .first()
+        )
         if upload is None:
             return
         left = UploadItem.objects.filter(upload=upload, state=ItemState.STORED)
@@ -151,7 +248,7 @@ def _read(item: UploadItem) -> InstanceHeader | Rejection:
         with storage().open(item.object_key) as fp:
             return read_header(fp, item.file_meta())
     except InvalidInstance as exc:
-        return Rejection(exc.code, exc.message)
+        return Rejection(exc.code, exc.message, exc.uids)
     except FileNotFoundError:
         return Rejection(MISSING, "the stored instance is missing")
 
@@ -161,15 +258,41 @@ def _in_required_study(upload: Upload, read: InstanceHeader | Rejection) -> Inst
     instances of another study out of the index."""
     required = upload.required_study_uid
     if isinstance(read, InstanceHeader) and required and read.study_instance_uid != required:
-        return Rejection(STUDY_MISMATCH, f"the instance belongs to study {read.study_instance_uid}, not {required}")
+        reason = f"the instance belongs to study {read.study_instance_uid}, not {required}"
+        return _rejected(read, STUDY_MISMATCH, reason)
     return read
 
 
+def _same_patient(
+    organization: Organization, parsed: list[tuple[UploadItem, InstanceHeader | Rejection]]
+) -> list[tuple[UploadItem, InstanceHeader | Rejection]]:
+    """Patient consistency (docs/indexing.md): a study belongs to the patient of the first
+    instance indexed into it; a later instance with another Patient ID is rejected
+    (`patient-mismatch`) and the study left as it was. Read without a lock: a study created
+    meanwhile with another patient is caught under the lock (_studies) and the batch rerun."""
+    uids = {h.study_instance_uid for _, h in parsed if isinstance(h, InstanceHeader)}
+    rows = Study.objects.filter(organization=organization, study_uid__in=uids)
+    owners: dict[str, tuple[str, str]] = {
+        uid: (patient_id, study_uid)
+        for uid, patient_id, study_uid in rows.values_list("study_uid", "patient__patient_id", "patient__study_uid")
+    }
+    checked: list[tuple[UploadItem, InstanceHeader | Rejection]] = []
+    for item, header in parsed:
+        if isinstance(header, InstanceHeader):
+            owner = owners.setdefault(header.study_instance_uid, _patient_key(header))
+            if owner != _patient_key(header):
+                reason = f"Patient ID {header.patient_id!r} differs from {owner[0]!r}, the patient of its study"
+                header = _rejected(header, PATIENT_MISMATCH, reason)
+        checked.append((item, header))
+    return checked
+
+
 def _index_batch(upload: Upload, parsed: list[tuple[UploadItem, InstanceHeader | Rejection]]) -> None:
+    """One batch of a part, in one transaction (run again when it loses a race)."""
     for attempt in range(RETRIES):
         try:
             with transaction.atomic():
-                _write_batch(upload, parsed)
+                _index_part_batch(upload, parsed)
             return
         except (IntegrityError, DatabaseError, _Retry):
             # Lost a race: a concurrent copy inserted the same row, a study was deleted under
@@ -179,8 +302,9 @@ def _index_batch(upload: Upload, parsed: list[tuple[UploadItem, InstanceHeader |
             time.sleep(0.05 * (attempt + 1))
 
 
-def _write_batch(upload: Upload, parsed: list[tuple[UploadItem, InstanceHeader | Rejection]]) -> None:
-    if Upload.objects.select_for_update().filter(pk=upload.pk).values_list("pk").first() is None:
+def _index_part_batch(upload: Upload, parsed: list[tuple[UploadItem, InstanceHeader | Rejection]]) -> None:
+    locked = Upload.objects.select_for_update().filter(pk=upload.pk).first()
+    if locked is None:
         return  # the upload was removed meanwhile (its organization deleted): nothing to index
     live = set(
         UploadItem.objects.select_for_update()
@@ -190,7 +314,15 @@ def _write_batch(upload: Upload, parsed: list[tuple[UploadItem, InstanceHeader |
     parsed = [(item, header) for item, header in parsed if item.pk in live]
     if not parsed:
         return
-    batch = _Batch(organization=upload.organization, limit=upload.organization.plan.max_study_bytes)
+    organization = upload.organization
+    batch = _Batch(organization=organization, limit=organization.plan.max_study_bytes, uploads={locked.pk: locked})
+    _write_batch(batch, parsed, finish=False)
+
+
+def _write_batch(batch: _Batch, parsed: list[tuple[UploadItem, InstanceHeader | Rejection]], *, finish: bool) -> None:
+    """Index the items of the batch's (locked) uploads; ``finish``: the uploads are whole, so
+    they become `done`."""
+    parsed = _same_patient(batch.organization, parsed)
     headers = [header for _, header in parsed if isinstance(header, InstanceHeader)]
     sop_uids = [h.sop_instance_uid for h in headers]
     # The studies re-sent instances would leave are locked with the batch's own, in UID order,
@@ -203,25 +335,32 @@ def _write_batch(upload: Upload, parsed: list[tuple[UploadItem, InstanceHeader |
     patients = _patients(batch, headers)
     studies, locked = _studies(batch.organization, headers, patients, batch.now, sources)
     batch.series = _series(studies, headers)
-    batch.existing = {
-        instance.sop_uid: instance
-        for instance in Instance.objects.select_for_update()
-        .filter(organization=batch.organization, sop_uid__in=sop_uids)
-        .select_related("series")
-    }
-    if any(instance.series.study_id not in locked for instance in batch.existing.values()):
-        raise _Retry()  # one moved (or arrived) since `sources` was read: start again
+    if sources:
+        batch.existing = {
+            instance.sop_uid: instance
+            for instance in Instance.objects.select_for_update(of=("self",))
+            .filter(organization=batch.organization, sop_uid__in=sop_uids)
+            .select_related("series")
+        }
+        if any(instance.series.study_id not in locked for instance in batch.existing.values()):
+            raise _Retry()  # one moved (or arrived) since `sources` was read: start again
+    # With no source, none of these instances existed when read; one inserted since makes the
+    # insert below break the unique constraint, and the batch runs again.
     for item, header in parsed:
         if isinstance(header, Rejection):
             _reject(batch, item, header)
         else:
             _place(batch, item, header, studies[header.study_instance_uid])
-    _write(batch, upload, studies)
+    _write(batch, studies, finish=finish)
 
 
 def _reject(batch: _Batch, item: UploadItem, rejection: Rejection) -> None:
     item.state, item.reason_code, item.reason = ItemState.REJECTED, rejection.code, rejection.reason[:300]
+    # Every rejection names its instance: as read, else as the File Meta group named it.
+    sop, item.study_instance_uid, item.series_instance_uid = rejection.uids
+    item.sop_instance_uid = sop or item.media_storage_sop_instance_uid
     batch.rejected.append(item)
+    batch.tally(item).rejected += 1
     batch.doomed_keys.append(item.object_key)
 
 
@@ -231,9 +370,9 @@ def _place(batch: _Batch, item: UploadItem, header: InstanceHeader, study: Study
     old = existing.get(header.sop_instance_uid)
     old_here = old is not None and old.series.study_id == study.pk
     growth = item.size - (old.size if old is not None and old_here else 0)
+    item.warnings = [{"code": w.code, "message": w.message} for w in header.warnings]
     if limit is not None and study.bytes + growth > limit:
-        item.sop_instance_uid = header.sop_instance_uid
-        _reject(batch, item, Rejection(TOO_LARGE, f"the study would exceed the plan's {limit} bytes"))
+        _reject(batch, item, _rejected(header, TOO_LARGE, f"the study would exceed the plan's {limit} bytes"))
         return
     target = batch.series[(study.pk, header.series_instance_uid)]
     if old is not None:
@@ -251,6 +390,7 @@ def _place(batch: _Batch, item: UploadItem, header: InstanceHeader, study: Study
         else:
             batch.other_studies.add(old.series.study_id)
         instance = old
+        item.replaced = True
         if old.pk is not None:
             batch.replaced[header.sop_instance_uid] = old
     else:
@@ -268,79 +408,140 @@ def _place(batch: _Batch, item: UploadItem, header: InstanceHeader, study: Study
     target.bytes += item.size
     target.storage_prefix = _common_prefix(target.storage_prefix, item.object_key)
     study.bytes += item.size
-    batch.study_uids.add(study.study_uid)
+    tally = batch.tally(item)
+    tally.indexed += 1
+    tally.study_uids.add(study.study_uid)
     item.state, item.sop_instance_uid = ItemState.INDEXED, header.sop_instance_uid
+    item.study_instance_uid, item.series_instance_uid = header.study_instance_uid, header.series_instance_uid
     batch.indexed.append(item)
 
 
-def _write(batch: _Batch, upload: Upload, studies: dict[str, Study]) -> None:
-    Instance.objects.bulk_create(batch.created.values(), batch_size=500)
-    Instance.objects.bulk_update(
-        batch.replaced.values(),
-        [
-            "series",
-            "sop_class_uid",
-            "transfer_syntax_uid",
-            "number",
-            "object_key",
-            "size",
-            "sha256",
-            "received",
-            *INSTANCE_FIELDS,
-        ],
-        batch_size=500,
+# Every column of a study: the batch rewrites its rows whole, as Model.save() would.
+_STUDY_FIELDS = [f.name for f in Study._meta.concrete_fields if not f.primary_key]
+_SERIES_WRITTEN = ["instance_count", "bytes", "storage_prefix", *SERIES_FIELDS]
+_UPLOAD_FIELDS = ["state", "instances_indexed", "instances_rejected", "study_uids", "updated"]
+
+
+def _write(batch: _Batch, studies: dict[str, Study], *, finish: bool) -> None:
+    _instances_write(batch)
+    others = (
+        Study.objects.select_for_update(of=("self",))
+        .select_related("patient")
+        .filter(pk__in=batch.other_studies - {s.pk for s in studies.values()})
     )
+    touched = sorted([*studies.values(), *(others if batch.other_studies else [])], key=lambda s: s.study_uid)
+    # A series can only be left empty by instances moving out or rejected for the study size.
+    if batch.moved_out or any(s.instance_count == 0 for s in batch.series.values()):
+        Series.objects.filter(study__in=touched, instance_count=0).delete()
+    _studies_write(batch, touched)
+    records_append(organization_id=batch.organization.pk, events=batch.events)
+    item_outcomes_write([*batch.indexed, *batch.rejected])
+    objects_delete_on_commit(batch.doomed_keys)
+    _uploads_write(batch, finish=finish)
+
+
+def _instances_write(batch: _Batch) -> None:
+    """Instances inserted or rewritten, and the counts of the series they joined or left."""
+    Instance.objects.bulk_create(batch.created.values(), batch_size=500)
+    if batch.replaced:
+        Instance.objects.bulk_update(
+            batch.replaced.values(),
+            [
+                "series",
+                "sop_class_uid",
+                "transfer_syntax_uid",
+                "number",
+                "object_key",
+                "size",
+                "sha256",
+                "received",
+                *INSTANCE_FIELDS,
+            ],
+            batch_size=500,
+        )
     for series_id, (count, size) in batch.moved_out.items():
         Series.objects.filter(pk=series_id).update(instance_count=F("instance_count") - count, bytes=F("bytes") - size)
-    Series.objects.bulk_update(batch.series.values(), ["instance_count", "bytes", "storage_prefix", *SERIES_FIELDS])
-    others = Study.objects.select_for_update().filter(pk__in=batch.other_studies - {s.pk for s in studies.values()})
-    touched = [*studies.values(), *others]
-    Series.objects.filter(study__in=touched, instance_count=0).delete()
-    for study in sorted(touched, key=lambda s: s.study_uid):
-        was_live = study.instance_count > 0  # not changed in memory: the value read under the lock
-        _recount(study)
+    series = list(batch.series.values())
+    if len(series) == 1:  # the common case: a plain UPDATE, not bulk_update's CASE per column
+        series[0].save(update_fields=_SERIES_WRITTEN)
+    elif series:
+        Series.objects.bulk_update(series, _SERIES_WRITTEN)
+
+
+def _studies_write(batch: _Batch, touched: list[Study]) -> None:
+    """Recount the touched studies (in UID order), save them or delete those left empty, and
+    queue their record events."""
+    was_live = {study.pk: study.instance_count > 0 for study in touched}  # as read under the lock
+    _recount(touched)
+    kept: list[Study] = []
+    events: dict[str, NewEvent] = {}
+    for study in touched:
         if study.instance_count == 0:  # every instance rejected, or moved to another study
+            live = was_live[study.pk]
             study.delete()
-            if was_live:
-                record_study_deleted(
+            if live:
+                events[study.study_uid] = study_deleted_event(
                     organization_id=study.organization_id,
                     study_uid=study.study_uid,
                     patient_id=study.patient.patient_id,
                 )
             continue
         study.last_received = batch.now
-        study.save()
-        record_study_changed(study=study)
-    item_outcomes_write([*batch.indexed, *batch.rejected])
-    objects_delete_on_commit(batch.doomed_keys)
-    # The upload row is locked by this transaction: read-merge-write of its UID list is safe.
-    known = Upload.objects.values_list("study_uids", flat=True).get(pk=upload.pk)
-    Upload.objects.filter(pk=upload.pk).update(
-        instances_indexed=F("instances_indexed") + len(batch.indexed),
-        instances_rejected=F("instances_rejected") + len(batch.rejected),
-        study_uids=[*known, *sorted(batch.study_uids - set(known))],
-        updated=batch.now,
-    )
+        kept.append(study)
+    if len(kept) == 1:
+        kept[0].save()
+    elif kept:
+        Study.objects.bulk_update(kept, _STUDY_FIELDS)
+    for study, event in zip(kept, study_events(studies=kept), strict=True):
+        events[study.study_uid] = event
+    batch.events.extend(events[uid] for uid in sorted(events))  # in the order the studies were locked
 
 
-def _recount(study: Study) -> None:
-    """Study totals from its series rows (a handful), never from its instances."""
-    rows = list(Series.objects.filter(study=study).values_list("modality", "instance_count", "bytes"))
-    study.series_count = len(rows)
-    study.instance_count = sum(count for _, count, _ in rows)
-    study.bytes = sum(size for _, _, size in rows)
-    study.modalities = sorted({modality for modality, _, _ in rows if modality})
+def _uploads_write(batch: _Batch, *, finish: bool) -> None:
+    """Counts, study UIDs and (``finish``) `done` of the batch's uploads, whose rows are locked
+    by this transaction and were read under that lock: read-merge-write is safe."""
+    for upload in batch.uploads.values():
+        tally = batch.tallies.get(upload.pk, _Tally())
+        known = list(upload.study_uids)
+        upload.instances_indexed += tally.indexed
+        upload.instances_rejected += tally.rejected
+        upload.study_uids = [*known, *sorted(tally.study_uids - set(known))]
+        upload.updated = batch.now
+        if finish:
+            upload.state = UploadState.DONE
+    uploads = list(batch.uploads.values())
+    if len(uploads) == 1:
+        Upload.objects.filter(pk=uploads[0].pk).update(**{name: getattr(uploads[0], name) for name in _UPLOAD_FIELDS})
+    else:
+        Upload.objects.bulk_update(uploads, _UPLOAD_FIELDS)
 
 
-def _patients(batch: _Batch, headers: list[InstanceHeader]) -> dict[str, Patient]:
-    """Patients of the batch, created or locked; demographics follow the newest instance."""
+def _recount(studies: list[Study]) -> None:
+    """Study totals from their series rows (a handful each, one query), never from instances."""
+    rows: dict[int, list[tuple[str, int, int]]] = {study.pk: [] for study in studies}
+    for study_id, modality, count, size in Series.objects.filter(study__in=studies).values_list(
+        "study_id", "modality", "instance_count", "bytes"
+    ):
+        rows[study_id].append((modality, count, size))
+    for study in studies:
+        mine = rows[study.pk]
+        study.series_count = len(mine)
+        study.instance_count = sum(count for _, count, _ in mine)
+        study.bytes = sum(size for _, _, size in mine)
+        study.modalities = sorted({modality for modality, _, _ in mine if modality})
+
+
+def _patients(batch: _Batch, headers: list[InstanceHeader]) -> dict[tuple[str, str], Patient]:
+    """Patients of the batch by _patient_key, created or locked; demographics follow the
+    newest instance."""
     organization, now = batch.organization, batch.now
-    newest = {h.patient_id: h for h in headers}
+    newest = {_patient_key(h): h for h in headers}
     Patient.objects.bulk_create(
         [
             Patient(
                 organization=organization,
                 patient_id=h.patient_id,
+                study_uid=_patient_key(h)[1],
                 name=h.patient_name,
                 birth_date=h.patient_birth_date,
                 sex=h.patient_sex,
@@ -351,31 +552,33 @@ def _patients(batch: _Batch, headers: list[InstanceHeader]) -> dict[str, Patient
         ],
         ignore_conflicts=True,
     )
+    named = Q(patient_id__in=sorted(pid for pid, _ in newest if pid), study_uid="")
+    unnamed = Q(patient_id="", study_uid__in=sorted(uid for pid, uid in newest if not pid))
     patients = {
-        p.patient_id: p
+        (p.patient_id, p.study_uid): p
         for p in Patient.objects.select_for_update()
-        .filter(organization=organization, patient_id__in=sorted(newest))
-        .order_by("patient_id")
+        .filter(named | unnamed, organization=organization)
+        .order_by("patient_id", "study_uid")
     }
-    for patient_id, h in sorted(newest.items()):
-        patient = patients.get(patient_id)
+    for key, h in sorted(newest.items()):
+        patient = patients.get(key)
         if patient is None:
             raise _Retry()
         demographics = (h.patient_name, h.patient_birth_date, h.patient_sex)
         if patient.created == now:  # inserted by this transaction (its timestamp is ours)
-            record_patient_changed(patient=patient)
+            batch.events.append(patient_event(patient=patient, organization_slug=organization.slug))
         elif demographics != (patient.name, patient.birth_date, patient.sex):
             patient.name, patient.birth_date, patient.sex = demographics
             patient.updated = now
             patient.save(update_fields=["name", "birth_date", "sex", "updated"])
-            record_patient_changed(patient=patient)
+            batch.events.append(patient_event(patient=patient, organization_slug=organization.slug))
     return patients
 
 
 def _studies(
     organization: Organization,
     headers: list[InstanceHeader],
-    patients: dict[str, Patient],
+    patients: dict[tuple[str, str], Patient],
     now: datetime,
     sources: set[str],
 ) -> tuple[dict[str, Study], set[int]]:
@@ -387,7 +590,7 @@ def _studies(
         [
             Study(
                 organization=organization,
-                patient=patients[h.patient_id],
+                patient=patients[_patient_key(h)],
                 study_uid=uid,
                 first_received=now,  # the batch's time, as last_received: first ≤ last always
                 last_received=now,
@@ -407,13 +610,17 @@ def _studies(
         raise _Retry()
     for uid, h in newest.items():
         study = studies[uid]
-        # A study keeps the patient it was created for.
-        named = patients[h.patient_id]
-        study.patient = named if named.pk == study.patient_id else Patient.objects.get(pk=study.patient_id)
-        study.study_date, study.study_time = h.study_date, h.study_time
-        study.accession_number = h.accession_number[:16]
-        study.description = h.study_description[:64]
-        study.referring_physician = h.referring_physician[:324]
+        # A study keeps the patient it was created for (_same_patient); one created meanwhile
+        # for another patient is found here, and the rerun batch rejects the instance.
+        patient = patients[_patient_key(h)]
+        if patient.pk != study.patient_id:
+            raise _Retry()
+        study.patient = patient
+        study.study_date, study.study_time, study.timezone_offset = h.study_date, h.study_time, h.timezone_offset
+        # Whole values (dicom.header.MAX_VALUE_CHARS bounds them): never cut into another's.
+        study.accession_number = h.accession_number
+        study.description = h.study_description
+        study.referring_physician = h.referring_physician
     return studies, {study.pk for study in locked.values()}
 
 
@@ -428,9 +635,9 @@ def _series(studies: dict[str, Study], headers: list[InstanceHeader]) -> dict[tu
                 study_id=study_id,
                 series_uid=uid,
                 number=h.series_number,
-                modality=h.modality[:16],
-                description=h.series_description[:64],
-                body_part=h.body_part[:16],
+                modality=h.modality,
+                description=h.series_description,
+                body_part=h.body_part,
             )
             for (study_id, uid), h in firsts.items()
         ],

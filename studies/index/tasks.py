@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from celery import Task, shared_task
 from django.db import DatabaseError
 
 from core.tasks import enqueue
-from studies.index.services import upload_fail, upload_index_begin, upload_index_part
+from studies.index.services import upload_fail, upload_index_begin, upload_index_part, uploads_index_queued
 
 log = logging.getLogger("prizmed.indexing")
+T = TypeVar("T")
 
 
 # A database or disk that fails for a while is retried with backoff (1, 2, 4, 8, 16 s), through
@@ -23,9 +25,12 @@ RETRIES = 5
 GIVE_UP = "The upload could not be indexed: the database or storage kept failing."
 
 
-@shared_task(name="studies.index_upload", acks_late=True, reject_on_worker_lost=True)
-def index_upload(upload_id: str) -> None:
-    """Split an upload into parts, each a task of its own, so several workers share it."""
+@shared_task(bind=True, name="studies.index_upload", acks_late=True, reject_on_worker_lost=True, max_retries=RETRIES)
+def index_upload(self: Task[Any, Any], upload_id: str) -> None:
+    """Index a small upload at once, with the other small uploads queued meanwhile; split a big
+    one into parts, each a task of its own, so several workers share it."""
+    if _retrying(self, upload_id, lambda: uploads_index_queued(upload_id=upload_id)):
+        return
     for start, stop in upload_index_begin(upload_id=upload_id):
         enqueue(index_upload_part, upload_id, start, stop)
 
@@ -34,18 +39,23 @@ def index_upload(upload_id: str) -> None:
     bind=True, name="studies.index_upload_part", acks_late=True, reject_on_worker_lost=True, max_retries=RETRIES
 )
 def index_upload_part(self: Task[Any, Any], upload_id: str, start: int, stop: int) -> None:
-    embedded = self.request.called_directly  # run by core.tasks on its thread: no broker
+    _retrying(self, upload_id, lambda: upload_index_part(upload_id=upload_id, start=start, stop=stop))
+
+
+def _retrying(task: Task[Any, Any], upload_id: str, work: Callable[[], T]) -> T:
+    """``work()``, tried again on a transient failure; after RETRIES the upload fails."""
+    embedded = task.request.called_directly  # run by core.tasks on its thread: no broker
     for attempt in range(RETRIES + 1 if embedded else 1):
         try:
-            upload_index_part(upload_id=upload_id, start=start, stop=stop)
-            return
+            return work()
         except TRANSIENT as exc:
-            tries = self.request.retries + attempt
+            tries = task.request.retries + attempt
             if tries >= RETRIES:
                 log.exception("indexing upload %s failed for good", upload_id)
                 upload_fail(upload_id=upload_id, error=GIVE_UP)
                 raise
             if not embedded:
-                raise self.retry(exc=exc, countdown=2**tries) from exc
+                raise task.retry(exc=exc, countdown=2**tries) from exc
             log.warning("indexing upload %s: %s; trying again in %d s", upload_id, exc, 2**tries)
             time.sleep(2**tries)
+    raise AssertionError("unreachable")

@@ -13,17 +13,18 @@ import hashlib
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 
 from accounts.models import APIKey
 from core.asgi import Receive, Scope
-from core.errors import too_large
+from core.errors import ApiError, too_large
 from studies.ingest.body_pump import body_pieces, pump
 from studies.ingest.links import stream_href, upload_href
 from studies.ingest.object_keys import chunk_key
 from studies.ingest.pacing import pacer
 from studies.ingest.payload_parser import NullSink, PayloadParser
 from studies.ingest.receiver import Receiver
-from studies.ingest.request_headers import MAX_REQUEST_BYTES, ChunkHeaders, UploadHeaders, digest_check
+from studies.ingest.request_headers import MAX_REQUEST_BYTES, MAX_SEQ, ChunkHeaders, UploadHeaders, digest_check
 from studies.ingest.selectors import upload_get
 from studies.ingest.streams import (
     ChunkStored,
@@ -49,6 +50,26 @@ def upload_answer(upload: Upload) -> dict[str, Any]:
         "instances_accepted": upload.instances_received,
         "links": {"status": {"href": upload_href(upload.id)}},
     }
+
+
+def max_chunk_seq(max_study_bytes: int | None) -> int:
+    """The highest X-Chunk-Seq a stream of this plan may use: its study size in chunks of
+    STREAMS_MIN_CHUNK_BYTES (every chunk but the last is meant to be at least that), so the
+    seqs, and a stream's status, stay in proportion to what the plan lets it hold."""
+    if max_study_bytes is None:
+        return MAX_SEQ
+    return min(MAX_SEQ, -(-int(max_study_bytes) // settings.STREAMS_MIN_CHUNK_BYTES))
+
+
+def request_id_reused(upload: Upload) -> ApiError:
+    """422 for a request id already used with another payload of this organization."""
+    return ApiError(
+        422,
+        f"X-Request-Id {upload.id} was already used for a different payload (sha-256 {upload.payload_sha256}). "
+        "This payload was not stored: send it with a new X-Request-Id.",
+        slug="request-id-reused",
+        upload=upload_answer(upload),
+    )
 
 
 class Ingest:
@@ -88,30 +109,57 @@ class Ingest:
             required_study_uid=required_study_uid,
         )
         if upload.state != UploadState.RECEIVING:
+            await self._same_payload(upload)
             return 202, upload_answer(upload)  # the same request id again: its earlier result
         upload_id = str(upload.id)  # the request id, unless another organization had used it
         receiver = Receiver(self.headers.content_type, organization_id=self.organization.pk, upload_id=upload_id)
-        body_hash = hashlib.sha256() if self.headers.sha256 is not None else None
+        body_hash = hashlib.sha256()  # the payload's fingerprint, which a replay must match
 
         def feed(data: bytes) -> None:
-            if body_hash is not None:
-                body_hash.update(data)
+            body_hash.update(data)
             receiver.feed(data)
 
         try:
             await pump(self.pieces(self.limit()), feed, eager=lambda: not receiver.head_checked)
             received = await asyncio.to_thread(receiver.finish)
-            if body_hash is not None:
-                digest_check(self.headers.sha256, body_hash.digest())
-            upload = await database_sync_to_async(upload_complete)(upload_id=upload_id, received=received)
+            digest_check(self.headers.sha256, body_hash.digest())
+            upload = await database_sync_to_async(upload_complete)(
+                upload_id=upload_id, received=received, payload_sha256=body_hash.hexdigest()
+            )
         except BaseException:
             await asyncio.to_thread(receiver.abort)
             await database_sync_to_async(upload_discard)(upload_id=upload_id, organization_id=self.organization.pk)
             raise
         return 202, upload_answer(upload)
 
+    async def _same_payload(self, upload: Upload) -> None:
+        """A request id replays only the payload it was first used for (the IETF Idempotency-Key
+        draft's rule): a Content-Digest naming other bytes is refused before the body is read;
+        without one the body is read (never stored) and its SHA-256 compared. Raises ApiError
+        422 ``request-id-reused``; nothing is stored either way."""
+        recorded = upload.payload_sha256
+        if not recorded:  # received before payload fingerprints were recorded: replayed as it is
+            return
+        if self.headers.sha256 is not None:
+            if self.headers.sha256.hex() != recorded:
+                raise request_id_reused(upload)
+            return
+        body_hash = hashlib.sha256()
+        await pump(self.pieces(self.limit()), body_hash.update, eager=lambda: False)
+        if body_hash.hexdigest() != recorded:
+            raise request_id_reused(upload)
+
     async def chunk(self, chunk: ChunkHeaders) -> tuple[int, dict[str, Any]]:
         """One chunk of a stream: durable before the 202; the one completing it assembles."""
+        high = max_chunk_seq(self.plan.max_study_bytes)
+        if chunk.seq > high:
+            raise ApiError(
+                400,
+                f"X-Chunk-Seq must be an integer from 0 to {high}: the plan's study size in chunks of "
+                f"at least {settings.STREAMS_MIN_CHUNK_BYTES} bytes.",
+                slug="bad-integer",
+                parameter="X-Chunk-Seq",
+            )
         slot = await database_sync_to_async(stream_open)(
             organization=self.organization,
             stream_id=chunk.stream_id,

@@ -18,7 +18,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import APIKey, Organization
-from core.errors import conflict, too_large
+from core.errors import ApiError, conflict, too_large
 from studies.ingest.content_type import ContentType
 from studies.ingest.object_keys import chunk_key
 from studies.ingest.receiver import Receiver
@@ -51,6 +51,8 @@ class ChunkStored:
 def stream_open(*, organization: Organization, stream_id: str, seq: int, content_type: ContentType) -> StreamSlot:
     """Find or create the stream a chunk names. Raises ApiError 409 for a content type other
     than the first chunk's, or a stream that is over (unless this is a retry of a stored chunk)."""
+    if not Stream.objects.filter(organization=organization, stream_id=stream_id).exists():
+        _open_streams_check(organization.pk)
     stream, created = Stream.objects.get_or_create(
         organization=organization, stream_id=stream_id, defaults={"content_type": content_type.value}
     )
@@ -60,6 +62,33 @@ def stream_open(*, organization: Organization, stream_id: str, seq: int, content
     if stream.state != StreamState.OPEN and held is None:
         raise conflict(f"The stream is {stream.state}: it takes no new chunks.")
     return StreamSlot(pk=stream.pk, created=created, held_bytes=_held_bytes(stream), held_sha256=held)
+
+
+def _open_streams_check(organization_id: int) -> None:
+    """At most STREAMS_MAX_OPEN_PER_ORG open streams per organization (a new one beyond is a
+    429 until one completes, is aborted or expires): each may hold chunks for a day."""
+    cap = settings.STREAMS_MAX_OPEN_PER_ORG
+    if Stream.objects.filter(organization_id=organization_id, state=StreamState.OPEN).count() >= cap:
+        raise ApiError(
+            429,
+            f"The organization has {cap} open streams, the most it may: complete or abort one first.",
+            slug="too-many-open-streams",
+            headers=[("Retry-After", "60")],
+        )
+
+
+def _org_held_check(organization_id: int, adding: int) -> None:
+    """At most STREAMS_MAX_HELD_BYTES_PER_ORG bytes held in the organization's open streams."""
+    cap = settings.STREAMS_MAX_HELD_BYTES_PER_ORG
+    held = Chunk.objects.filter(stream__organization_id=organization_id, stream__state=StreamState.OPEN)
+    total = int(held.aggregate(total=Sum("size"))["total"] or 0)
+    if total + adding > cap:
+        raise ApiError(
+            429,
+            f"The organization's open streams hold {total} bytes; at most {cap} may be held at once.",
+            slug="open-streams-full",
+            headers=[("Retry-After", "60")],
+        )
 
 
 def _held_bytes(stream: Stream) -> int:
@@ -133,6 +162,7 @@ def _commit_new(stream: Stream, chunk: ReceivedChunk, max_total: int | None) -> 
         total = _held_bytes(stream)
         if total + writer.size > max_total:
             raise too_large(max(0, max_total - total))
+    _org_held_check(stream.organization_id, writer.size)
     writer.commit()
     key = chunk_key(stream.organization_id, stream.pk, chunk.seq)
     Chunk.objects.create(stream=stream, seq=chunk.seq, size=writer.size, sha256=chunk.sha256, object_key=key)

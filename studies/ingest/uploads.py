@@ -16,7 +16,7 @@ from django.utils import timezone
 from accounts.models import APIKey, Organization
 from core import metrics
 from core.errors import conflict
-from core.tasks import enqueue
+from outbox.dispatch import outbox_add
 from studies.index.tasks import index_upload
 from studies.ingest.object_keys import upload_prefix
 from studies.ingest.receiver import Received
@@ -56,8 +56,9 @@ def upload_id_free(upload_id: str) -> str:
     return str(uuid.uuid4()) if Upload.objects.filter(pk=upload_id).exists() else upload_id
 
 
-def upload_complete(*, upload_id: str, received: Received) -> Upload:
-    """Record the stored instances and queue the upload for indexing, exactly once."""
+def upload_complete(*, upload_id: str, received: Received, payload_sha256: str = "") -> Upload:
+    """Record the stored instances and queue the upload for indexing, exactly once.
+    ``payload_sha256`` (hex): of the request body, which a replay of the request id must match."""
     now = timezone.now()
     with transaction.atomic():
         upload = Upload.objects.select_for_update().get(pk=upload_id)
@@ -76,9 +77,13 @@ def upload_complete(*, upload_id: str, received: Received) -> Upload:
         upload.bytes_received = received.bytes_received
         upload.sha256 = received.sha256
         upload.instances_received = len(received.items)
+        upload.payload_sha256 = payload_sha256
         upload.updated = now
-        upload.save(update_fields=["state", "bytes_received", "sha256", "instances_received", "updated"])
-        transaction.on_commit(lambda: enqueue(index_upload, str(upload.id)))
+        upload.save(
+            update_fields=["state", "bytes_received", "sha256", "instances_received", "payload_sha256", "updated"]
+        )
+        # In this transaction: a broker down after the commit delays indexing, never loses it.
+        outbox_add(index_upload, str(upload.id))
     metrics.UPLOAD_BYTES.inc(received.bytes_received)  # committed: the 202 follows
     metrics.UPLOAD_INSTANCES.inc(len(received.items))
     return upload

@@ -29,6 +29,22 @@ class RejectionOutput(serializers.Serializer[Any]):
     reason = serializers.CharField()
 
 
+class WarningOutput(serializers.Serializer[Any]):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class InstanceOutcomeOutput(serializers.Serializer[Any]):
+    position = serializers.IntegerField()
+    sop_instance_uid = serializers.CharField()
+    study_instance_uid = serializers.CharField()
+    series_instance_uid = serializers.CharField()
+    outcome = serializers.ChoiceField(choices=["pending", "indexed", "replaced", "rejected"])
+    reason_code = serializers.CharField()
+    reason = serializers.CharField()
+    warnings = WarningOutput(many=True)
+
+
 class UploadOutput(serializers.Serializer[UploadStatus]):
     request_id = serializers.UUIDField(source="upload.id")
     state = serializers.CharField(source="upload.state")
@@ -39,6 +55,8 @@ class UploadOutput(serializers.Serializer[UploadStatus]):
     instances_indexed = serializers.IntegerField(source="upload.instances_indexed")
     instances_rejected = serializers.IntegerField(source="upload.instances_rejected")
     rejections = RejectionOutput(many=True)
+    # Every instance sent, in order, once the upload is done or failed (null before).
+    instances = InstanceOutcomeOutput(many=True, allow_null=True)
     study_uids = serializers.ListField(child=serializers.CharField(), source="upload.study_uids")
     error = serializers.CharField(source="upload.error")
     created = serializers.DateTimeField(source="upload.created")
@@ -74,13 +92,18 @@ class UploadLinkOutput(serializers.Serializer[Any]):
     links = StatusLinkOutput()
 
 
+class SeqRangeOutput(serializers.Serializer[Any]):
+    first = serializers.IntegerField()
+    last = serializers.IntegerField()
+
+
 class StreamOutput(serializers.Serializer[StreamStatus]):
     stream_id = serializers.CharField(source="stream.stream_id")
     state = serializers.CharField(source="stream.state")
     content_type = serializers.CharField(source="stream.content_type")
     last_seq = serializers.IntegerField(allow_null=True, source="stream.last_seq")
     chunks = ChunkOutput(many=True)
-    missing = serializers.ListField(child=serializers.IntegerField())
+    missing = SeqRangeOutput(many=True)  # ranges, so the answer is as long as the chunks held
     bytes_received = serializers.IntegerField()
     upload = UploadLinkOutput(allow_null=True, help_text="The upload this stream became, once complete.")
     created = serializers.DateTimeField(source="stream.created")

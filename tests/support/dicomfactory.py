@@ -236,8 +236,14 @@ def _file_meta(sop_class: str, sop_uid: str) -> bytes:
 
 
 def _encoded_by_pydicom(tag: int, value: Any) -> bytes:
+    return encoded_element(tag, value)
+
+
+def encoded_element(tag: int, value: Any, *, charset: str = _CHARSET) -> bytes:
+    """One element (Explicit VR LE) as pydicom writes it, text in ``charset``, the (0008,0005)
+    value (e.g. "\\ISO 2022 IR 87"): for make_instance's ``encoded``."""
     fp = DicomBytesIO()
     fp.is_little_endian = True
     fp.is_implicit_VR = False
-    write_data_element(fp, DataElement(tag, dictionary_VR(tag), value), convert_encodings(_CHARSET))
+    write_data_element(fp, DataElement(tag, dictionary_VR(tag), value), convert_encodings(charset.split("\\")))
     return fp.getvalue()

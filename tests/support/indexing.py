@@ -17,7 +17,7 @@ from django.db import connection
 
 from accounts.models import Organization
 from dicom.part10 import NotDicom, file_meta_read
-from studies.index.services import upload_index_begin, upload_index_part
+from studies.index.services import upload_index_begin, upload_index_part, uploads_index_queued
 from studies.models import Upload, UploadItem, UploadState
 from studies.objects.local import LocalStorage
 from studies.objects.storage import Storage
@@ -64,7 +64,8 @@ def file_meta_fields(data: bytes) -> dict[str, object]:
 
 
 def index_now(upload: Upload) -> Upload:
-    """Run every part of the indexing here, in order (what the tasks do, without a broker)."""
+    """Run the indexing here, in order (what the tasks do, without a broker): one batch for a
+    small upload, else every part."""
     _index_parts(str(upload.pk))
     upload.refresh_from_db()
     return upload
@@ -91,6 +92,8 @@ def index_concurrently(uploads: list[Upload]) -> list[BaseException]:
 
 
 def _index_parts(upload_id: str) -> None:
+    if uploads_index_queued(upload_id=upload_id):  # a small upload: one batch
+        return
     for start, stop in upload_index_begin(upload_id=upload_id):
         upload_index_part(upload_id=upload_id, start=start, stop=stop)
 

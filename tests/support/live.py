@@ -89,10 +89,11 @@ class Server(Process):
         raise RuntimeError(f"server did not answer within 30 s:\n{self.log()[-3000:]}")
 
 
-def server(env: dict[str, str], log_dir: Path, port: int | None = None) -> Server:
+def server(env: dict[str, str], log_dir: Path, port: int | None = None, python: str = sys.executable) -> Server:
+    """A uvicorn process serving PrizMed, started and answering; ``python``: whose interpreter."""
     port = port or free_port()
     argv = [
-        sys.executable, "-m", "uvicorn", "prizmed.asgi:application",
+        python, "-m", "uvicorn", "prizmed.asgi:application",
         "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off", "--no-access-log",
         "--ws-max-size", "8388608", "--ws-max-queue", "4",
     ]  # fmt: skip
@@ -107,7 +108,7 @@ def child_env(*, database_url: str, data_dir: Path, clock_file: Path, **extra: s
         DATABASE_URL=database_url,
         PRIZMED_DATA_DIR=str(data_dir),
         PRIZMED_CLOCK_FILE=str(clock_file),
-        SECRET_KEY="test-secret-key-for-child-processes",
+        SECRET_KEY="test-secret-key-for-child-processes-0123456789abcdefghij",
         DEBUG="0",
         PYTHONUNBUFFERED="1",
     )
@@ -115,9 +116,10 @@ def child_env(*, database_url: str, data_dir: Path, clock_file: Path, **extra: s
     return env
 
 
-def worker_start(env: dict[str, str], log_dir: Path, **extra_env: str) -> Process:
-    """A real `celery worker` on this run's queue (PRIZMED_NAMESPACE), started and ready."""
-    argv = [sys.executable, "-m", "celery", "-A", "prizmed", "worker", "-l", "INFO", "--concurrency", "1",
+def worker_start(env: dict[str, str], log_dir: Path, python: str = sys.executable, **extra_env: str) -> Process:
+    """A real `celery worker` on this run's queue (PRIZMED_NAMESPACE), started and ready;
+    ``python``: the interpreter (of a virtualenv) it runs on."""
+    argv = [python, "-m", "celery", "-A", "prizmed", "worker", "-l", "INFO", "--concurrency", "1",
             "-Q", env["PRIZMED_NAMESPACE"], "--without-mingle", "--without-gossip", "--without-heartbeat",
             "-n", f"w{free_port()}@%h"]  # fmt: skip
     proc = Process(argv=argv, env={**env, **extra_env}, log_path=log_dir / f"worker-{free_port()}.log")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import pickle
 import struct
 import tracemalloc
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from pydicom.valuerep import DA, TM
 
 from dicom.header import (
     MAX_HEADER_BYTES,
+    MAX_INFLATED_BYTES,
     MAX_SEQUENCE_DEPTH,
     InstanceHeader,
     InvalidInstance,
@@ -81,7 +84,15 @@ def as_pydicom_reads_it(data: bytes) -> InstanceHeader:
         series_description=text("SeriesDescription"),
         body_part=text("BodyPartExamined"),
         instance_number=number("InstanceNumber"),
+        timezone_offset=offset(text("TimezoneOffsetFromUTC")),
     )
+
+
+def offset(value: str) -> str:
+    """(0008,0201) as "+hh:mm", read independently: pydicom keeps the string."""
+    if len(value) != 5 or value[0] not in "+-" or not value[1:].isdigit():
+        return ""
+    return f"{value[:3]}:{value[3:]}" if int(value[1:3]) <= 14 and int(value[3:]) <= 59 else ""
 
 
 class CountingReader(io.BytesIO):
@@ -213,10 +224,10 @@ def test_it_treats_absent_optional_elements_as_empty() -> None:
     assert (header.study_date, header.patient_birth_date, header.series_number) == (None, None, None)
 
 
-def test_it_bounds_text_and_drops_nul() -> None:
+def test_it_keeps_text_whole_and_drops_nul() -> None:
     header = read(make_instance(study_description="A" * 300, series_description="a\0b"))
 
-    assert header.study_description == "A" * 256
+    assert header.study_description == "A" * 300  # never cut: a cut value may be another's
     assert header.series_description == "ab"
 
 
@@ -356,16 +367,50 @@ def test_it_refuses_truncated_nested_sequences(undefined_length: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    "data",
-    [without_patient_id(), make_instance(patient_id=""), make_instance(patient_id="   ")],
+    ("data", "warnings"),
+    [(without_patient_id(), ["patient-id-absent"]), (make_instance(patient_id=""), []),
+     (make_instance(patient_id="   "), [])],
     ids=["absent", "empty", "blank"],
-)
-def test_it_refuses_an_instance_without_patient_id(data: bytes) -> None:
-    assert code_of(data) == "missing-patient-id"
+)  # fmt: skip
+def test_it_reads_an_instance_without_patient_id(data: bytes, warnings: list[str]) -> None:
+    """Patient ID is Type 2 (PS3.3 C.7.1.1): empty is valid; absent is indexed with a warning."""
+    header = read(data)
+
+    assert header.patient_id == ""
+    assert [w.code for w in header.warnings] == warnings
 
 
-def test_it_refuses_a_patient_id_longer_than_lo_allows() -> None:
-    assert code_of(make_instance(patient_id="P" * 65)) == "invalid-patient-id"
+def test_it_refuses_a_patient_id_longer_than_lo_allows_naming_the_instance() -> None:
+    with pytest.raises(InvalidInstance) as caught:
+        read(make_instance(patient_id="P" * 65, sop_uid="1.2.3.4", study_uid="1.2.3", series_uid="1.2.3.5"))
+
+    assert caught.value.code == "value-too-long"
+    assert caught.value.uids == ("1.2.3.4", "1.2.3", "1.2.3.5")
+
+
+def test_it_keeps_values_longer_than_their_vr_whole_with_a_warning() -> None:
+    accession = "RIS-2020-0000001-A"  # SH allows 16 characters
+    header = read(make_instance(accession=accession, study_description="D" * 80))
+
+    assert header.accession_number == accession and header.study_description == "D" * 80
+    assert [w.code for w in header.warnings] == ["value-too-long", "value-too-long"]
+    assert "AccessionNumber (0008,0050)" in header.warnings[0].message
+
+
+def test_it_refuses_a_value_longer_than_the_index_keeps() -> None:
+    assert code_of(make_instance(study_description="D" * 513)) == "value-too-long"
+
+
+def test_it_accepts_uid_faults_of_the_wild_with_warnings() -> None:
+    padded = _element_ui(0x0020000D, b"1.2.34  ")  # space padding, not one NUL
+    header = read(make_instance(sop_uid="1.2.03.4", encoded={0x0020000D: padded}))
+
+    assert (header.sop_instance_uid, header.study_instance_uid) == ("1.2.03.4", "1.2.34")
+    assert sorted(w.code for w in header.warnings) == ["non-conformant-uid", "uid-padding"]
+
+
+def _element_ui(tag: int, raw: bytes) -> bytes:
+    return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, b"UI", len(raw)) + raw
 
 
 @pytest.mark.parametrize("keyword", ["SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID"])
@@ -407,12 +452,77 @@ def test_it_refuses_an_element_claiming_gigabytes() -> None:
     assert code_of(make_instance(encoded={0x00282000: claim})) == "too-large-header"
 
 
-def test_it_refuses_deflated_files_rather_than_inflating_them() -> None:
-    path = Path(pydicom.data.get_testdata_file("image_dfl.dcm", download=False) or "missing")
-    if not path.exists():
-        pytest.skip("pydicom ships no deflated test file here")
+def deflated(data: bytes) -> bytes:
+    """``data`` re-encoded in Deflated Explicit VR Little Endian (PS3.5 §A.5), as pydicom writes it."""
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.DeflatedExplicitVRLittleEndian
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
 
-    assert code_of(path.read_bytes()) == "unsupported-transfer-syntax"
+
+def test_it_reads_pydicoms_deflated_file_as_pydicom_does() -> None:
+    data = Path(str(pydicom.data.get_testdata_file("image_dfl.dcm", download=False))).read_bytes()
+
+    header = read(data)
+
+    assert header == as_pydicom_reads_it(data)
+    assert header.transfer_syntax_uid == "1.2.840.10008.1.2.1.99" and header.pixel_data is None
+
+
+def test_it_reads_a_deflated_instance_as_its_plain_encoding() -> None:
+    plain = make_instance(patient_id="P-D", patient_name="Doe^Jane", pixel_bytes=4000)
+
+    header = read(deflated(plain))
+
+    assert header == dataclasses.replace(read(plain), transfer_syntax_uid="1.2.840.10008.1.2.1.99")
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (bytes(MAX_INFLATED_BYTES + 1), "too-large-header"),  # 64 MiB + 1 of zeros, ~65 KiB deflated
+        (bytes(2 * 1024 * 1024), "inflation-ratio"),
+    ],
+    ids=["size", "ratio"],
+)
+def test_it_bounds_what_a_deflated_file_inflates_to(payload: bytes, code: str) -> None:
+    squeezer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    bomb = squeezer.compress(payload) + squeezer.flush()
+    plain = make_instance()
+    meta_end = file_meta_end(plain)
+
+    data = deflated_meta(plain[:meta_end]) + bomb
+
+    assert code_of(data) == code
+
+
+def test_it_refuses_a_cut_or_broken_deflate_stream() -> None:
+    data = deflated(make_instance(pixel_bytes=4000))
+    meta_end = file_meta_end(data)
+
+    assert code_of(data[: meta_end + (len(data) - meta_end) // 2]) == "truncated"
+    assert code_of(data[:meta_end] + b"\xff" * 64) == "malformed"
+
+
+def file_meta_end(data: bytes) -> int:
+    head = Part10Head()
+    head.feed(data)
+    assert head.meta is not None
+    return head.meta.end
+
+
+def deflated_meta(meta: bytes) -> bytes:
+    """A File Meta group naming the deflated transfer syntax in place of Explicit VR LE (same length)."""
+    plain, deflate = b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.1.2.1.99"
+    assert plain in meta
+    group = meta.replace(plain, deflate)
+    # The UI value grew by 2 bytes: the element length and the group length say so.
+    at = group.index(deflate)
+    group = group[: at - 2] + struct.pack("<H", len(deflate)) + group[at:]
+    length_at = 132 + 8
+    (length,) = struct.unpack_from("<I", group, length_at)
+    return group[:length_at] + struct.pack("<I", length + 2) + group[length_at + 4 :]
 
 
 def test_it_raises_errors_that_survive_pickling() -> None:
@@ -458,3 +568,14 @@ def test_it_makes_pixel_data_consistent_with_the_image_attributes(pixel_bytes: i
     assert frames * ds.Rows * ds.Columns == pixel_bytes
     assert len(ds.PixelData) == pixel_bytes + pixel_bytes % 2
     assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+
+
+@pytest.mark.parametrize(("value", "offset", "warned"), [("+0530", "+05:30", []), ("-1200", "-12:00", []),
+                         ("+2500", "", ["invalid-value"]), ("UTC", "", ["invalid-value"])])  # fmt: skip
+def test_it_reads_the_timezone_offset_that_qualifies_dates_and_times(
+    value: str, offset: str, warned: list[str]
+) -> None:
+    header = read(make_instance(TimezoneOffsetFromUTC=value))
+
+    assert header.timezone_offset == offset
+    assert [w.code for w in header.warnings] == warned

@@ -26,6 +26,8 @@ def _outcomes(items: list[UploadItem]) -> None:
     for n, item in enumerate(items):
         if n % 3:
             item.state, item.sop_instance_uid = ItemState.INDEXED, f"1.2.3.{n}"
+            item.study_instance_uid, item.series_instance_uid, item.replaced = "1.2", f"1.2.{n}", n % 2 == 0
+            item.warnings = [{"code": "value-too-long", "message": f"Müller's value {n}"}] if n % 2 else []
         else:
             item.state, item.reason_code, item.reason = ItemState.REJECTED, "invalid-uid", f"Müller's file {n} 'bad'"
 

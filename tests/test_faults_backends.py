@@ -1,0 +1,128 @@
+"""Issue 10 items 3 and 4: Redis or the database unreachable → a 503 problem with Retry-After,
+quickly, on every kind of route (DRF views, the upload and record-stream consumers, DICOMweb,
+the WebSocket handshake); /readyz names the backend that is down; pooled database connections
+the server killed are replaced, not handed to a request. The rate limiter fails closed.
+
+Redis is a private one started and stopped here; the database is reached through a TCP proxy
+the test cuts, so only this app loses it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from django.conf import settings
+from django.db import connection
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from tests.support import live
+from tests.support.dicomfactory import make_instance
+from tests.support.faults import PrivateRedis, TcpProxy, fault_env, wait_until
+from tests.support.world import World
+from tests.test_auth import assert_problem
+
+pytestmark = [pytest.mark.services, pytest.mark.faults]
+
+
+def routes(world: World) -> list[tuple[str, str, dict[str, str], bytes | None]]:
+    """One request of each kind of route: method, path, headers, body."""
+    key = world.bob.headers
+    return [
+        ("GET", "/api/v2/studies", key, None),  # a DRF view
+        ("GET", f"/api/v2/dicom/uploads/{uuid.uuid4()}", key, None),
+        ("POST", "/api/v2/dicom/stream", {**key, "Content-Type": "application/dicom"}, make_instance()),
+        ("GET", "/api/v2/records/stream", {**key, "Accept": "text/event-stream"}, None),  # consumer
+        ("GET", "/api/v2/records/stream", {**key, "Accept": "application/fhir+json"}, None),
+        ("GET", "/api/v2/dicomweb/studies", {**key, "Accept": "application/dicom+json"}, None),
+    ]
+
+
+def assert_all_unavailable(server: live.Server, world: World, backend: str) -> None:
+    for method, path, headers, body in routes(world):
+        response = httpx.request(method, f"{server.url}{path}", headers=headers, content=body, timeout=30)
+        assert_problem(response, 503)
+        assert response.json()["backend"] == backend, (path, response.text)
+        assert response.json()["type"] == "/problems/backend-unavailable"
+        assert int(response.headers["retry-after"]) > 0
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"ws://127.0.0.1:{server.port}/ws/v2/dicom/stream", additional_headers=world.bob.headers)
+    assert refused.value.response.status_code == 503
+    ready = httpx.get(f"{server.url}/readyz", timeout=30)
+    assert ready.status_code == 503 and backend in ready.json()["down"]
+    assert int(ready.headers["retry-after"]) > 0
+
+
+def assert_all_served(server: live.Server, world: World) -> None:
+    # A pool or client reconnects with back-off once the backend is back: wait for readiness.
+    wait_until(lambda: httpx.get(f"{server.url}/readyz", timeout=30).status_code == 200, what="ready again")
+    for method, path, headers, body in routes(world):
+        if "event-stream" in headers.get("Accept", ""):
+            continue  # an endless stream: its refusal was the point above
+        response = httpx.request(method, f"{server.url}{path}", headers=headers, content=body, timeout=30)
+        assert response.status_code in (200, 202, 404), (path, response.text)
+
+
+@pytest.fixture
+def redis(run_dir: Path) -> Iterator[PrivateRedis]:
+    private = PrivateRedis(6391, run_dir)
+    private.start()
+    yield private
+    private.stop()
+
+
+def test_redis_down_is_503_on_every_route_and_the_rate_limiter_fails_closed(
+    child_env: dict[str, str], run_dir: Path, redis: PrivateRedis, world: World
+) -> None:
+    server = live.server(fault_env(child_env, redis), run_dir)
+    try:
+        assert_all_served(server, world)
+        redis.stop()
+        # Fails closed: without its counter no request is let through unmetered.
+        assert_all_unavailable(server, world, "redis")
+        redis.start()
+        assert_all_served(server, world)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def proxy() -> Iterator[TcpProxy]:
+    port = int(urlsplit(live.database_url(settings.DATABASES["default"])).port or 5432)
+    forwarder = TcpProxy(port)
+    yield forwarder
+    forwarder.cut()
+
+
+def test_database_down_is_503_on_every_route_and_back_once_it_returns(
+    child_env: dict[str, str], run_dir: Path, proxy: TcpProxy, world: World
+) -> None:
+    url = urlsplit(live.database_url(settings.DATABASES["default"]))
+    via_proxy = url._replace(netloc=f"{url.username}@127.0.0.1:{proxy.port}").geturl()
+    server = live.server({**child_env, "DATABASE_URL": via_proxy}, run_dir)
+    try:
+        assert_all_served(server, world)
+        proxy.cut()
+        assert_all_unavailable(server, world, "database")
+        proxy.restore()
+        assert_all_served(server, world)
+    finally:
+        server.stop()
+
+
+def test_pooled_connections_the_database_killed_are_replaced(server: live.Server, world: World) -> None:
+    for _ in range(12):  # fill the pool with connections the next requests would reuse
+        assert httpx.get(f"{server.url}/api/v2/studies", headers=world.bob.headers).status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    for _ in range(12):
+        response = httpx.get(f"{server.url}/api/v2/studies", headers=world.bob.headers)
+        assert response.status_code == 200, response.text
