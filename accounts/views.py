@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import request_key
+from core.params import known_only
 
 
 class PlanOutput(serializers.Serializer[object]):
@@ -35,6 +36,7 @@ class OrganizationApi(APIView):
 
     @extend_schema(responses=OrganizationOutput, operation_id="organization_read")
     def get(self, request: Request) -> Response:
+        known_only(request.query_params, allowed=())
         key = request_key(request)
         org = key.organization
         return Response(OrganizationOutput({"slug": org.slug, "name": org.name, "plan": org.plan, "key": key}).data)

@@ -118,6 +118,8 @@ def test_a_generated_client_drives_every_operation(
     )
     assert isinstance(done, _model("ChunkAccepted")) and done.stream_state == "complete"
     assert isinstance(done.upload, _model("UploadAccepted")) and done.upload.instances_accepted == 1
+    completed = _op("dicom.stream_status").sync(client=standard, stream_id="gen-1")
+    assert completed.state == "complete" and completed.upload.request_id == done.upload.request_id
 
     # Abort another stream.
     stream.sync(client=standard, body=chunk_file(payload=io.BytesIO(first)), x_stream_id="gen-2", x_chunk_seq=0)

@@ -16,9 +16,9 @@ from accounts.services import key_issue, organization_ensure
 from tests.support import live
 
 CONFIG = Path(__file__).parent / "support" / "schemathesis.toml"
-# DICOMweb (PS3.18) describes its UID path parameters, attribute matching and rendering options
-# more loosely than it checks them; its own tests cover it (tests/test_dicomweb_*.py).
-EXCLUDED = "^/api/v2/dicomweb/"
+# STOW-RS bodies are multipart/related, which schemathesis cannot build; dicomweb-client drives
+# them in tests/test_dicomweb_client.py.
+EXCLUDED = ("dicomweb_post_studies", "dicomweb_post_studies_study")
 
 
 @pytest.mark.services
@@ -31,10 +31,12 @@ def test_schemathesis_finds_nothing_against_the_running_server(
     argv = [
         str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(CONFIG), "run",
         f"{server.url}/api/schema/?format=json", "--header", f"Authorization: Bearer {token}",
-        "--exclude-path-regex", EXCLUDED, "--phases", "examples,coverage,fuzzing",
+        *(arg for operation in EXCLUDED for arg in ("--exclude-operation-id", operation)),
+        "--phases", "examples,coverage,fuzzing",
         "--max-examples", "25", "--seed", "14", "--generation-deterministic", "--workers", "1",
         "--continue-on-failure", "--report", "junit", "--report-dir", str(tmp_path),
     ]  # fmt: skip
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    # From a scratch directory: schemathesis keeps a .schemathesis/ cache where it runs.
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-20000:] + done.stderr[-5000:]
     assert " passed" in done.stdout, done.stdout[-5000:]  # it did test something

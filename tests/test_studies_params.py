@@ -55,3 +55,20 @@ def test_limit_within_bounds_pages(api: httpx.Client, world: World) -> None:
         index_now(stored_upload(world.alice.org, dcm.make_study(n_series=1, per_series=1)))
     first = api.get("/studies", params={"limit": "1"}, headers=world.bob.headers).json()
     assert len(first["results"]) == 1 and first["next"] and first["previous"] is None
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/organization"),
+        ("GET", "/audit-events"),
+        ("GET", "/dicom/uploads/6f1c2a8e-3b7d-4c1e-9f2a-1b2c3d4e5f60"),
+        ("GET", "/dicom/streams/some-stream"),
+        ("DELETE", "/dicom/streams/some-stream"),
+    ],
+)
+def test_every_route_refuses_an_unknown_parameter_by_name(
+    api: httpx.Client, world: World, method: str, path: str
+) -> None:
+    response = api.request(method, path, params={"verbose": "1"}, headers=world.alice.headers)
+    assert _problem(response)["parameters"] == ["verbose"]

@@ -14,6 +14,7 @@ from accounts.audit.fhir import audit_event
 from accounts.audit.log import audit_entry_list
 from accounts.permissions import IsAdminKey, request_key
 from core.fhir import FHIR_JSON, searchset
+from core.params import known_only
 
 
 class AuditEventListApi(APIView):
@@ -37,6 +38,7 @@ class AuditEventListApi(APIView):
         operation_id="audit_events_list",
     )
     def get(self, request: Request) -> Response:
+        known_only(request.query_params, allowed=("_count", "_before"))
         params = self.Input(data=request.query_params)
         params.is_valid(raise_exception=True)
         count: int = params.validated_data["_count"]

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import request_key
 from core.errors import not_found
+from core.params import known_only
 from studies.ingest.selectors import StreamStatus, UploadStatus, stream_get, stream_status, upload_status
 from studies.ingest.streams import stream_abort
 
@@ -65,6 +66,7 @@ class UploadOutput(serializers.Serializer[UploadStatus]):
 class UploadApi(APIView):
     @extend_schema(operation_id="upload_status", responses=UploadOutput, summary="An upload's progress")
     def get(self, request: Request, request_id: UUID) -> Response:
+        known_only(request.query_params, allowed=())
         status = upload_status(organization=request_key(request).organization, upload_id=str(request_id))
         if status is None:
             raise not_found(NOT_FOUND)
@@ -75,6 +77,19 @@ class ChunkOutput(serializers.Serializer[Any]):
     seq = serializers.IntegerField()
     bytes = serializers.IntegerField()
     sha256 = serializers.CharField()
+
+
+class HrefOutput(serializers.Serializer[Any]):
+    href = serializers.CharField()
+
+
+class StatusLinkOutput(serializers.Serializer[Any]):
+    status = HrefOutput()
+
+
+class UploadLinkOutput(serializers.Serializer[Any]):
+    request_id = serializers.UUIDField()
+    links = StatusLinkOutput()
 
 
 class SeqRangeOutput(serializers.Serializer[Any]):
@@ -90,7 +105,7 @@ class StreamOutput(serializers.Serializer[StreamStatus]):
     chunks = ChunkOutput(many=True)
     missing = SeqRangeOutput(many=True)  # ranges, so the answer is as long as the chunks held
     bytes_received = serializers.IntegerField()
-    upload = serializers.DictField(allow_null=True)
+    upload = UploadLinkOutput(allow_null=True, help_text="The upload this stream became, once complete.")
     created = serializers.DateTimeField(source="stream.created")
     updated = serializers.DateTimeField(source="stream.updated")
     expires = serializers.DateTimeField(allow_null=True)
@@ -99,6 +114,7 @@ class StreamOutput(serializers.Serializer[StreamStatus]):
 class StreamApi(APIView):
     @extend_schema(operation_id="stream_status", responses=StreamOutput, summary="Chunks held, to resume")
     def get(self, request: Request, stream_id: str) -> Response:
+        known_only(request.query_params, allowed=())
         status = stream_status(organization=request_key(request).organization, stream_id=stream_id)
         if status is None:
             raise not_found(NOT_FOUND)
@@ -110,6 +126,7 @@ class StreamApi(APIView):
         summary="Abort a stream and free its chunks",
     )
     def delete(self, request: Request, stream_id: str) -> Response:
+        known_only(request.query_params, allowed=())
         stream = stream_get(organization=request_key(request).organization, stream_id=stream_id)
         if stream is None:
             raise not_found(NOT_FOUND)

@@ -5,8 +5,9 @@
 head as its id, then each change live with its sequence number as ``id:``. When the connection
 drops (or the server ends it) the iterator reconnects after the server's ``retry:`` delay with
 ``Last-Event-ID`` set to the last id received, so it gets every later event and none twice
-(docs/records.md "SSE and resume"). Idle connections carry ``: heartbeat`` comments every 15 s;
-the read timeout is longer than that, so a silent connection is a dead one and is reopened.
+(docs/records.md "SSE and resume"). Idle connections carry ``: heartbeat`` comments every 3 s
+(the server's default); the read timeout is far longer, so a silent connection is a dead one and
+is reopened.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import httpx
 
 from prizmed_client.transport import ApiError, Transport
 
-READ_TIMEOUT = 45.0  # three of the server's default 15 s heartbeats
+READ_TIMEOUT = 45.0  # fifteen of the server's default 3 s heartbeats (RECORDS_HEARTBEAT_SECONDS)
 DEFAULT_RETRY = 2.0
 
 
