@@ -65,7 +65,7 @@ def test_reloading_the_key_created_page_issues_no_second_key(
 def test_an_uploads_page_shows_its_rejections_and_time(
     server: live.Server, driver: WebDriver, admin_user: User, world: World, run_dir: Path
 ) -> None:
-    instances = [dcm.make_instance(modality="MR"), dcm.without_patient_id()]
+    instances = [dcm.make_instance(modality="MR"), dcm.truncated(dcm.make_instance(pixel_bytes=4000), 2500)]
     upload = index_now(stored_upload(world.alice.org, instances))
     assert upload.instances_rejected == 1
     browser.admin_login(driver, server.url, "dana", PASSWORD)
