@@ -5,9 +5,10 @@ One check (``_authenticate_and_count``) in two wrappers: ``ApiKeyMiddleware`` in
 Channels consumers (ASGI), ``ApiKeyDjangoMiddleware`` first in Django's chain, where it runs on
 the request's own thread instead of a thread hop of its own (~0.25 ms per request). The key (or
 None) is left on the request (``scope["api_key"]``, ``request.api_key``); whoever serves the
-route decides whether one is required. A request without a valid key (none, unknown, revoked,
-expired) counts against its client address: past PRIZMED_AUTH_FAILURES_PER_MINUTE it gets a 429
-instead of its 401, and the crossing is audited as a Security Alert (docs/security.md).
+route decides whether one is required. A request presenting a key that is not valid
+(malformed, unknown, revoked, expired, or any key in the URL) counts against its client address:
+past PRIZMED_AUTH_FAILURES_PER_MINUTE it gets a 429 instead of its 401, and the crossing is
+audited as a Security Alert (docs/security.md).
 """
 
 from __future__ import annotations
@@ -51,18 +52,22 @@ def _authenticate_and_count(
     """The key (or None), the organization's rate-limit headers, and the refusal to answer with
     at once (the organization's rate limit, or too many failed authentications) or None."""
     # A key in a URL ends up in proxy logs and browser history: refuse it outright.
-    key = None if PRODUCT_PREFIX.encode() in query else key_authenticate(authorization)
-    if key is None:
+    key_in_url = PRODUCT_PREFIX.encode() in query
+    key = None if key_in_url else key_authenticate(authorization)
+    if key is None and (authorization or key_in_url):
         attempt = Attempt(authorization, current_request_id.get(), client_address, user_agent)
         return None, [], _authentication_failed(attempt)
+    if key is None:  # no credentials at all: nothing to guess with (or a viewer cookie, checked later)
+        return None, [], None
     plan = key.organization.plan
     decision = rate_hit(organization_id=key.organization_id, per_minute=plan.requests_per_minute, now=clock.now())
     return key, decision.headers(), None if decision.allowed else rate_limited(decision)
 
 
 def _authentication_failed(attempt: Attempt) -> ApiError | None:
-    """Count a request without a valid key against its client address (not its tenant: a
-    valid key is never refused for others' failures). Over the limit the request gets a 429
+    """Count a request whose key is not valid against its client address (not its tenant: a
+    valid key is never refused for others' failures; requests without credentials, such as the
+    dashboard viewer's cookie-authorized ones, are not counted). Over the limit the request gets a 429
     instead of its 401, and crossing it writes one Security Alert audit entry per window."""
     try:
         decision = auth_failure_hit(

@@ -9,33 +9,41 @@ from pathlib import Path
 
 import httpx
 import pytest
+from django.contrib.auth.models import User
 
 from accounts.models import AuditEntry
 from tests.support import live
 from tests.support.world import Clock, World
+from tests.test_dashboard_viewer import PASSWORD, stow
 
 LIMIT = 5
 ATTACKER = {"X-Forwarded-For": "203.0.113.7"}  # uvicorn takes the address from its local proxy
 NEIGHBOUR = {"X-Forwarded-For": "203.0.113.8"}
 BAD = {"Authorization": "Bearer pzm_not_a_real_key"}
+VIEWER_JSON = {"Accept": "application/dicom+json"}
 
 
 @pytest.fixture
-def limited(child_env: dict[str, str], run_dir: Path, clock: Clock) -> Iterator[httpx.Client]:
+def limited_server(child_env: dict[str, str], run_dir: Path, clock: Clock) -> Iterator[live.Server]:
     srv = live.server({**child_env, "PRIZMED_AUTH_FAILURES_PER_MINUTE": str(LIMIT)}, run_dir)
-    try:
-        with httpx.Client(base_url=f"{srv.url}/api/v2", timeout=30) as client:
-            yield client
-    finally:
-        srv.stop()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def limited(limited_server: live.Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{limited_server.url}/api/v2", timeout=30) as client:
+        yield client
 
 
 def test_it_limits_failed_authentication_per_address(limited: httpx.Client, world: World, clock: Clock) -> None:
-    # Views and consumers count alike; a missing key fails as a wrong one does.
+    # Views and consumers count alike, and a key in the URL as a wrong one in the header.
     paths = ["/studies", "/records/stream", "/organization"]
     statuses = [limited.get(paths[i % 3], headers={**ATTACKER, **BAD}).status_code for i in range(LIMIT - 1)]
-    statuses.append(limited.get("/studies", headers=ATTACKER).status_code)
-    assert statuses == [401] * LIMIT
+    statuses.append(limited.get("/studies?key=pzm_in_the_url", headers=ATTACKER).status_code)
+    # Requests with no credentials at all are not counted (the dashboard viewer's cookie requests).
+    statuses += [limited.get("/studies", headers=ATTACKER).status_code for _ in range(LIMIT + 1)]
+    assert statuses == [401] * (2 * LIMIT + 1)
 
     for path in paths:
         refused = limited.get(path, headers={**ATTACKER, **BAD})
@@ -44,7 +52,9 @@ def test_it_limits_failed_authentication_per_address(limited: httpx.Client, worl
         assert refused.headers["retry-after"] == "40"  # the clock stands 20 s into its minute
         assert refused.json()["type"] == "/problems/too-many-failed-authentications"
 
-    # The tenant behind the same address is not locked out, nor is another address.
+    # The tenant behind the same address is not locked out, nor is another address, nor a
+    # request without credentials (401 as ever, or the viewer's cookie).
+    assert limited.get("/studies", headers=ATTACKER).status_code == 401
     assert limited.get("/organization", headers={**ATTACKER, **world.bob.headers}).status_code == 200
     assert limited.get("/records/stream", headers={**ATTACKER, **world.bob.headers}).status_code == 200
     assert limited.get("/studies", headers={**NEIGHBOUR, **BAD}).status_code == 401
@@ -82,3 +92,19 @@ def test_an_unreachable_counter_store_fails_open(child_env: dict[str, str], run_
     finally:
         srv.stop()
     assert "failed-authentication counter unavailable" in srv.log()
+
+
+def test_the_dashboard_viewers_keyless_reads_are_never_limited(
+    limited_server: live.Server, world: World, indexer: live.Process | None
+) -> None:
+    # The viewer reads DICOMweb with a cookie, not a key: well past the limit, still served.
+    study = stow(limited_server, world.bob, "V-LIMIT")
+    User.objects.create_superuser("olive", password=PASSWORD)
+    with httpx.Client(base_url=limited_server.url, timeout=30) as browser:
+        browser.get("/admin/login/")
+        form = {"username": "olive", "password": PASSWORD, "csrfmiddlewaretoken": browser.cookies["csrftoken"]}
+        assert browser.post("/admin/login/", data=form).status_code == 302
+        assert browser.get(f"/dashboard/studies/{study.pk}/viewer").status_code == 302
+        metadata = f"/api/v2/dicomweb/studies/{study.study_uid}/metadata"
+        statuses = {browser.get(metadata, headers=VIEWER_JSON).status_code for _ in range(2 * LIMIT + 2)}
+    assert statuses == {200}
