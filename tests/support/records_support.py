@@ -107,10 +107,14 @@ class SseClient:
     def __post_init__(self) -> None:
         self.lines = self.response.iter_lines()
 
-    def next(self) -> SseEvent:
+    def next(self, within_s: float = 60) -> SseEvent:
+        """The next event. Heartbeats keep the read alive, so a missing event would otherwise
+        hang the test: after ``within_s`` seconds it fails instead (AssertionError)."""
+        deadline = time.monotonic() + within_s
         event, last_id = "message", None
         data: list[str] = []
         for line in self.lines:
+            assert time.monotonic() < deadline, f"no event within {within_s} s (comments: {self.comments[-3:]})"
             if line == "":
                 if data:
                     if event in RESOURCE_EVENTS:  # every resource the stream sends validates
