@@ -86,3 +86,12 @@ def test_it_refuses_a_uid_with_an_empty_component_everywhere(api: httpx.Client, 
         headers={**world.bob.headers, "Content-Type": "application/dicom"},
     )
     assert_problem(ingest, 422)
+
+
+def test_it_gives_qido_rs_uid_matching_keys_the_same_verdict(api: httpx.Client, world: World) -> None:
+    qido = {**world.bob.headers, "Accept": "application/dicom+json"}
+    for uid in ("1..2", "1.2.", ".1"):  # no UID: QIDO-RS's own digits-and-dots check took these
+        response = api.get("/dicomweb/studies", params={"StudyInstanceUID": uid}, headers=qido)
+        assert response.status_code == 400, (uid, response.text)
+    accepted = api.get("/dicomweb/studies", params={"StudyInstanceUID": "1.2.03"}, headers=qido)
+    assert accepted.status_code in (200, 204), accepted.text
