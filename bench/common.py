@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -56,6 +57,8 @@ def setup(*, services: bool, pg_admin_url: str = PG_ADMIN_URL, redis_url: str = 
     atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
     clock = data_dir / "clock"
     extra = {"PRIZMED_NAMESPACE": f"bench-{uuid.uuid4().hex[:8]}", "PRIZMED_CLOCK_FILE": ""}
+    # Production services refuse to start without the audit chain's key (docs/audit.md).
+    extra["PRIZMED_AUDIT_KEY"] = secrets.token_urlsafe(32)
     if services:
         import psycopg
 
