@@ -86,3 +86,14 @@ def test_it_renders_one_api_error_the_same_for_drf_and_for_raw_asgi() -> None:
     )
     assert (b"retry-after", b"5") in start["headers"] and drf["Retry-After"] == "5"
     assert dict(start["headers"])[b"content-type"].decode() == drf.content_type == "application/problem+json"
+
+
+def test_under_the_fhir_api_even_the_gateways_refusal_is_an_operation_outcome(
+    server: live.Server, world: World
+) -> None:
+    response = httpx.get(
+        f"{server.url}/api/v2/fhir/metadata", headers={**world.bob.headers, "X-Request-Id": "0"}, timeout=30
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/fhir+json")
+    assert response.json()["resourceType"] == "OperationOutcome"
