@@ -23,6 +23,7 @@ def parse_uuid4(value: str) -> uuid.UUID | None:
     return parsed if parsed.version == 4 and str(parsed) == value.lower() else None
 
 
+# What carries patient data or upload state is never cached (API.md, Common headers).
 NO_STORE = (b"cache-control", b"no-store")
 
 

@@ -12,15 +12,13 @@ from urllib.parse import parse_qsl
 from accounts.models import Organization
 from core.asgi import Receive, Scope, Send
 from core.errors import bad_request
-from core.headers import header
+from core.headers import NO_STORE, header
 from core.links import base_from_scope
 from dicom.media_types import DICOM_JSON
 from dicom.uid import uid_is_acceptable
 from dicomweb.selectors import Target
 from studies.ingest.pacing import pacer
 
-# Every DICOMweb answer carries patient data or upload state (API.md, Common headers).
-NO_STORE = (b"cache-control", b"no-store")
 # Who reads: the organization of the Bearer key, or of a dashboard viewer session
 # (dashboard/viewer_access.py), which may only use these methods.
 ORGANIZATION = "dicomweb_organization"

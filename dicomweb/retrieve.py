@@ -16,12 +16,13 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from core.errors import ApiError, bad_request, not_found
+from core.headers import NO_STORE
 from dicom.media_types import DICOM, OCTET_STREAM, pixel_media_type
 from dicom.pixel_data import Extent, PixelData, PixelDataError, frame_extents
 from dicomweb.accept import accepts_dicom, accepts_json, accepts_pixels, not_acceptable
 from dicomweb.body import Answer, Part, Segment, Slice, boundary_for, byte_range, cut, multipart, send_segments
 from dicomweb.links import bulk_data_uris_absolute
-from dicomweb.request import NO_STORE, Request
+from dicomweb.request import Request
 from dicomweb.selectors import instances_get
 from studies.index.dicomweb_attributes import instance_metadata_backfill
 from studies.objects.store import storage

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cached_property
 
+from core.route_table import routes_match
 from dicomweb import qido_rs, rendered, retrieve, stow
 from dicomweb.request import Request
 
@@ -33,7 +35,7 @@ class Route:
     kind: str  # what it serves, for the OpenAPI document: store, search, instances, ...
     summary: str
 
-    @property
+    @cached_property
     def regex(self) -> re.Pattern[str]:
         pattern = re.sub(r"\{(\w+)\}", lambda m: f"(?P<{m[1]}>{_PATTERNS[m[1]]})", self.template)
         return re.compile(pattern)
@@ -69,11 +71,4 @@ ROUTES: list[Route] = [
 
 def route_match(path: str) -> tuple[list[Route], dict[str, str]]:
     """The routes whose template matches ``path`` (one per method), and the path's parameters."""
-    found: list[Route] = []
-    params: dict[str, str] = {}
-    for route in ROUTES:
-        match = route.regex.fullmatch(path)
-        if match is not None:
-            found.append(route)
-            params = match.groupdict()
-    return found, params
+    return routes_match(ROUTES, path)

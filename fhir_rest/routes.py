@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
+from core.route_table import routes_match
 from fhir_rest import interactions
 from fhir_rest.capabilities import READ, RESOURCES, SEARCH
 from fhir_rest.request import Answer, FhirRequest
@@ -27,7 +29,7 @@ class Route:
     resource: str | None = None  # the resource type it serves
     kind: str = "read"  # read, search, operation, capabilities: for the OpenAPI document
 
-    @property
+    @cached_property
     def regex(self) -> re.Pattern[str]:
         pattern = re.escape(self.template).replace(r"\{id\}", f"(?P<id>{_ID})")
         return re.compile(pattern)
@@ -54,11 +56,5 @@ ROUTES = _routes()
 
 def route_match(path: str) -> tuple[list[Route], dict[str, str]]:
     """The routes whose template matches ``path`` (one per method), and its parameters (type, id)."""
-    found: list[Route] = []
-    params: dict[str, str] = {}
-    for route in ROUTES:
-        match = route.regex.fullmatch(path)
-        if match is not None:
-            found.append(route)
-            params = {"type": route.resource or "", **match.groupdict()}
-    return found, params
+    found, params = routes_match(ROUTES, path)
+    return found, {"type": found[-1].resource or "", **params} if found else params

@@ -23,6 +23,7 @@ from django.conf import settings
 from accounts.models import APIKey, Organization
 from core.errors import ApiError, method_not_allowed, not_found, server_failure, unauthorized
 from core.fhir import FHIR_JSON, FHIR_NDJSON
+from core.headers import NO_STORE
 from core.problems import send_problem
 from records import slots
 from records.fanout import feed_open
@@ -130,7 +131,7 @@ class RecordStreamConsumer(AsyncConsumer):  # type: ignore[misc]  # channels shi
         async with feed_open(grant.organization_id) as feed:
             await self._start(
                 "text/event-stream",
-                [*echo, (b"cache-control", b"no-store"), (b"x-accel-buffering", b"no")],
+                [*echo, NO_STORE, (b"x-accel-buffering", b"no")],
             )
             stream = SseStream(organization_id=grant.organization_id, api_key_id=grant.api_key_id, req=req, feed=feed)
             await self._stream(grant, stream.frames())
