@@ -185,8 +185,10 @@ PRIZMED_CLOCK_FILE = envstr("PRIZMED_CLOCK_FILE", "")
 # uploads stuck `receiving` as long (their process died) are removed by the same sweep.
 PRIZMED_STREAM_TTL = envint("PRIZMED_STREAM_TTL", 24 * 3600)
 CELERY_BEAT_SCHEDULE["studies.expire_streams"] = {"task": "studies.expire_streams", "schedule": 600}
-# Absolute base of links the service writes into documents (FHIR Endpoint addresses, Bundle links).
-PRIZMED_PUBLIC_URL = envstr("PRIZMED_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# The public base of links the service writes (core/links.py), for a deployment behind a proxy that
+# rewrites hosts or paths. Unset: each answer's links follow the request's own scheme, host and
+# port; the Endpoint address stored in indexed ImagingStudies is then the same-origin path.
+PRIZMED_PUBLIC_URL = envstr("PRIZMED_PUBLIC_URL", "").rstrip("/")
 
 # Record stream (docs/records.md): SSE heartbeat and log re-read intervals, per-key concurrent
 # streams, and how much of the event log is kept (days, and events per organization).

@@ -13,6 +13,7 @@ from core.asgi import Scope
 from core.errors import ApiError, bad_request
 from core.fhir import FHIR_JSON, FHIR_NDJSON
 from core.headers import header, parse_uuid4
+from core.links import base_from_scope
 from core.params import integer, optional_integer
 from dicom.uid import uid_is_acceptable
 from records.selectors import RecordFilter
@@ -36,6 +37,7 @@ class StreamRequest:
     record_id: str | None  # X-Record-Id, echoed
     count: int  # _count: Bundle page size
     cursor: int  # _cursor: Bundle paging position (a resource row id)
+    base: str = ""  # scheme://host[:port] of the Bundle's links (core/links.py)
 
 
 def negotiate(accept: str | None) -> str:
@@ -114,4 +116,5 @@ def stream_request_parse(scope: Scope) -> StreamRequest:
         record_id=record_id,
         count=optional_integer(query.get("_count"), name="_count", default=DEFAULT_COUNT, low=1, high=MAX_COUNT),
         cursor=optional_integer(query.get("_cursor"), name="_cursor", default=0, high=MAX_SEQ),
+        base=base_from_scope(scope),
     )

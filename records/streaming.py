@@ -36,7 +36,7 @@ RETRY_MS = 2000  # the reconnection delay an EventSource should use
 PATH = "/api/v2/records/stream"
 
 
-def _link(flt: RecordFilter, count: int, since: int | None, cursor: int) -> str:
+def _link(base: str, flt: RecordFilter, count: int, since: int | None, cursor: int) -> str:
     params: dict[str, Any] = {"_count": count}
     if flt.patient is not None:
         params["patient"] = flt.patient
@@ -46,7 +46,7 @@ def _link(flt: RecordFilter, count: int, since: int | None, cursor: int) -> str:
         params["since"] = since
     if cursor:
         params["_cursor"] = cursor
-    return f"{settings.PRIZMED_PUBLIC_URL}{PATH}?{urlencode(params)}"
+    return f"{base}{PATH}?{urlencode(params)}"
 
 
 def bundle_page(*, organization_id: int, req: StreamRequest) -> tuple[bytes, int]:
@@ -60,9 +60,9 @@ def bundle_page(*, organization_id: int, req: StreamRequest) -> tuple[bytes, int
         seq=SeqRange(after=req.position),
     )
     page = rows[: req.count]
-    links = [{"relation": "self", "url": _link(req.flt, req.count, req.position, req.cursor)}]
+    links = [{"relation": "self", "url": _link(req.base, req.flt, req.count, req.position, req.cursor)}]
     if len(rows) > req.count:
-        links.append({"relation": "next", "url": _link(req.flt, req.count, req.position, page[-1].id)})
+        links.append({"relation": "next", "url": _link(req.base, req.flt, req.count, req.position, page[-1].id)})
     bundle = searchset(
         resources=[json.loads(row.body) for row in page],
         links=links,

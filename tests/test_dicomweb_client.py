@@ -77,7 +77,7 @@ def test_it_serves_metadata_equal_to_what_pydicom_reads(server, world: World, st
     study, series, sop = _where(waveform)
     instance = client.retrieve_instance_metadata(study, series, sop)
     uri = instance["54000100"]["Value"][0]["54001010"]["BulkDataURI"]  # Waveform Data, inside a sequence
-    # Absolute under PRIZMED_PUBLIC_URL when set (it is, in the tests' environment): follow its path here.
+    # Absolute, on the request's own host (or PRIZMED_PUBLIC_URL when set): follow its path here.
     assert client.retrieve_bulkdata(server.url + urlsplit(uri).path) == [waveform.WaveformSequence[0].WaveformData]
     series_metadata = client.retrieve_series_metadata(study, series)
     assert [json.dumps(i, sort_keys=True) for i in series_metadata] == [json.dumps(instance, sort_keys=True)]

@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 
 from core.fhir import DCM_SYSTEM, DICOM_UID_SYSTEM
+from core.links import DICOMWEB_PATH
 
 RFC3986_SYSTEM = "urn:ietf:rfc:3986"
 V2_0203_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0203"
@@ -93,8 +94,11 @@ def _study_patient_resource_id(organization_id: int, patient_id: str, study_uid:
     return patient_resource_id(organization_id, patient_id, "" if patient_id else study_uid)
 
 
-def study_retrieval_url(study_uid: str) -> str:
-    return f"{settings.PRIZMED_PUBLIC_URL}/api/v2/studies/{study_uid}"
+def wado_rs_base() -> str:
+    """The address of a dicom-wado-rs Endpoint: the WADO-RS service's base, to which a client
+    appends /studies/{uid} (FHIR R4 ImagingStudy.endpoint; PS3.18 §10.4). Absolute under
+    PRIZMED_PUBLIC_URL, else the same-origin path (the FHIR REST API serves it absolute)."""
+    return f"{settings.PRIZMED_PUBLIC_URL}{DICOMWEB_PATH}"
 
 
 def human_names(person_name: str) -> list[dict[str, Any]]:
@@ -217,7 +221,7 @@ def imaging_study_resource(study: StudyRow) -> dict[str, Any]:
                 "connectionType": {"system": ENDPOINT_TYPE_SYSTEM, "code": "dicom-wado-rs"},
                 "payloadType": [{"text": "DICOM"}],
                 "payloadMimeType": ["application/dicom"],
-                "address": study_retrieval_url(study.study_uid),
+                "address": wado_rs_base(),
             }
         ],
         "identifier": identifiers,
