@@ -64,6 +64,10 @@ def child_env(django_db_setup: None, run_dir: Path, clock_file: Path) -> dict[st
     # Deny matrices send many keyless requests from 127.0.0.1 in one pinned clock window: the
     # failed-authentication limit is tested on servers of its own (tests/test_auth_failures.py).
     extra.update(PRIZMED_AUTH_FAILURES_PER_MINUTE="1000000")
+    # A server's usage flush writes rows that reference the organization: between tests, that write
+    # and the test database's flush (TRUNCATE) can deadlock. The usage page flushes its own process,
+    # and tests/unit/test_usage.py the flush itself, so the servers' timer stays out of the way.
+    extra.update(PRIZMED_USAGE_FLUSH_SECONDS="3600")
     return live.child_env(
         database_url=live.database_url(settings.DATABASES["default"]),
         data_dir=run_dir / "data",
