@@ -73,7 +73,7 @@ def assert_all_served(server: live.Server, world: World) -> None:
 
 @pytest.fixture
 def redis(run_dir: Path) -> Iterator[PrivateRedis]:
-    private = PrivateRedis(6391, run_dir)
+    private = PrivateRedis(live.free_port(), run_dir)
     private.start()
     yield private
     private.stop()

@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.services, pytest.mark.faults]
 
 @pytest.fixture
 def redis(run_dir: Path) -> Iterator[PrivateRedis]:
-    private = PrivateRedis(6390, run_dir)
+    private = PrivateRedis(live.free_port(), run_dir)
     private.start()
     yield private
     private.stop()

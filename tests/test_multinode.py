@@ -25,7 +25,7 @@ from tests.support.world import Clock, World
 
 pytestmark = pytest.mark.services
 
-MOTO_PORT = 5595
+MOTO_PORT = live.free_port()  # a port of its own: two suites on one machine never meet
 BUCKET = "prizmed-nodes"
 MIB = 1024 * 1024
 

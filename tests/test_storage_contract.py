@@ -22,9 +22,10 @@ from studies.objects.s3 import S3Storage
 from studies.objects.storage import Storage, StorageUnavailable
 from tests.support import s3
 from tests.support.dicomfactory import make_instance
-from tests.support.live import Process
+from tests.support.live import Process, free_port
 
-MOTO_PORT, RELAY_PORT = 5590, 5591
+# Ports of their own, so two suites (or checkouts) on one machine never meet.
+MOTO_PORT, RELAY_PORT = free_port(), free_port()
 BUCKET = "prizmed-contract"
 MIB = 1024 * 1024
 

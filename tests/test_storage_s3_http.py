@@ -26,7 +26,8 @@ from tests.support.indexing import http_upload, wait_for, wait_indexed
 from tests.support.ingest_support import digest_header, sha
 from tests.support.world import Clock, World
 
-MOTO_PORT, RELAY_PORT = 5592, 5593
+# Ports of their own, so two suites (or checkouts) on one machine never meet.
+MOTO_PORT, RELAY_PORT = live.free_port(), live.free_port()
 BUCKET = "prizmed-http"
 MIB = 1024 * 1024
 

@@ -1,7 +1,7 @@
 """Real processes for the fault-injection tests (issue 10): a private Redis each test starts and
 stops (never the machine's), and a server plus Celery worker (with beat) that use it.
 
-Ports 6390-6394 are this suite's own. Redis runs without persistence: a restart is an empty
+Each private Redis listens on a free port of its own. Redis runs without persistence: a restart is an empty
 Redis, as a failed-over cache would be, so nothing a test relies on may live only in Redis.
 """
 
