@@ -218,6 +218,11 @@ class SseStream:
     async def _advance(self, seq: int) -> None:
         self.position = seq
         if self.req.session_id is not None:
-            await database_sync_to_async(session_advance)(
-                organization_id=self.organization_id, session_id=self.req.session_id, seq=seq
+            # Shielded: a client that reads a batch and disconnects at once cancels this stream
+            # while the write of the position it read up to may still be queued for the database
+            # thread; cancelled there, the session would resume one batch early.
+            await asyncio.shield(
+                database_sync_to_async(session_advance)(
+                    organization_id=self.organization_id, session_id=self.req.session_id, seq=seq
+                )
             )
