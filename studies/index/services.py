@@ -637,30 +637,34 @@ def _studies(
 
 
 def _series(studies: dict[str, Study], headers: list[InstanceHeader]) -> dict[tuple[int, str], Series]:
-    """Series of the batch under their (locked) studies, keyed by (study id, Series UID)."""
+    """Series of the batch under their (locked) studies, keyed by (study id, Series UID): those
+    found, and those missing inserted. Series are only created under their study's lock, held
+    here, so none can appear in between (one that did would break the unique constraint, and
+    the batch would run again)."""
     firsts: dict[tuple[int, str], InstanceHeader] = {}
     for h in headers:
         firsts.setdefault((studies[h.study_instance_uid].pk, h.series_instance_uid), h)
-    Series.objects.bulk_create(
-        [
-            Series(
-                study_id=study_id,
-                series_uid=uid,
-                number=h.series_number,
-                modality=h.modality,
-                description=h.series_description,
-                body_part=h.body_part,
-            )
-            for (study_id, uid), h in firsts.items()
-        ],
-        ignore_conflicts=True,
-    )
     if not firsts:
         return {}  # an empty Q() matches every row: every organization's series
     query = Q()
     for study_id, uid in firsts:
         query |= Q(study_id=study_id, series_uid=uid)
-    return {(s.study_id, s.series_uid): s for s in Series.objects.filter(query)}
+    found = {(s.study_id, s.series_uid): s for s in Series.objects.filter(query)}
+    missing = [
+        Series(
+            study_id=study_id,
+            series_uid=uid,
+            number=h.series_number,
+            modality=h.modality,
+            description=h.series_description,
+            body_part=h.body_part,
+        )
+        for (study_id, uid), h in firsts.items()
+        if (study_id, uid) not in found
+    ]
+    if missing:  # their ids come back with the insert (RETURNING, PostgreSQL and SQLite ≥ 3.35)
+        found.update({(s.study_id, s.series_uid): s for s in Series.objects.bulk_create(missing)})
+    return found
 
 
 def _common_prefix(prefix: str, key: str) -> str:
