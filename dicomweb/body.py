@@ -169,7 +169,7 @@ class _ReadAhead:
     def __init__(self, slices: Sequence[Slice]) -> None:
         self._slices = slices
         self._scheduled = 0
-        self._tasks: deque[asyncio.Future[tuple[BinaryIO, bytes]]] = deque()
+        self._tasks: deque[asyncio.Future[tuple[BinaryIO | None, bytes]]] = deque()
 
     def _fill(self) -> None:
         while len(self._tasks) < READ_AHEAD and self._scheduled < len(self._slices):
@@ -189,10 +189,11 @@ class _ReadAhead:
                     raise OSError(f"stored object {piece.key} is shorter than its index says")
                 left -= len(data)
                 yield data
-                if left > 0:
-                    data = await asyncio.to_thread(fp.read, min(READ_BYTES, left))
+                if left > 0:  # (a slice read whole that came short has nothing more: the error above)
+                    data = await asyncio.to_thread(fp.read, min(READ_BYTES, left)) if fp is not None else b""
         finally:
-            await asyncio.to_thread(fp.close)
+            if fp is not None:
+                await asyncio.to_thread(fp.close)
 
     def close(self) -> None:
         """Drop what was fetched ahead and not sent (the client went away, or a read failed)."""
@@ -201,18 +202,28 @@ class _ReadAhead:
         self._tasks.clear()
 
 
-def _first_piece(piece: Slice) -> tuple[BinaryIO, bytes]:
+def _first_piece(piece: Slice) -> tuple[BinaryIO | None, bytes]:
+    """The slice's reader and first piece; a slice of one piece (a frame, most instances) is
+    read whole and closed here, on the same thread hop: (None, its bytes)."""
     fp = storage().open_range(piece.key, piece.offset, piece.length)
     try:
-        return fp, fp.read(min(READ_BYTES, piece.length))
+        data = fp.read(min(READ_BYTES, piece.length))
+        if piece.length > READ_BYTES:
+            return fp, data
+        while len(data) < piece.length and (more := fp.read(piece.length - len(data))):
+            data += more  # a stream may answer a read with less than was asked
     except BaseException:
         fp.close()
         raise
+    fp.close()
+    return None, data
 
 
-def _close_fetched(task: asyncio.Future[tuple[BinaryIO, bytes]]) -> None:
+def _close_fetched(task: asyncio.Future[tuple[BinaryIO | None, bytes]]) -> None:
     if task.exception() is None:  # a failed fetch closed its reader itself
-        task.result()[0].close()
+        fp = task.result()[0]
+        if fp is not None:
+            fp.close()
 
 
 def read_slices(slices: Iterable[Slice]) -> bytes:
