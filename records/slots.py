@@ -11,11 +11,15 @@ read-modify-write for most backends, which loses counts when streams end at the 
 
 from __future__ import annotations
 
+import logging
+
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 
 from core.counters import counter_decr, counter_incr
+
+log = logging.getLogger("prizmed.records")
 
 
 def _key(principal: str) -> str:
@@ -38,7 +42,12 @@ def _release(principal: str) -> None:
 
 
 def _refresh(principal: str) -> None:
-    cache.touch(_key(principal), _ttl_s())
+    """Renews the count's TTL. A cache that is down (Redis) does not end the open streams: the
+    log they read is in the database, and the next refresh renews the count."""
+    try:
+        cache.touch(_key(principal), _ttl_s())
+    except Exception:
+        log.warning("record stream count not refreshed", exc_info=True)
 
 
 # Off the event loop, but not on the one thread that serves the database calls.
