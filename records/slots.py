@@ -12,6 +12,8 @@ read-modify-write for most backends, which loses counts when streams end at the 
 from __future__ import annotations
 
 import logging
+import math
+import time
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -48,6 +50,22 @@ def _refresh(principal: str) -> None:
         cache.touch(_key(principal), _ttl_s())
     except Exception:
         log.warning("record stream count not refreshed", exc_info=True)
+
+
+# principal → when a stream of this process last renewed its count (time.monotonic); one entry
+# per principal that ever streamed here.
+_renewed: dict[str, float] = {}
+
+
+def slot_refresh_due(principal: str) -> bool:
+    """Whether the principal's count is due for renewal by this process, claiming it if so: at
+    most once per RECORDS_HEARTBEAT_SECONDS however many of its streams the process serves (each
+    sends at least a heartbeat that often), rather than once per stream."""
+    now = time.monotonic()
+    if now - _renewed.get(principal, -math.inf) < settings.RECORDS_HEARTBEAT_SECONDS:
+        return False
+    _renewed[principal] = now
+    return True
 
 
 # Off the event loop, but not on the one thread that serves the database calls.
