@@ -33,6 +33,7 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -108,6 +109,7 @@ class ServerFigures:
     rss_connected: float = 0.0  # MB, every client connected
     rss_after: float = 0.0  # MB, after the changes reached every client
     cpu_ms_per_event: float = 0.0
+    sys_ms_per_event: float = 0.0  # the kernel's part of it (the sockets' writes)
     reader: dict[str, int] = field(default_factory=dict)  # the "records log reader stopped" line
 
 
@@ -119,6 +121,12 @@ class LatencyFigures:
     repeated: int
     out_of_order: int
     servers: list[ServerFigures]
+
+
+def system_seconds(pid: int) -> float:
+    """The system (kernel) part of common.cpu_seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[12]) / os.sysconf("SC_CLK_TCK")
 
 
 def reader_line(server: live.Server, organization_id: int) -> dict[str, int]:
@@ -166,6 +174,7 @@ def latency(servers: list[live.Server], auth: dict[str, str], clients: int, chan
         assert srv.proc is not None
         fig.rss_connected = common.rss_mb(srv.proc.pid)
     cpu_before = [common.cpu_seconds(srv.proc.pid) for srv in servers if srv.proc]
+    sys_before = [system_seconds(srv.proc.pid) for srv in servers if srv.proc]
 
     committed: dict[int, float] = {}
     for _ in range(changes):
@@ -180,9 +189,10 @@ def latency(servers: list[live.Server], auth: dict[str, str], clients: int, chan
             burst_seqs.append(record_study_changed(study=study).seq)
     target.value = max([*committed, *burst_seqs])
     received = _collect(results, clients)
-    for fig, srv, before in zip(figures, servers, cpu_before, strict=True):
+    for fig, srv, before, sys_at in zip(figures, servers, cpu_before, sys_before, strict=True):
         assert srv.proc is not None
         fig.cpu_ms_per_event = (common.cpu_seconds(srv.proc.pid) - before) / (changes + burst) * 1000
+        fig.sys_ms_per_event = (system_seconds(srv.proc.pid) - sys_at) / (changes + burst) * 1000
         fig.rss_after = common.rss_mb(srv.proc.pid)
     stop.set()
     for child in children:
@@ -318,16 +328,17 @@ def latency_table(args: argparse.Namespace, fig: LatencyFigures) -> None:
     print(f"| {args.clients} clients × {args.changes} changes{burst}, {args.servers} servers | "
           f"p50 {fig.p50:.1f} ms, p95 {fig.p95:.1f} ms | {counts} |")  # fmt: skip
     print()
-    print("| server | streams | RSS idle → connected → after (MB) | CPU per change | log reader: statements / changes "
-          "(on wake-up, periodic) | streams' own statements | feed overflows |")  # fmt: skip
+    print("| server | streams | RSS idle → connected → after (MB) | CPU per change (system) | log reader: "
+          "statements / changes (on wake-up, periodic) | streams' own statements | feed overflows |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
     for n, srv in enumerate(fig.servers):
         r = srv.reader
         changes = args.changes + args.burst
         per_event = r.get("queries", 0) / changes
         print(f"| {n + 1} | {r.get('streams_max', '?')} | {srv.rss_idle:.0f} → {srv.rss_connected:.0f} → "
-              f"{srv.rss_after:.0f} | {srv.cpu_ms_per_event:.1f} ms | {r.get('queries', '?')} / {changes} = "
-              f"{per_event:.2f} ({r.get('reads_on_wake', '?')}, {r.get('reads_periodic', '?')}) | "
+              f"{srv.rss_after:.0f} | {srv.cpu_ms_per_event:.1f} ms ({srv.sys_ms_per_event:.1f}) | "
+              f"{r.get('queries', '?')} / {changes} = {per_event:.2f} "
+              f"({r.get('reads_on_wake', '?')}, {r.get('reads_periodic', '?')}) | "
               f"{r.get('stream_queries', '?')} | {r.get('overflows', '?')} |")  # fmt: skip
 
 

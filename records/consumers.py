@@ -141,13 +141,14 @@ class RecordStreamConsumer(AsyncConsumer):  # type: ignore[misc]  # channels shi
         await self.send({"type": "http.response.start", "status": 200, "headers": headers})
 
     async def _stream(self, grant: Grant, chunks: AsyncIterator[bytes]) -> None:
-        loop = asyncio.get_running_loop()
-        refreshed = loop.time()
+        # Once per event for every stream: the chunks go to the server's send directly (they
+        # change neither `started` nor `finished`), and the slot is renewed once per principal
+        # and process, not by each stream.
+        send = self.base_send
         async for chunk in chunks:
-            await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
-            if loop.time() - refreshed >= settings.RECORDS_HEARTBEAT_SECONDS:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if slots.slot_refresh_due(grant.principal):
                 await slots.slot_refresh(grant.principal)
-                refreshed = loop.time()
         await self.send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

@@ -7,6 +7,12 @@ each stream then keeps what is after its own position and matches its own filter
 only says the log grew, up to which number; the reader also re-reads every
 RECORDS_POLL_SECONDS, so a lost wake-up costs latency, never an event.
 
+The per-stream work of an event is what 1,000 clients multiply: the reader encodes each event's
+SSE frame once and joins an offer's frames once (`Offer.body`), so an unfiltered stream that is
+up to date sends those very bytes; and it keeps the streams' heartbeats with one timer
+(`_heartbeats`), waking only a stream that has sent nothing for RECORDS_HEARTBEAT_SECONDS, so a
+stream waits for its feed with no timer of its own to arm and cancel on every event.
+
 A feed holds at most RECORDS_STREAM_BUFFER_EVENTS events. A stream whose client reads more
 slowly than events arrive finds its feed overflowed, and reads the log itself from its own
 position (one batch at a time, as when it connected) before it takes offers again: server memory
@@ -52,18 +58,22 @@ class LiveEvent:
 
 @dataclass(frozen=True)
 class Offer:
-    """Every event numbered after `after` up to `up_to`, in order, unfiltered."""
+    """Every event numbered after `after` up to `up_to`, in order, unfiltered; `body` is their
+    frames joined, shared by every stream that takes them all."""
 
     after: int
     up_to: int
     events: tuple[LiveEvent, ...]
+    body: bytes
 
 
 class Feed:
     """One stream's queue of offers, bounded to `capacity` events.
 
-    `ready` is set when something arrives. Past the capacity the queue is dropped (`drop`):
-    `take` then answers None once, telling the stream to read the log itself.
+    `ready` is set when something arrives, or when the stream owes its client a heartbeat
+    (`beat_due`: it has sent nothing since `sent_at` + RECORDS_HEARTBEAT_SECONDS, its stream sets
+    `sent_at` as it sends). Past the capacity the queue is dropped (`drop`): `take` then answers
+    None once, telling the stream to read the log itself.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -74,6 +84,8 @@ class Feed:
         self.overflows = 0
         self.queries = 0  # SQL statements of the stream's own log reads
         self.ready = asyncio.Event()
+        self.sent_at = asyncio.get_running_loop().time()  # the event loop's clock
+        self.beat_due = False
 
     def offer(self, offer: Offer) -> None:
         if self.dropped:
@@ -84,6 +96,10 @@ class Feed:
             return
         self.offers.append(offer)
         self.held += len(offer.events)
+        self.ready.set()
+
+    def beat(self) -> None:
+        self.beat_due = True
         self.ready.set()
 
     def drop(self) -> None:
@@ -166,6 +182,7 @@ class LogReader:
         channel: str | None = None
         listener: asyncio.Task[None] | None = None
         woken = False
+        beats = asyncio.create_task(self._heartbeats())
         try:
             while True:
                 if layer is not None:
@@ -176,6 +193,7 @@ class LogReader:
                     log.exception("record log read failed")
                 woken = await self._wait()
         finally:
+            beats.cancel()
             if listener is not None:
                 listener.cancel()
             if layer is not None and channel is not None:
@@ -197,6 +215,22 @@ class LogReader:
         except Exception:
             log.warning("record wake-ups unavailable: reading the log periodically", exc_info=True)
         return channel, listener
+
+    async def _heartbeats(self) -> None:
+        """Has each stream that sent nothing for RECORDS_HEARTBEAT_SECONDS send a heartbeat;
+        sleeps until the next stream falls due."""
+        interval = settings.RECORDS_HEARTBEAT_SECONDS
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            next_due = now + interval
+            for feed in self.feeds:
+                due = feed.sent_at + interval
+                if due <= now:
+                    feed.beat()
+                elif due < next_due:
+                    next_due = due
+            await asyncio.sleep(next_due - now)
 
     async def _wait(self) -> bool:
         """Until a wake-up (True) or RECORDS_POLL_SECONDS (False)."""
@@ -271,7 +305,8 @@ class LogReader:
         events = tuple(
             LiveEvent(e.seq, e.patient_id, e.study_uid, sse(event=e.kind, seq=e.seq, data=e.body)) for e in entries
         )
-        offer = Offer(after=after, up_to=entries[-1].seq, events=events)
+        body = b"".join(e.frame for e in events)
+        offer = Offer(after=after, up_to=entries[-1].seq, events=events, body=body)
         self.head = offer.up_to
         self.stats.events += len(events)
         for feed in self.feeds:

@@ -19,6 +19,11 @@ class RecordFilter:
     patient: str | None = None  # DICOM Patient ID
     study: str | None = None  # Study Instance UID
 
+    @property
+    def everything(self) -> bool:
+        """No filter: every event matches."""
+        return self.patient is None and self.study is None
+
     def q(self) -> Q:
         q = Q()
         if self.patient is not None:

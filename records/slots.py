@@ -11,11 +11,17 @@ read-modify-write for most backends, which loses counts when streams end at the 
 
 from __future__ import annotations
 
+import logging
+import math
+import time
+
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 
 from core.counters import counter_decr, counter_incr
+
+log = logging.getLogger("prizmed.records")
 
 
 def _key(principal: str) -> str:
@@ -38,7 +44,28 @@ def _release(principal: str) -> None:
 
 
 def _refresh(principal: str) -> None:
-    cache.touch(_key(principal), _ttl_s())
+    """Renews the count's TTL. A cache that is down (Redis) does not end the open streams: the
+    log they read is in the database, and the next refresh renews the count."""
+    try:
+        cache.touch(_key(principal), _ttl_s())
+    except Exception:
+        log.warning("record stream count not refreshed", exc_info=True)
+
+
+# principal → when a stream of this process last renewed its count (time.monotonic); one entry
+# per principal that ever streamed here.
+_renewed: dict[str, float] = {}
+
+
+def slot_refresh_due(principal: str) -> bool:
+    """Whether the principal's count is due for renewal by this process, claiming it if so: at
+    most once per RECORDS_HEARTBEAT_SECONDS however many of its streams the process serves (each
+    sends at least a heartbeat that often), rather than once per stream."""
+    now = time.monotonic()
+    if now - _renewed.get(principal, -math.inf) < settings.RECORDS_HEARTBEAT_SECONDS:
+        return False
+    _renewed[principal] = now
+    return True
 
 
 # Off the event loop, but not on the one thread that serves the database calls.

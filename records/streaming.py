@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from channels.db import database_sync_to_async
-from django.conf import settings
 
 from core.fhir import searchset
 from records.fanout import Feed, read_counted
@@ -121,32 +120,33 @@ class SseStream:
             yield chunk
 
     async def _live(self) -> AsyncIterator[bytes]:
-        """Every event after the position, as the reader offers them; heartbeats while idle."""
-        loop = asyncio.get_running_loop()
-        last_sent = loop.time()
+        """Every event after the position, as the reader offers them; heartbeats while idle (the
+        reader says when one is due: records/fanout.py).
+
+        This loop runs once per event for every stream of the process: it arms no timer of its
+        own and awaits nothing but the feed, the client and the session's position write."""
+        feed, clock = self.feed, asyncio.get_running_loop().time
         behind = True  # the feed holds only what the reader reads from now on
         while True:
             if behind:
                 async for chunk in self._catch_up():
                     yield chunk
-                    last_sent = loop.time()
+                    feed.sent_at = clock()
             chunk, behind, up_to = self._take()
             if chunk:
                 yield chunk
-                last_sent = loop.time()
+                feed.sent_at = clock()
             if up_to != self.position:
                 await self._advance(up_to)
             if behind:
                 continue
-            idle = loop.time() - last_sent
-            if idle >= settings.RECORDS_HEARTBEAT_SECONDS:
-                yield b": heartbeat\n\n"  # a comment: keeps proxies from closing an idle stream
-                last_sent, idle = loop.time(), 0.0
-            try:
-                async with asyncio.timeout(settings.RECORDS_HEARTBEAT_SECONDS - idle):
-                    await self.feed.ready.wait()
-            except TimeoutError:
-                pass
+            if feed.beat_due:
+                feed.beat_due = False
+                if not chunk:
+                    yield b": heartbeat\n\n"  # a comment: keeps proxies from closing an idle stream
+                    feed.sent_at = clock()
+            if not feed.ready.is_set():
+                await feed.ready.wait()
 
     def _take(self) -> tuple[bytes, bool, int]:
         """The frames of the offered events after the position that match the filters, whether
@@ -157,19 +157,22 @@ class SseStream:
             return b"", True, self.position
         frames: list[bytes] = []
         position = self.position
+        flt = self.req.flt
         for offer in offers:
             if offer.up_to <= position:
                 continue
             if offer.after > position:
                 return b"".join(frames), True, position
-            flt = self.req.flt
-            frames.extend(
-                e.frame
-                for e in offer.events
-                if e.seq > position and flt.matches(patient_id=e.patient_id, study_uid=e.study_uid)
-            )
+            if offer.after == position and flt.everything:
+                frames.append(offer.body)  # the bytes every such stream sends: no copy
+            else:
+                frames.extend(
+                    e.frame
+                    for e in offer.events
+                    if e.seq > position and flt.matches(patient_id=e.patient_id, study_uid=e.study_uid)
+                )
             position = offer.up_to
-        return b"".join(frames), False, position
+        return frames[0] if len(frames) == 1 else b"".join(frames), False, position
 
     async def _snapshot(self, *, reason: str | None) -> AsyncIterator[bytes]:
         """The current resources as of the log head, then `snapshot-end` carrying the head as id.

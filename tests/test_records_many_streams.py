@@ -9,26 +9,20 @@ event, where streams reading for themselves would make streams × events.
 
 from __future__ import annotations
 
-import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 
 from records.models import RecordEvent
 from records.selectors import log_head
 from tests.support import live
-from tests.support.records_support import SseClient, index_study, rename_patient, stream_timeout, wait_for
+from tests.support.records_support import Listener, index_study, reader_stats, rename_patient, wait_for
 from tests.support.world import Clock, World
 
 pytestmark = pytest.mark.services
 
-PATH = "/api/v2/records/stream"
 BURST = 500
 STREAMS_PER_SERVER = 12
 BUFFER_EVENTS = 50  # small, so that the slow reader's feed overflows and it reads the log itself
@@ -46,43 +40,6 @@ def servers(child_env: dict[str, str], run_dir: Path) -> Iterator[list[live.Serv
     yield started
     for srv in started:
         srv.stop()
-
-
-class Listener:
-    """One SSE client on its own thread: the ids it receives, across reconnects."""
-
-    def __init__(self, srv: live.Server, headers: dict[str, str], *, position: int, last: int, **params: str) -> None:
-        self.srv, self.headers, self.position, self.last, self.params = srv, headers, position, last, params
-        self.ids: list[int] = []
-        self.connected = threading.Event()
-
-    def read(self, *, reconnect_after: int | None = None, pause: float = 0.0, rcvbuf: int | None = None) -> list[int]:
-        options = [(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)] if rcvbuf else []
-        transport = httpx.HTTPTransport(socket_options=options)
-        with httpx.Client(base_url=self.srv.url, timeout=stream_timeout(), transport=transport) as client:
-            while not self.ids or self.ids[-1] < self.last:
-                position = self.ids[-1] if self.ids else self.position
-                headers = {**self.headers, "Accept": "text/event-stream", "Last-Event-ID": str(position)}
-                with client.stream("GET", PATH, headers=headers, params=self.params) as response:
-                    assert response.status_code == 200
-                    self.connected.set()  # the stream has joined its process's reader
-                    reader = SseClient(response)
-                    while not self.ids or self.ids[-1] < self.last:
-                        self.ids.append(int(reader.next().id or 0))
-                        if pause:
-                            time.sleep(pause)
-                        if reconnect_after is not None and len(self.ids) == reconnect_after:
-                            break  # drops the connection mid-burst, then resumes after what it got
-        return self.ids
-
-
-def reader_stats(srv: live.Server, organization_id: int) -> dict[str, int] | None:
-    for line in srv.log().splitlines():
-        if '"records log reader stopped"' in line:
-            entry = json.loads(line)
-            if entry["organization_id"] == organization_id:
-                return entry  # type: ignore[no-any-return]
-    return None
 
 
 def test_it_delivers_a_burst_to_every_stream_of_two_processes_once_and_in_order(

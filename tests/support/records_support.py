@@ -4,6 +4,8 @@ record events in the same transaction), an SSE reader over httpx, and FHIR valid
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,9 +19,11 @@ from django.db import transaction
 from accounts.models import Organization
 from studies.index.record_events import record_patient_changed, record_study_changed, record_study_deleted
 from studies.models import Instance, Patient, Series, Study
+from tests.support import live
 from tests.support.fhir_assert import assert_fhir_valid
 
 RESOURCE_EVENTS = ("Patient", "ImagingStudy", "deleted")  # SSE events whose data is a FHIR resource
+STREAM_PATH = "/api/v2/records/stream"
 READ_TIMEOUT = 20.0  # seconds without a byte before a test read gives up (heartbeats come faster)
 
 
@@ -166,3 +170,43 @@ def wait_for(condition: Any, *, timeout: float = 20.0, interval: float = 0.05) -
             return value
         time.sleep(interval)
     raise AssertionError("condition not met in time")
+
+
+class Listener:
+    """One SSE client on its own thread: the ids it receives, across reconnects (each resumes
+    with Last-Event-ID after the last id it got)."""
+
+    def __init__(self, srv: live.Server, headers: dict[str, str], *, position: int, last: int, **params: str) -> None:
+        self.srv, self.headers, self.position, self.last, self.params = srv, headers, position, last, params
+        self.ids: list[int] = []
+        self.connected = threading.Event()
+
+    def read(self, *, reconnect_after: int | None = None, pause: float = 0.0, rcvbuf: int | None = None) -> list[int]:
+        options = [(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)] if rcvbuf else []
+        transport = httpx.HTTPTransport(socket_options=options)
+        with httpx.Client(base_url=self.srv.url, timeout=stream_timeout(), transport=transport) as client:
+            while not self.ids or self.ids[-1] < self.last:
+                position = self.ids[-1] if self.ids else self.position
+                headers = {**self.headers, "Accept": "text/event-stream", "Last-Event-ID": str(position)}
+                with client.stream("GET", STREAM_PATH, headers=headers, params=self.params) as response:
+                    assert response.status_code == 200
+                    self.connected.set()  # the stream has joined its process's reader
+                    reader = SseClient(response)
+                    while not self.ids or self.ids[-1] < self.last:
+                        self.ids.append(int(reader.next().id or 0))
+                        if pause:
+                            time.sleep(pause)
+                        if reconnect_after is not None and len(self.ids) == reconnect_after:
+                            break  # drops the connection mid-burst, then resumes after what it got
+        return self.ids
+
+
+def reader_stats(srv: live.Server, organization_id: int) -> dict[str, int] | None:
+    """What the server's log reader of the organization logged when its last stream left
+    (records/fanout.py), once it has."""
+    for line in srv.log().splitlines():
+        if '"records log reader stopped"' in line:
+            entry = json.loads(line)
+            if entry["organization_id"] == organization_id:
+                return entry  # type: ignore[no-any-return]
+    return None
