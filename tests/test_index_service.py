@@ -293,10 +293,8 @@ def test_it_indexes_into_a_study_deleted_between_its_check_and_its_lock(
     assert (upload.state, upload.instances_indexed, upload.instances_rejected) == (UploadState.DONE, 1, 0)
     study = Study.objects.get(organization=acme, study_uid=study_uid)
     assert study.patient.patient_id == "P-GONE"
-    assert (study.series_count, study.instance_count) == (1, 1) == (
-        Series.objects.filter(study=study).count(),
-        Instance.objects.filter(series__study=study).count(),
-    )
+    rows = (Series.objects.filter(study=study).count(), Instance.objects.filter(series__study=study).count())
+    assert (study.series_count, study.instance_count) == (1, 1) == rows
     assert Series.objects.get(study=study).instance_count == 1
 
 
