@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import functools
 import threading
+from typing import Any
 
 import pytest
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from pydicom import uid as uids
 
@@ -247,6 +248,54 @@ def test_it_moves_instances_both_ways_between_two_studies_without_a_deadlock(
     assert Instance.objects.get(sop_uid=a).series.study.study_uid == second_uid
     for study in Study.objects.filter(organization=acme):
         assert study.instance_count == 2 == Instance.objects.filter(series__study=study).count()
+
+
+@pytest.mark.services  # another session's delete, committed between the batch's read and its locks
+@pytest.mark.parametrize("patient_too", [False, True])
+def test_it_indexes_into_a_study_deleted_between_its_check_and_its_lock(
+    world: World, monkeypatch: pytest.MonkeyPatch, patient_too: bool
+) -> None:
+    from studies.index import services as indexing
+
+    acme = world.alice.org
+    study_uid = uids.generate_uid()
+    make = functools.partial(dcm.make_instance, study_uid=study_uid, patient_id="P-GONE")
+    index_now(stored_upload(acme, [make()]))
+    late = stored_upload(acme, [make()])
+
+    def delete_elsewhere() -> None:
+        try:
+            with transaction.atomic():
+                Instance.objects.filter(series__study__study_uid=study_uid).delete()
+                Series.objects.filter(study__study_uid=study_uid).delete()
+                Study.objects.filter(study_uid=study_uid).delete()
+                if patient_too:
+                    Patient.objects.filter(patient_id="P-GONE").delete()
+        finally:
+            connection.close()
+
+    # The batch found the study (so it neither inserts it nor its patient) and is about to lock
+    # them when they go: it must run again and create both, not index into nothing.
+    patients, deleted = indexing._patients, threading.Event()
+
+    def deleted_first(*args: Any, **kwargs: Any) -> Any:
+        if not deleted.is_set():
+            deleted.set()
+            elsewhere = threading.Thread(target=delete_elsewhere)
+            elsewhere.start()
+            elsewhere.join(30)
+        return patients(*args, **kwargs)
+
+    monkeypatch.setattr(indexing, "_patients", deleted_first)
+    upload = index_now(late)
+
+    assert deleted.is_set()
+    assert (upload.state, upload.instances_indexed, upload.instances_rejected) == (UploadState.DONE, 1, 0)
+    study = Study.objects.get(organization=acme, study_uid=study_uid)
+    assert study.patient.patient_id == "P-GONE"
+    rows = (Series.objects.filter(study=study).count(), Instance.objects.filter(series__study=study).count())
+    assert (study.series_count, study.instance_count) == (1, 1) == rows
+    assert Series.objects.get(study=study).instance_count == 1
 
 
 def test_it_waits_and_tries_again_in_embedded_mode_before_failing(
