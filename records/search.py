@@ -205,19 +205,14 @@ def search_values(kind: str, resource: dict[str, Any]) -> list[tuple[str, Value]
     return found
 
 
-def search_values_replace(*, organization_id: int, keys: list[tuple[str, str]]) -> None:
-    """Re-index the organization's current resources named by (kind, key), inside the
-    transaction that wrote them: two statements and one insert however many there are."""
-    if not keys:
+def search_values_replace(*, rows: list[RecordResource]) -> None:
+    """Re-index these current resources, just upserted (their ids set by the upsert's RETURNING,
+    which Django does on PostgreSQL and SQLite ≥ 3.35), inside the transaction that wrote them:
+    one DELETE and one INSERT however many there are. Raises ValueError for a row without id."""
+    if not rows:
         return
-    wanted = set(keys)
-    rows = [
-        row
-        for row in RecordResource.objects.filter(
-            organization_id=organization_id, kind__in={k for k, _ in keys}, key__in={key for _, key in keys}
-        )
-        if (row.kind, row.key) in wanted
-    ]
+    if any(row.pk is None for row in rows):
+        raise ValueError("search values are replaced for saved resources only")
     RecordSearchValue.objects.filter(resource__in=rows).delete()
     RecordSearchValue.objects.bulk_create(
         RecordSearchValue(

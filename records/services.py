@@ -104,7 +104,7 @@ def records_append(*, organization_id: int, events: list[NewEvent]) -> list[Reco
             unique_fields=["organization", "kind", "key"],
             update_fields=["patient_id", "study_uid", "seq", "resource", "updated"],
         )
-        search_values_replace(organization_id=organization_id, keys=[(r.kind, r.key) for r in current])
+        search_values_replace(rows=current)  # no read-back: the upsert set their ids
     transaction.on_commit(lambda: _wake(organization_id, last))
     return written
 

@@ -82,6 +82,9 @@ def test_it_reads_with_version_etag_and_304(fhir_server: live.Server, world: Wor
     changed = get(fhir_server, f"Patient/{pid}", {**world.bob.headers, "If-None-Match": 'W/"1"'})
     assert changed.status_code == 200 and changed.json()["meta"]["versionId"] == "3"
     assert changed.json()["name"][0]["family"] == "Roe"
+    # The search index follows the new version, and forgets the old one.
+    found = [get(fhir_server, "Patient", world.bob.headers, family=f).json().get("total") for f in ("Roe", "Doe")]
+    assert found == [1, 0]
 
     study = get(fhir_server, "ImagingStudy/1.2.3.1", world.bob.headers)
     parsed = assert_fhir_valid(study.json())
