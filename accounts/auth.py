@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from accounts.key_cache import key_cache_get, key_cache_put
 from accounts.keys import key_digest, key_is_well_formed, key_prefix
 from accounts.models import APIKey
 from core.compiled_lookup import CompiledLookup
@@ -43,9 +44,19 @@ def key_presented(header: str | None) -> APIKey | None:
 
 
 def key_authenticate(header: str | None) -> APIKey | None:
-    """The active key named by an Authorization header value, or None (for any reason)."""
-    key = key_presented(header)
-    if key is None or not key.is_active():
+    """The active key named by an Authorization header value, or None (for any reason). A key
+    verified in the last few seconds is not looked up again (accounts/key_cache.py)."""
+    token = bearer_token(header)
+    if token is None:
+        return None
+    digest = key_digest(token)
+    key = key_cache_get(digest)
+    if key is None:
+        key = key_presented(header)
+        if key is None or not key.is_active():
+            return None
+        key_cache_put(digest, key)
+    elif not key.is_active():  # expired since it was cached
         return None
     now = timezone.now()
     if key.last_used is None or now - key.last_used >= LAST_USED_RESOLUTION:

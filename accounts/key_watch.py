@@ -30,6 +30,7 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
+from accounts.key_cache import key_cache_clear
 from accounts.models import APIKey
 from core.asgi import ASGIApp, Message, Receive, Scope, Send
 from core.errors import ApiError
@@ -69,7 +70,9 @@ _key_access_ended = database_sync_to_async(key_access_ended)
 
 def key_access_changed() -> None:
     """Have every process re-check its open connections' keys now, not at the next interval:
-    called once a revocation has committed. Losing this costs at most one interval."""
+    called once a revocation has committed. Losing this costs at most one interval. New
+    requests stop at once too: the verified keys this process keeps are forgotten."""
+    key_cache_clear()
     for loop, watches in list(_watches.items()):  # this process (embedded: the only one)
         if not loop.is_closed():
             loop.call_soon_threadsafe(watches.wake.set)
@@ -128,6 +131,7 @@ class _Watches:
         try:
             while True:
                 await layer.receive(channel)
+                key_cache_clear()  # a revocation elsewhere: new requests look their key up again
                 self.wake.set()
         except asyncio.CancelledError:
             await asyncio.shield(layer.group_discard(KEYS_GROUP, channel))

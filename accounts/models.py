@@ -103,7 +103,7 @@ class AuditEntry(models.Model):
     client_address = models.CharField(max_length=64, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
     study_uid = models.CharField(max_length=64, blank=True)
-    patient_id = models.CharField(max_length=64, blank=True)
+    patient_id = models.CharField(max_length=512, blank=True)  # as indexed, never cut
     series_count = models.PositiveIntegerField(default=0)
     instance_count = models.PositiveIntegerField(default=0)
     bytes = models.PositiveBigIntegerField(default=0)

@@ -1,12 +1,14 @@
 """The indexing cost of single-instance uploads, in-process, with a profile (issue 19).
 
-    .venv/bin/python -m bench.index_cost [--uploads 100] [--services] [--backlog] [--profile 25]
+    .venv/bin/python -m bench.index_cost [--uploads 100] [--services] [--backlog] [--one-study] [--profile 25]
 
 Makes N single-instance uploads (rows and objects, as ingest leaves them) in a fresh database
 (SQLite, or PostgreSQL with --services) and runs the indexing task of each, in this process
 and this thread (what the embedded runner or a worker does). By default each upload is queued
 just before its task runs (one client, an indexer keeping up); with --backlog all are queued
-first (an indexer behind). Prints the CPU per upload of this process (the indexing only; not
+first (an indexer behind). Each upload is a study of its own, or with --one-study every
+instance goes to one series of one study (bench.compare's one-instance rows).
+Prints the CPU per upload of this process (the indexing only; not
 ingest, not PostgreSQL's own CPU: see bench.compare), SQL statements per upload, and with
 --profile the top functions by cumulative time.
 """
@@ -29,6 +31,7 @@ def main() -> None:
     parser.add_argument("--uploads", type=int, default=100)
     parser.add_argument("--services", action="store_true", help="PostgreSQL instead of SQLite")
     parser.add_argument("--backlog", action="store_true", help="queue every upload before indexing any")
+    parser.add_argument("--one-study", action="store_true", help="every instance in one study and series")
     parser.add_argument("--profile", type=int, default=25, help="functions of the profile to print (0: none)")
     args = parser.parse_args()
 
@@ -51,7 +54,15 @@ def main() -> None:
 
     index_tasks.enqueue = run_now  # type: ignore[attr-defined]  # the parts run here, in order
     org = organization_ensure(slug="bench", plan_slug="enterprise")
-    instances = [make_instance(patient_id=f"P{n}") for n in range(args.uploads)]
+    from pydicom.uid import generate_uid
+
+    study, series = str(generate_uid()), str(generate_uid())
+    instances = [
+        make_instance(patient_id="P", study_uid=study, series_uid=series, instance_number=n + 1)
+        if args.one_study
+        else make_instance(patient_id=f"P{n}")
+        for n in range(args.uploads)
+    ]
     uploads: list[str] = []
 
     def queue(n: int) -> str:

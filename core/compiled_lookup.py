@@ -39,9 +39,21 @@ class _Plan:
     populators: list[Any]
 
 
+@dataclass(frozen=True)
+class _ValuesPlan:
+    using: str
+    sql: str
+    params: list[Any]
+    names: dict[int, str]
+    compiler: SQLCompiler
+    converters: dict[int, Any]
+    keys: list[str]  # the .values() names, in the SELECT's order
+
+
 class CompiledLookup(Generic[M]):
     """``lookup.first(**values)`` is ``build(**values).first()`` for a lookup by a unique key,
-    and ``lookup.all(**values)`` is ``list(build(**values))``, without rebuilding the query.
+    and ``lookup.all(**values)`` is ``list(build(**values))``, without rebuilding the query;
+    for a ``.values(...)`` QuerySet, ``lookup.dicts(**values)`` is ``list(build(**values))``.
 
     ``placeholders`` gives each named value a stand-in of the same type that no real call uses
     as a constant in ``build``; it only serves to find where each value lands among the SQL
@@ -53,17 +65,21 @@ class CompiledLookup(Generic[M]):
         self._placeholders = placeholders
         self._local = threading.local()  # a compiler belongs to its thread's connection
 
+    def _compile(self, queryset: models.QuerySet[Any]) -> tuple[SQLCompiler, str, list[Any], dict[int, str]]:
+        compiler = queryset.query.get_compiler(using=queryset.db)
+        sql, params = compiler.as_sql()
+        names = {i: n for i, p in enumerate(params) for n, v in self._placeholders.items() if p == v}
+        if set(names.values()) != set(self._placeholders):
+            raise ValueError("a placeholder does not reach the SQL as a parameter")
+        return compiler, sql, list(params), names
+
     def _plan(self, *, one: bool) -> _Plan:
         slot = "one" if one else "all"
         plan: _Plan | None = getattr(self._local, slot, None)
         if plan is None:
             queryset = self._build(**self._placeholders)
             queryset = queryset[:1] if one else queryset
-            compiler = queryset.query.get_compiler(using=queryset.db)
-            sql, params = compiler.as_sql()
-            names = {i: n for i, p in enumerate(params) for n, v in self._placeholders.items() if p == v}
-            if set(names.values()) != set(self._placeholders):
-                raise ValueError("a placeholder does not reach the SQL as a parameter")
+            compiler, sql, params, names = self._compile(queryset)
             select, info = compiler.select, compiler.klass_info
             if info is None or compiler.annotation_col_map:
                 raise ValueError("only plain model lookups (with select_related) are supported")
@@ -92,13 +108,41 @@ class CompiledLookup(Generic[M]):
         """Every row, in the QuerySet's order."""
         return self._run(self._plan(one=False), values)
 
-    def _run(self, plan: _Plan, values: dict[str, object]) -> list[M]:
+    def dicts(self, **values: object) -> list[dict[str, Any]]:
+        """Every row of a ``.values(...)`` QuerySet, as the dicts it yields, in its order."""
+        plan: _ValuesPlan | None = getattr(self._local, "dicts", None)
+        if plan is None:
+            queryset = self._build(**self._placeholders)
+            compiler, sql, params, names = self._compile(queryset)
+            query = queryset.query
+            if not query.values_select or query.annotation_select or query.extra_select:
+                raise ValueError("dicts() serves plain .values() lookups")
+            columns = [column[0] for column in compiler.select[: compiler.col_count]]
+            plan = _ValuesPlan(
+                using=queryset.db,
+                sql=sql,
+                params=[None if i in names else p for i, p in enumerate(params)],
+                names=names,
+                compiler=compiler,
+                converters=compiler.get_converters(columns),
+                keys=list(query.values_select),
+            )
+            self._local.dicts = plan
+        rows = self._rows(plan, values)
+        return [dict(zip(plan.keys, row, strict=True)) for row in rows]
+
+    @staticmethod
+    def _rows(plan: _Plan | _ValuesPlan, values: dict[str, object]) -> Any:
         params: list[Any] = [values[plan.names[i]] if i in plan.names else p for i, p in enumerate(plan.params)]
         with connections[plan.using].cursor() as cursor:
             cursor.execute(plan.sql, params)
             rows: Any = cursor.fetchall()
         if plan.converters:
             rows = plan.compiler.apply_converters(rows, plan.converters)
+        return rows
+
+    def _run(self, plan: _Plan, values: dict[str, object]) -> list[M]:
+        rows = self._rows(plan, values)
         found = []
         for row in rows:
             obj = plan.model.from_db(plan.using, plan.init_list, row[plan.fields])

@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from core.asgi import ASGIApp, Message, Receive, Scope, Send
 
 _cors = CorsMiddleware(lambda request: HttpResponse())
+_VARY_ORIGIN = (b"vary", b"origin")
 
 
 def _request(scope: Scope) -> HttpRequest:
@@ -30,6 +31,12 @@ def _request(scope: Scope) -> HttpRequest:
 
 def cors_headers(scope: Scope) -> tuple[bool, list[tuple[bytes, bytes]]]:
     """(is this a preflight, the CORS headers of the answer), as CorsMiddleware decides them."""
+    if scope["method"] != "OPTIONS" and not any(name == b"origin" for name, _ in scope.get("headers", ())):
+        # No Origin (every non-browser client): CorsMiddleware adds at most `Vary: origin`, and
+        # decides whether from the path alone; no request with every header copied is needed.
+        bare = HttpRequest()
+        bare.path = bare.path_info = scope["path"]
+        return False, [_VARY_ORIGIN] if _cors.is_enabled(bare) else []
     request = _request(scope)
     preflight = _cors.check_preflight(request) is not None
     response = _cors.add_response_headers(request, HttpResponse())

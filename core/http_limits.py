@@ -12,21 +12,20 @@ connections until the process runs out of file descriptors. ``LimitedHttpToolsPr
   `--timeout-keep-alive`;
 - connections per process: HTTP_MAX_CONNECTIONS → `503` with Retry-After at once, closed.
 
-The body's idle time is the ASGI layer's (``BodyIdleTimeout``): the app is reading it then.
+The body's idle time is the ASGI layer's (core/body_timeout.py): the app is reading it then.
 These answers are plain text: no request id or problem body exists before a request does.
+
+This module imports nothing that needs Django set up (settings are read per connection):
+uvicorn's worker processes (`--workers N`) import the protocol class before the app module
+that sets Django up.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 
 from django.conf import settings
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
-from core.asgi import ASGIApp, Message, Receive, Scope, Send
-from core.errors import ApiError
-from core.problems import send_problem
 
 
 def _refusal(status: int, reason: str, detail: str, *extra: str) -> bytes:
@@ -108,50 +107,3 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.write(response)
             self.transport.close()
-
-
-class BodyIdleTimeout:
-    """ASGI layer: a request body that sends nothing for HTTP_BODY_IDLE_TIMEOUT_SECONDS ends.
-
-    The app's ``receive()`` then returns `http.disconnect`, so it cleans up as for a client that
-    left (an upload's objects and row go, its request id is free again); once the app has
-    returned, the client gets `408` (when no answer was started) and the connection is closed.
-    Only the body is timed: waiting for a disconnect while streaming an answer is not.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        idle_s = float(settings.HTTP_BODY_IDLE_TIMEOUT_SECONDS)
-        body_done = False
-        timed_out = False
-        started = False
-
-        async def timed_receive() -> Message:
-            nonlocal body_done, timed_out
-            if body_done or timed_out:
-                return await receive() if not timed_out else {"type": "http.disconnect"}
-            try:
-                message = await asyncio.wait_for(receive(), idle_s)
-            except TimeoutError:
-                timed_out = True
-                return {"type": "http.disconnect"}
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                body_done = True
-            return message
-
-        async def tracked_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        began = time.monotonic()
-        await self.app(scope, timed_receive, tracked_send)
-        if timed_out and not started:
-            detail = f"The request body sent nothing for {idle_s:g} s (after {time.monotonic() - began:.0f} s)."
-            await send_problem(send, ApiError(408, detail, slug="body-timeout", headers=[("Connection", "close")]))

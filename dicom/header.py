@@ -68,11 +68,9 @@ _INFLATE_READ = 64 * 1024
 MAX_SEQUENCE_DEPTH = 16
 # Values are kept whole, never cut (a cut Accession Number or Patient ID becomes another
 # record's). A value longer than its VR allows (PS3.5 Table 6.2-1) is indexed with a warning;
-# one longer than this bound, which the index columns hold, is refused (`value-too-long`).
+# one longer than this bound, which the index columns (Patient ID's in the record log and the
+# audit log too) hold, is refused (`value-too-long`).
 MAX_VALUE_CHARS = 512
-# Patient ID is a key (of patients, and of the record log's patient filter, 64 wide): one longer
-# than LO's 64 characters is refused rather than cut into another patient's.
-MAX_PATIENT_ID_CHARS = 64
 # Maximum characters of one value (of one component group for PN), PS3.5 Table 6.2-1.
 _VR_MAX_CHARS = {"AE": 16, "CS": 16, "SH": 16, "LO": 64, "PN": 64, "ST": 1024, "LT": 10240}
 
@@ -408,8 +406,6 @@ def _header_values(ds: Dataset, meta: FileMeta, pixel_data: PixelData | None) ->
     if ds.get_item(tags.PATIENT_ID) is None:
         notes.append(ItemWarning("patient-id-absent", "Patient ID (0010,0020), Type 2, is absent"))
     patient_id = text(tags.PATIENT_ID)
-    if len(patient_id) > MAX_PATIENT_ID_CHARS:
-        raise InvalidInstance("value-too-long", f"Patient ID longer than {MAX_PATIENT_ID_CHARS} characters")
     sex = text(tags.PATIENT_SEX).upper()
     return InstanceHeader(
         sop_instance_uid=uid(tags.SOP_INSTANCE_UID, "SOP Instance UID (0008,0018)"),

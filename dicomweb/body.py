@@ -161,27 +161,38 @@ async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
 
 
 class _ReadAhead:
-    """The slices of one answer, read in order, the first piece of each of the next READ_AHEAD
-    ones fetched meanwhile: an answer of many objects (a study of small instances) waits for
-    the store's latency once per READ_AHEAD objects, not once per object. Memory stays below
-    READ_AHEAD + 1 pieces."""
+    """The slices of one answer, read in order, the next READ_AHEAD reads under way meanwhile:
+    an answer of many objects (a study of small instances) waits for the store's latency once
+    per READ_AHEAD reads, not once per object. A read is the first piece of one slice, or
+    several whole slices in a row that together fit in one piece (one thread hop for dozens of
+    small instances, not one or two each). Memory stays below READ_AHEAD + 1 pieces."""
 
     def __init__(self, slices: Sequence[Slice]) -> None:
         self._slices = slices
         self._scheduled = 0
-        self._tasks: deque[asyncio.Future[tuple[BinaryIO, bytes]]] = deque()
+        self._tasks: deque[asyncio.Future[list[_Fetched]]] = deque()
+        self._fetched: deque[_Fetched] = deque()  # of the read last awaited, not yet sent
 
     def _fill(self) -> None:
         while len(self._tasks) < READ_AHEAD and self._scheduled < len(self._slices):
-            piece = self._slices[self._scheduled]
-            self._tasks.append(asyncio.ensure_future(asyncio.to_thread(_first_piece, piece)))
-            self._scheduled += 1
+            batch = [self._slices[self._scheduled]]
+            total = batch[0].length
+            while (
+                self._scheduled + len(batch) < len(self._slices)
+                and total + (following := self._slices[self._scheduled + len(batch)]).length <= READ_BYTES
+            ):
+                batch.append(following)
+                total += following.length
+            self._tasks.append(asyncio.ensure_future(asyncio.to_thread(_first_pieces, batch)))
+            self._scheduled += len(batch)
 
     async def pieces(self, piece: Slice):  # type: ignore[no-untyped-def]  # an async generator of bytes
         """The bytes of ``piece``, the next slice of the answer, in READ_BYTES pieces."""
         self._fill()
-        fp, data = await self._tasks.popleft()
-        self._fill()
+        if not self._fetched:
+            self._fetched.extend(await self._tasks.popleft())
+            self._fill()
+        fp, data = self._fetched.popleft()
         try:
             left = piece.length
             while left > 0:
@@ -189,30 +200,61 @@ class _ReadAhead:
                     raise OSError(f"stored object {piece.key} is shorter than its index says")
                 left -= len(data)
                 yield data
-                if left > 0:
-                    data = await asyncio.to_thread(fp.read, min(READ_BYTES, left))
+                if left > 0:  # (a slice read whole that came short has nothing more: the error above)
+                    data = await asyncio.to_thread(fp.read, min(READ_BYTES, left)) if fp is not None else b""
         finally:
-            await asyncio.to_thread(fp.close)
+            if fp is not None:
+                await asyncio.to_thread(fp.close)
 
     def close(self) -> None:
         """Drop what was fetched ahead and not sent (the client went away, or a read failed)."""
         for task in self._tasks:
             task.add_done_callback(_close_fetched)  # its thread runs on: close when it is done
         self._tasks.clear()
+        for fp, _ in self._fetched:
+            if fp is not None:
+                fp.close()
+        self._fetched.clear()
 
 
-def _first_piece(piece: Slice) -> tuple[BinaryIO, bytes]:
+_Fetched = tuple[BinaryIO | None, bytes]  # a slice's reader (None: read whole) and first piece
+
+
+def _first_pieces(batch: list[Slice]) -> list[_Fetched]:
+    """Each slice's reader and first piece; a slice of one piece (a frame, most instances) is
+    read whole and closed here, on the same thread hop: (None, its bytes)."""
+    fetched: list[_Fetched] = []
+    try:
+        for piece in batch:
+            fetched.append(_first_piece(piece))
+    except BaseException:
+        for fp, _ in fetched:
+            if fp is not None:
+                fp.close()
+        raise
+    return fetched
+
+
+def _first_piece(piece: Slice) -> _Fetched:
     fp = storage().open_range(piece.key, piece.offset, piece.length)
     try:
-        return fp, fp.read(min(READ_BYTES, piece.length))
+        data = fp.read(min(READ_BYTES, piece.length))
+        if piece.length > READ_BYTES:
+            return fp, data
+        while len(data) < piece.length and (more := fp.read(piece.length - len(data))):
+            data += more  # a stream may answer a read with less than was asked
     except BaseException:
         fp.close()
         raise
+    fp.close()
+    return None, data
 
 
-def _close_fetched(task: asyncio.Future[tuple[BinaryIO, bytes]]) -> None:
-    if task.exception() is None:  # a failed fetch closed its reader itself
-        task.result()[0].close()
+def _close_fetched(task: asyncio.Future[list[_Fetched]]) -> None:
+    if task.exception() is None:  # a failed fetch closed its readers itself
+        for fp, _ in task.result():
+            if fp is not None:
+                fp.close()
 
 
 def read_slices(slices: Iterable[Slice]) -> bytes:

@@ -103,11 +103,43 @@ def _to_image(pixels: np.ndarray, header: pydicom.Dataset, window: Window | None
     if pixels.ndim == 3:  # colour: RGB (pydicom converted YBR), 8 bits per sample, or more
         top = float(2 ** int(header.get("BitsStored", 8)) - 1)
         return Image.fromarray(_scale(pixels.astype(np.float64), 0.0, top).astype(np.uint8), mode="RGB")
-    values = apply_modality_lut(pixels, header).astype(np.float64)
-    out = _voi(values, _window(header, window))
+    return Image.fromarray(_grayscale(pixels, header, _window(header, window), photometric), mode="L")
+
+
+def _grayscale(pixels: np.ndarray, header: pydicom.Dataset, window: Window | None, photometric: str) -> np.ndarray:
+    """One grayscale frame to 0-255: the Modality LUT, the VOI window, MONOCHROME1 inverted.
+
+    Each step maps every stored value on its own, so for integer pixels of up to 16 bits they
+    run once per stored value from the frame's least to its greatest (a table of at most 65,536
+    entries), and the frame is looked up in that table in one pass: the same bytes as running
+    them on every pixel (tests/unit/test_rendering.py), several times faster.
+    """
+    if pixels.dtype.kind not in "ui" or pixels.dtype.itemsize > 2 or pixels.size == 0:
+        return _grayscale_each(pixels, header, window, photometric)
+    least = pixels.min()
+    unsigned = pixels.dtype.newbyteorder("=").str.replace("i", "u")
+    offsets = pixels.view(unsigned) - np.asarray(least).view(unsigned)  # wraps into 0 .. greatest - least
+    stored = np.arange(int(least), int(pixels.max()) + 1).astype(pixels.dtype)
+    values = apply_modality_lut(stored, header).astype(np.float64)
+    if (window is None or window.width <= 0) and "ModalityLUTSequence" in header:
+        # The frame's own range, over the values present: a Modality LUT need not be monotonic.
+        present = values[np.bincount(offsets.ravel(), minlength=len(stored)).astype(bool)]
+        table = _scale(values, float(present.min()), float(present.max()))
+    else:
+        table = _voi(values, window)
+    if photometric == "MONOCHROME1":
+        table = 255.0 - table
+    frame: np.ndarray = table.astype(np.uint8)[offsets]
+    return frame
+
+
+def _grayscale_each(pixels: np.ndarray, header: pydicom.Dataset, window: Window | None, photometric: str) -> np.ndarray:
+    """The same mapping run on every pixel (floating-point or 32-bit frames)."""
+    out = _voi(apply_modality_lut(pixels, header).astype(np.float64), window)
     if photometric == "MONOCHROME1":
         out = 255.0 - out
-    return Image.fromarray(out.astype(np.uint8), mode="L")
+    frame: np.ndarray = out.astype(np.uint8)
+    return frame
 
 
 def _window(header: pydicom.Dataset, window: Window | None) -> Window | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from channels.db import database_sync_to_async
 
@@ -136,24 +136,52 @@ def _layout(row: dict[str, Any]) -> PixelData:
     )
 
 
-def _frames(row: dict[str, Any], numbers: list[int]) -> list[list[Slice]]:
-    """The stored extents of the frames ``numbers``: blocking (a JPEG stream without an offset
-    table is split at its end-of-image markers, read from the file)."""
+def _frames(row: dict[str, Any], numbers: list[int], fp: BinaryIO) -> list[list[Slice]]:
+    """The stored extents of the frames ``numbers``, ``fp`` the stored object (read only for a
+    JPEG stream without an offset table, which is split at its end-of-image markers)."""
     layout = row["pixel_data"]
     try:
-        with storage().open(row["object_key"]) as fp:
-            extents = frame_extents(
-                fp,
-                _layout(row),
-                number_of_frames=row["number_of_frames"],
-                frame_length=layout["frame_length"],
-                extended_offsets=tuple(layout["extended"]) if layout["extended"] else None,  # type: ignore[arg-type]
-            )
+        extents = frame_extents(
+            fp,
+            _layout(row),
+            number_of_frames=row["number_of_frames"],
+            frame_length=layout["frame_length"],
+            extended_offsets=tuple(layout["extended"]) if layout["extended"] else None,  # type: ignore[arg-type]
+        )
     except PixelDataError as exc:
         raise ApiError(422, f"The instance's frames cannot be found: {exc}.", slug="bad-pixel-data") from None
     if max(numbers) > len(extents):
         raise ApiError(422, f"The pixel data holds {len(extents)} frames, not {max(numbers)}.", slug="bad-pixel-data")
     return [[Slice(row["object_key"], e.offset, e.length) for e in extents[n - 1]] for n in numbers]
+
+
+class _FileNeeded(Exception):
+    """Raised by ``_Unread`` when the frames' places need the stored bytes after all."""
+
+
+class _Unread:
+    """The stored object, for the common case where the index says where every frame lies:
+    any read of it stops the computation, which then runs again on a worker thread with the
+    real file. Native data and offset tables thus cost no file opening and no thread hop."""
+
+    def read(self, size: int = -1) -> bytes:
+        raise _FileNeeded
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        raise _FileNeeded
+
+
+def _frames_read(row: dict[str, Any], numbers: list[int]) -> list[list[Slice]]:
+    """``_frames`` with the stored object opened: blocking, for a worker thread."""
+    with storage().open(row["object_key"]) as fp:
+        return _frames(row, numbers, fp)
+
+
+async def _frame_slices(row: dict[str, Any], numbers: list[int]) -> list[list[Slice]]:
+    try:
+        return _frames(row, numbers, cast(BinaryIO, _Unread()))
+    except _FileNeeded:
+        return await asyncio.to_thread(_frames_read, row, numbers)
 
 
 async def _pixel_row(request: Request) -> dict[str, Any]:
@@ -179,7 +207,7 @@ async def _send_pixels(request: Request, row: dict[str, Any], numbers: list[int]
     encapsulated = row["pixel_data"]["encapsulated"]
     media = pixel_media_type(row["transfer_syntax_uid"], encapsulated=encapsulated)
     accepts_pixels(request.header(b"accept"), stored_media=media, stored_syntax=row["transfer_syntax_uid"])
-    frames = await asyncio.to_thread(_frames, row, numbers)
+    frames = await _frame_slices(row, numbers)
     part_type = f"{media}; transfer-syntax={row['transfer_syntax_uid']}" if encapsulated else media
     parts = [Part([("Content-Type", part_type), ("Content-Length", str(sum(s.length for s in f)))], f) for f in frames]
     boundary = boundary_for(row["sha256"], *map(str, numbers))

@@ -8,9 +8,12 @@ the broker's acceptance and the row's delete sends it again), so the tasks sent 
 idempotent; `studies.index_upload` is (it only moves a `queued` upload on).
 
 The on-commit send runs on a dispatcher thread of the process, so the request that committed
-is answered at once whatever the broker does. Two dispatchers may reach one row (the on-commit
-send and the sweep, or two processes' sweeps): the row is locked with SKIP LOCKED while it is
-sent, so only one sends it.
+is answered at once whatever the broker does. It takes no lock: it publishes the task it was
+handed and then deletes the row in one statement (one upload, one DELETE, instead of a locking
+transaction around the publish). The sweeps lock the rows they send with SKIP LOCKED, so two
+sweeps never send one twice; a sweep only takes rows older than OUTBOX_RESEND_AFTER_SECONDS, so
+it meets an on-commit send only when that one is stuck behind a broker outage, and the task then
+goes twice, which its idempotence allows.
 Without a broker (embedded mode) the task runs on this process's task thread and its row is
 deleted once it has run; a process that dies first leaves the row for the sweep.
 """
@@ -45,18 +48,36 @@ def outbox_add(task: Task[Any, Any], *args: str | int) -> None:
     """Record ``task(*args)`` in the current transaction and send it once that commits.
     Call inside ``transaction.atomic()``: the row commits (or rolls back) with the caller's data."""
     row = OutboxTask.objects.create(task=task.name, args=list(args))
-    transaction.on_commit(lambda: _dispatcher.submit(_send_then_release, row.pk), robust=True)
+    transaction.on_commit(lambda: _dispatcher.submit(_send_then_release, row), robust=True)
 
 
-def _send_then_release(pk: int) -> None:
+def _send_then_release(row: OutboxTask) -> None:
     try:
-        outbox_send(pk=pk)
+        _send_committed(row)
     finally:
         close_old_connections()  # this thread's database connection goes back (to the pool)
 
 
+def _send_committed(row: OutboxTask) -> None:
+    """The on-commit send of a row just committed, without a lock (see above): published (or,
+    without a broker, started here), then deleted; a failure leaves the row for the sweep."""
+    if not settings.CELERY_BROKER_URL:
+        _start_here(row)  # the row goes once the task has run (run_recorded)
+        return
+    try:
+        _publish(row)
+    except Exception as exc:  # noqa: BLE001 - any failure leaves the row for the sweep
+        log.warning("outbox task %s not sent yet: %s", row.pk, exc)
+        _failed(row.pk, exc)
+        return
+    try:
+        OutboxTask.objects.filter(pk=row.pk).delete()
+    except Exception:  # the task is sent; the sweep sends the row again, harmlessly
+        log.warning("sent outbox task %s kept its row", row.pk, exc_info=True)
+
+
 def outbox_send(*, pk: int) -> str:
-    """Send one recorded task unless another dispatcher has it. Returns ``"sent"`` (or, without
+    """Send one recorded task unless another sweep has it. Returns ``"sent"`` (or, without
     a broker, started here), ``"busy"`` (sent already, or another dispatcher has it) or
     ``"failed"``: a broker or database that fails leaves the row for the sweep (logged, never raised)."""
     try:

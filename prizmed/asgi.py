@@ -18,8 +18,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from core.asgi import Receive, Scope, Send  # noqa: E402
+from core.body_timeout import BodyIdleTimeout  # noqa: E402
 from core.gateway import RequestIdMiddleware  # noqa: E402
-from core.http_limits import BodyIdleTimeout  # noqa: E402
 from core.metrics import HttpMetricsMiddleware  # noqa: E402
 from core.one_hop_asgi import OneHopASGIHandler  # noqa: E402
 from core.openapi import FHIR_PREFIX  # noqa: E402

@@ -385,6 +385,9 @@ PRIZMED_AUTH_FAILURES_PER_MINUTE = envint("PRIZMED_AUTH_FAILURES_PER_MINUTE", 60
 # Open SSE streams and WebSockets re-check their key this often (seconds, one query per process):
 # a revoked or expired key's connections end within it (accounts/key_watch.py).
 PRIZMED_KEY_RECHECK_SECONDS = envint("PRIZMED_KEY_RECHECK_SECONDS", 2)
+# A verified key serves a process's new requests without a lookup for this long (seconds; 0: off):
+# a change not made through this process (accounts/key_cache.py) reaches its requests within it.
+PRIZMED_KEY_CACHE_SECONDS = envint("PRIZMED_KEY_CACHE_SECONDS", 2)
 # The audit chain's HMAC key (accounts/audit/log.py, docs/audit.md): kept outside the database,
 # so whoever can write the audit table cannot recompute the chain. Required with production
 # services (every process must hold the same key); embedded, generated once into the data dir.

@@ -31,7 +31,7 @@ class RecordEvent(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     seq = models.BigIntegerField()
     kind = models.CharField(max_length=16, choices=EventKind.choices)
-    patient_id = models.CharField(max_length=64, blank=True)  # DICOM Patient ID, for the filter
+    patient_id = models.CharField(max_length=512, blank=True)  # DICOM Patient ID, for the filter
     study_uid = models.CharField(max_length=64, blank=True)  # for the filter and `deleted`
     resource = models.JSONField(null=True)  # the FHIR resource as it was at this change
     created = models.DateTimeField(default=timezone.now)
@@ -70,8 +70,9 @@ class RecordResource(models.Model):
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=16, choices=EventKind.choices)  # Patient or ImagingStudy
-    key = models.CharField(max_length=64)  # DICOM Patient ID or Study Instance UID
-    patient_id = models.CharField(max_length=64, blank=True)  # for the `patient` filter
+    # Patient IDs as long as the index keeps them (dicom.header.MAX_VALUE_CHARS), never cut.
+    key = models.CharField(max_length=512)  # DICOM Patient ID or Study Instance UID
+    patient_id = models.CharField(max_length=512, blank=True)  # for the `patient` filter
     study_uid = models.CharField(max_length=64, blank=True)  # for the `study` filter
     seq = models.BigIntegerField()
     resource = models.JSONField()
@@ -99,7 +100,7 @@ class RecordSearchValue(models.Model):
     kind = models.CharField(max_length=16, choices=EventKind.choices)
     param = models.CharField(max_length=32)
     system = models.CharField(max_length=255, blank=True)
-    value = models.CharField(max_length=255, blank=True)
+    value = models.CharField(max_length=512, blank=True)  # records.search.MAX_VALUE
     low = models.DateTimeField(null=True)
     high = models.DateTimeField(null=True)
 

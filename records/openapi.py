@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.openapi import UUID4_SCHEMA, header_parameter, problem_response_object, query_parameter
+from dicom.header import MAX_VALUE_CHARS
 from dicom.uid import UID_SCHEMA
 from records.request import DEFAULT_COUNT, MAX_COUNT, MAX_SEQ, SESSION_ID
 
@@ -46,7 +47,7 @@ RECORDS_STREAM_GET: dict[str, Any] = {
         query_parameter(
             "patient",
             "Only this DICOM Patient ID (its Patient and its studies).",
-            {"type": "string", "minLength": 1, "maxLength": 64},
+            {"type": "string", "minLength": 1, "maxLength": MAX_VALUE_CHARS},
         ),
         query_parameter("study", "Only this Study Instance UID.", UID_SCHEMA),
         query_parameter("since", "Sequence number: only changes after it (SSE: resume after it).", _SEQ),

@@ -15,6 +15,7 @@ from core.fhir import FHIR_JSON, FHIR_NDJSON
 from core.headers import header, parse_uuid4
 from core.links import base_from_scope
 from core.params import integer, optional_integer
+from dicom.header import MAX_VALUE_CHARS
 from dicom.uid import uid_is_acceptable
 from records.selectors import RecordFilter
 
@@ -85,8 +86,8 @@ def stream_request_parse(scope: Scope) -> StreamRequest:
     """The request, checked; raises ApiError (400, 406)."""
     query = _query(scope)
     patient, study = query.get("patient"), query.get("study")
-    if patient is not None and not 0 < len(patient) <= 64:
-        raise bad_request("patient must be a DICOM Patient ID (1 to 64 characters).")
+    if patient is not None and not 0 < len(patient) <= MAX_VALUE_CHARS:
+        raise bad_request(f"patient must be a DICOM Patient ID (1 to {MAX_VALUE_CHARS} characters).")
     if study is not None and not uid_is_acceptable(study):
         raise bad_request("study must be a Study Instance UID (digits and dots, at most 64 characters).")
 

@@ -28,7 +28,10 @@ from django.db.models.functions import Cast
 
 from records.models import EventKind, RecordEvent, RecordResource, RecordSearchValue
 
-MAX_VALUE = 255  # characters of a stored string or token value (longer ones are cut)
+# Characters of a stored string or token value: an identifier as long as the index keeps a
+# Patient ID (dicom.header.MAX_VALUE_CHARS), whole; a longer system URI is cut.
+MAX_VALUE = 512
+MAX_SYSTEM = 255
 
 
 class ParamType(enum.StrEnum):
@@ -115,7 +118,7 @@ def fold(text: str) -> str:
 def _tokens(items: Iterable[dict[str, Any]], code: str = "value") -> Iterable[Value]:
     for item in items:
         if item.get(code):
-            yield Value(value=str(item[code])[:MAX_VALUE], system=str(item.get("system", ""))[:MAX_VALUE])
+            yield Value(value=str(item[code])[:MAX_VALUE], system=str(item.get("system", ""))[:MAX_SYSTEM])
 
 
 def _strings(texts: Iterable[str]) -> Iterable[Value]:

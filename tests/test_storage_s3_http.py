@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -205,6 +206,28 @@ def test_it_answers_503_when_the_store_goes_away_mid_upload_leaves_nothing_and_t
     # The stale upload goes, and any multipart upload whose abort could not reach the store.
     assert ingest_expire(now=later)[1] == 1
     assert not Upload.objects.filter(pk=request_id).exists() and s3.multipart_uploads(store) == []
+
+
+@pytest.mark.services  # a worker of its own, started while the store is away
+def test_indexing_an_acknowledged_upload_waits_out_a_store_outage(
+    api: httpx.Client, world: World, relay: s3.Relay, s3_env: dict[str, str], run_dir: Path
+) -> None:
+    instances = make_study(n_series=1, per_series=3, patient_id="S3-6")
+    upload_id = http_upload(api, world.bob, instances)  # acknowledged: every object is in the store
+    relay.cut()
+    worker = live.worker_start(s3_env, run_dir)  # its first reads of the headers meet the outage
+    try:
+        wait_for(lambda: "retry in" in worker.log().lower() or None, 30, "a retried indexing task")
+        assert Upload.objects.get(pk=upload_id).state not in ("done", "failed")
+        relay.mend()
+        upload = wait_indexed(upload_id)
+    finally:
+        relay.mend()
+        worker.stop()
+    assert (upload.state, upload.instances_indexed, upload.instances_rejected) == ("done", 3, 0)
+    study_uid = Instance.objects.get(sop_uid=_sop(instances[0])).series.study.study_uid
+    whole = api.get(f"/dicomweb/studies/{study_uid}", headers=world.bob.headers)
+    assert whole.status_code == 200 and all(as_stored(i) in whole.content for i in instances)
 
 
 def test_it_deletes_a_studys_objects_from_the_store(

@@ -1,10 +1,14 @@
-"""The studies API over real HTTP on real-world values (issue 12): a Person Name found by any of its
-component groups, an accession number longer than SH allows found by its whole value."""
+"""The APIs over real HTTP on real-world values (issue 12): a Person Name found by any of its
+component groups, an accession number longer than SH allows and Patient IDs longer than LO
+allows found by their whole values, never cut into each other."""
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 
+from accounts.models import AuditEntry
 from tests.support import live
 from tests.support.dicomfactory import make_instance
 from tests.support.indexing import http_upload, wait_indexed
@@ -36,3 +40,37 @@ def test_it_finds_a_study_by_any_person_name_group_and_by_a_long_accession_numbe
     [study] = api.get("/studies", params={"patient_id": "P-JP"}, headers=world.bob.headers).json()["results"]
     assert study["patient"]["name"] == "Yamada^Hanako=山田^花子=やまだ^はなこ"
     assert study["accession_number"] == "RIS-2020-0000001-A"
+
+
+def test_it_keeps_patient_ids_longer_than_lo_allows_whole_in_every_api_and_the_audit_log(
+    api: httpx.Client, indexer: live.Process | None, world: World
+) -> None:
+    # Two IDs that a cut to LO's 64 characters would make one patient.
+    long_a, long_b = "MRN-" + "7" * 60 + "-A", "MRN-" + "7" * 60 + "-B"
+    files = [make_instance(patient_id=long_a), make_instance(patient_id=long_b)]
+    upload_id = http_upload(api, world.alice, files)
+    upload = wait_indexed(upload_id)
+    assert (upload.instances_indexed, upload.instances_rejected) == (2, 0)
+    status = api.get(f"/dicom/uploads/{upload_id}", headers=world.alice.headers).json()
+    assert [[w["code"] for w in i["warnings"]] for i in status["instances"]] == [["value-too-long"]] * 2
+
+    for patient_id in (long_a, long_b):
+        found = api.get("/studies", params={"patient_id": patient_id}, headers=world.alice.headers)
+        [study] = found.json()["results"]
+        assert study["patient"]["patient_id"] == patient_id
+        bundle = api.get("/fhir/Patient", params={"identifier": patient_id}, headers=world.alice.headers).json()
+        assert [e["resource"]["identifier"][0]["value"] for e in bundle.get("entry", [])] == [patient_id]
+    stream = api.get(
+        "/records/stream",
+        params={"patient": long_a},
+        headers={**world.alice.headers, "Accept": "application/fhir+json"},
+    )
+    assert stream.status_code == 200, stream.text
+    patients = [e["resource"] for e in stream.json()["entry"] if e["resource"]["resourceType"] == "Patient"]
+    assert [p["identifier"][0]["value"] for p in patients] == [long_a]
+
+    request_id = str(uuid.uuid4())
+    response = api.delete(f"/studies/{study['study_uid']}", headers={**world.alice.headers, "X-Request-Id": request_id})
+    assert response.status_code == 200, response.text
+    assert response.json()["patient_id"] == long_b
+    assert AuditEntry.objects.get(request_id=request_id).patient_id == long_b

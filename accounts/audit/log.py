@@ -139,7 +139,7 @@ def _party(organization: Organization | None, key: APIKey | None) -> dict[str, A
 def _subject(subject: Subject) -> dict[str, Any]:
     return {
         "study_uid": subject.study_uid[:64],
-        "patient_id": subject.patient_id[:64],
+        "patient_id": subject.patient_id,
         "series_count": subject.series_count,
         "instance_count": subject.instance_count,
         "bytes": subject.bytes,

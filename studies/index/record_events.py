@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 R = TypeVar("R", bound="DataclassInstance")
+SERIES_ORDER = ("number", "series_uid")  # the order of an ImagingStudy's series, as the database sorts
 
 
 def _organization_slug(organization_id: int) -> str:
@@ -42,9 +43,13 @@ def study_resource_build(*, study: Study) -> dict[str, Any]:
     return study_resources_build(studies=[study])[study.pk]
 
 
-def study_resources_build(*, studies: list[Study]) -> dict[int, dict[str, Any]]:
+def study_resources_build(
+    *, studies: list[Study], series_rows: list[Series] | None = None
+) -> dict[int, dict[str, Any]]:
     """The ImagingStudy of each study (by id) from its rows, as the calling transaction sees
-    them: two queries whatever the number of studies; each study's ``patient`` must be loaded."""
+    them: two queries whatever the number of studies, one when the caller read every series of
+    these studies already (``series_rows``, in SERIES_ORDER); each study's ``patient`` must be
+    loaded."""
     instances: dict[int, list[fhir.InstanceRow]] = {}
     rows = (
         Instance.objects.filter(series__study__in=studies)
@@ -54,7 +59,9 @@ def study_resources_build(*, studies: list[Study]) -> dict[int, dict[str, Any]]:
     for series_id, sop_uid, sop_class_uid, number in rows:
         instances.setdefault(series_id, []).append(fhir.InstanceRow(sop_uid, sop_class_uid, number))
     series: dict[int, list[fhir.SeriesRow]] = {study.pk: [] for study in studies}
-    for row in Series.objects.filter(study__in=studies).order_by("number", "series_uid"):
+    if series_rows is None:
+        series_rows = list(Series.objects.filter(study__in=studies).order_by(*SERIES_ORDER))
+    for row in series_rows:
         series[row.study_id].append(_row(fhir.SeriesRow, row, instances=instances.get(row.pk, [])))
     return {
         study.pk: fhir.imaging_study_resource(
@@ -76,9 +83,10 @@ def patient_event(*, patient: Patient, organization_slug: str) -> NewEvent:
     return NewEvent(kind=EventKind.PATIENT, patient_id=patient.patient_id, study_uid="", resource=resource)
 
 
-def study_events(*, studies: list[Study]) -> list[NewEvent]:
-    """The events of changed studies, in the given order (for records_append): two queries."""
-    resources = study_resources_build(studies=studies)
+def study_events(*, studies: list[Study], series_rows: list[Series] | None = None) -> list[NewEvent]:
+    """The events of changed studies, in the given order (for records_append): two queries, or
+    one given every series of these studies (``series_rows``, in SERIES_ORDER)."""
+    resources = study_resources_build(studies=studies, series_rows=series_rows)
     return [
         NewEvent(kind=EventKind.STUDY, patient_id=s.patient.patient_id, study_uid=s.study_uid, resource=resources[s.pk])
         for s in studies

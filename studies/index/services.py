@@ -34,7 +34,7 @@ from dicom.header import InstanceHeader, InvalidInstance, read_header
 from records.services import NewEvent, records_append
 from studies.index.dicomweb_attributes import INSTANCE_FIELDS, SERIES_FIELDS, dicomweb_attributes_set
 from studies.index.item_outcomes import item_outcomes_write
-from studies.index.record_events import patient_event, study_deleted_event, study_events
+from studies.index.record_events import SERIES_ORDER, patient_event, study_deleted_event, study_events
 from studies.models import (
     Instance,
     ItemState,
@@ -266,17 +266,19 @@ def _in_required_study(upload: Upload, read: InstanceHeader | Rejection) -> Inst
 
 def _same_patient(
     organization: Organization, parsed: list[tuple[UploadItem, InstanceHeader | Rejection]]
-) -> list[tuple[UploadItem, InstanceHeader | Rejection]]:
+) -> tuple[list[tuple[UploadItem, InstanceHeader | Rejection]], set[str]]:
     """Patient consistency (docs/indexing.md): a study belongs to the patient of the first
     instance indexed into it; a later instance with another Patient ID is rejected
     (`patient-mismatch`) and the study left as it was. Read without a lock: a study created
-    meanwhile with another patient is caught under the lock (_studies) and the batch rerun."""
+    meanwhile with another patient is caught under the lock (_studies) and the batch rerun.
+    Also returns the UIDs of the studies found (they and their patients need no insert)."""
     uids = {h.study_instance_uid for _, h in parsed if isinstance(h, InstanceHeader)}
     rows = Study.objects.filter(organization=organization, study_uid__in=uids)
     owners: dict[str, tuple[str, str]] = {
         uid: (patient_id, study_uid)
         for uid, patient_id, study_uid in rows.values_list("study_uid", "patient__patient_id", "patient__study_uid")
     }
+    found = set(owners)
     checked: list[tuple[UploadItem, InstanceHeader | Rejection]] = []
     for item, header in parsed:
         if isinstance(header, InstanceHeader):
@@ -285,7 +287,7 @@ def _same_patient(
                 reason = f"Patient ID {header.patient_id!r} differs from {owner[0]!r}, the patient of its study"
                 header = _rejected(header, PATIENT_MISMATCH, reason)
         checked.append((item, header))
-    return checked
+    return checked, found
 
 
 def _index_batch(upload: Upload, parsed: list[tuple[UploadItem, InstanceHeader | Rejection]]) -> None:
@@ -323,7 +325,7 @@ def _index_part_batch(upload: Upload, parsed: list[tuple[UploadItem, InstanceHea
 def _write_batch(batch: _Batch, parsed: list[tuple[UploadItem, InstanceHeader | Rejection]], *, finish: bool) -> None:
     """Index the items of the batch's (locked) uploads; ``finish``: the uploads are whole, so
     they become `done`."""
-    parsed = _same_patient(batch.organization, parsed)
+    parsed, found = _same_patient(batch.organization, parsed)
     headers = [header for _, header in parsed if isinstance(header, InstanceHeader)]
     sop_uids = [h.sop_instance_uid for h in headers]
     # The studies re-sent instances would leave are locked with the batch's own, in UID order,
@@ -333,8 +335,10 @@ def _write_batch(batch: _Batch, parsed: list[tuple[UploadItem, InstanceHeader | 
             "series__study__study_uid", flat=True
         )
     )
-    patients = _patients(batch, headers)
-    studies, locked = _studies(batch.organization, headers, patients, batch.now, sources)
+    # Studies found (and so their patients) are only locked, not inserted first: one that
+    # vanished since is missed under the lock and the batch runs again (_Retry), reading anew.
+    patients = _patients(batch, headers, found)
+    studies, locked = _studies(batch, headers, patients, sources, found)
     batch.series = _series(studies, headers)
     if sources:
         batch.existing = {
@@ -475,7 +479,7 @@ def _studies_write(batch: _Batch, touched: list[Study]) -> None:
     """Recount the touched studies (in UID order), save them or delete those left empty, and
     queue their record events."""
     was_live = {study.pk: study.instance_count > 0 for study in touched}  # as read under the lock
-    _recount(touched)
+    series_rows = _recount(touched)
     kept: list[Study] = []
     events: dict[str, NewEvent] = {}
     for study in touched:
@@ -495,7 +499,9 @@ def _studies_write(batch: _Batch, touched: list[Study]) -> None:
         kept[0].save()
     elif kept:
         Study.objects.bulk_update(kept, _STUDY_FIELDS)
-    for study, event in zip(kept, study_events(studies=kept), strict=True):
+    kept_ids = {study.pk for study in kept}
+    kept_series = [row for row in series_rows if row.study_id in kept_ids]
+    for study, event in zip(kept, study_events(studies=kept, series_rows=kept_series), strict=True):
         events[study.study_uid] = event
     batch.events.extend(events[uid] for uid in sorted(events))  # in the order the studies were locked
 
@@ -519,42 +525,44 @@ def _uploads_write(batch: _Batch, *, finish: bool) -> None:
         Upload.objects.bulk_update(uploads, _UPLOAD_FIELDS)
 
 
-def _recount(studies: list[Study]) -> None:
-    """Study totals from their series rows (a handful each, one query), never from instances."""
+def _recount(studies: list[Study]) -> list[Series]:
+    """Study totals from their series rows (a handful each, one query), never from instances.
+    Returns those rows, in SERIES_ORDER (the studies' ImagingStudy is built from them)."""
     rows: dict[int, list[tuple[str, int, int]]] = {study.pk: [] for study in studies}
-    for study_id, modality, count, size in Series.objects.filter(study__in=studies).values_list(
-        "study_id", "modality", "instance_count", "bytes"
-    ):
-        rows[study_id].append((modality, count, size))
+    series = list(Series.objects.filter(study__in=studies).order_by(*SERIES_ORDER))
+    for row in series:
+        rows[row.study_id].append((row.modality, row.instance_count, row.bytes))
     for study in studies:
         mine = rows[study.pk]
         study.series_count = len(mine)
         study.instance_count = sum(count for _, count, _ in mine)
         study.bytes = sum(size for _, _, size in mine)
         study.modalities = sorted({modality for modality, _, _ in mine if modality})
+    return series
 
 
-def _patients(batch: _Batch, headers: list[InstanceHeader]) -> dict[tuple[str, str], Patient]:
+def _patients(batch: _Batch, headers: list[InstanceHeader], found: set[str]) -> dict[tuple[str, str], Patient]:
     """Patients of the batch by _patient_key, created or locked; demographics follow the
-    newest instance."""
+    newest instance. Those of the ``found`` studies existed when read: locked only."""
     organization, now = batch.organization, batch.now
     newest = {_patient_key(h): h for h in headers}
-    Patient.objects.bulk_create(
-        [
-            Patient(
-                organization=organization,
-                patient_id=h.patient_id,
-                study_uid=_patient_key(h)[1],
-                name=h.patient_name,
-                birth_date=h.patient_birth_date,
-                sex=h.patient_sex,
-                created=now,
-                updated=now,
-            )
-            for h in newest.values()
-        ],
-        ignore_conflicts=True,
-    )
+    known = {_patient_key(h) for h in headers if h.study_instance_uid in found}
+    missing = [
+        Patient(
+            organization=organization,
+            patient_id=h.patient_id,
+            study_uid=_patient_key(h)[1],
+            name=h.patient_name,
+            birth_date=h.patient_birth_date,
+            sex=h.patient_sex,
+            created=now,
+            updated=now,
+        )
+        for key, h in newest.items()
+        if key not in known
+    ]
+    if missing:  # no statement when every patient was found
+        Patient.objects.bulk_create(missing, ignore_conflicts=True)
     named = Q(patient_id__in=sorted(pid for pid, _ in newest if pid), study_uid="")
     unnamed = Q(patient_id="", study_uid__in=sorted(uid for pid, uid in newest if not pid))
     patients = {
@@ -579,29 +587,30 @@ def _patients(batch: _Batch, headers: list[InstanceHeader]) -> dict[tuple[str, s
 
 
 def _studies(
-    organization: Organization,
+    batch: _Batch,
     headers: list[InstanceHeader],
     patients: dict[tuple[str, str], Patient],
-    now: datetime,
     sources: set[str],
+    found: set[str],
 ) -> tuple[dict[str, Study], set[int]]:
-    """Studies of the batch, created or locked, and the ids of every study locked: the batch's
-    and the ``sources`` (in one UID order). Descriptive fields follow the newest instance. A
-    study deleted between create and lock makes the batch run again."""
+    """Studies of the batch, created (unless ``found``) or locked, and the ids of every study
+    locked: the batch's and the ``sources`` (in one UID order). Descriptive fields follow the
+    newest instance. A study deleted between read or create and lock makes the batch run again."""
+    organization, now = batch.organization, batch.now
     newest = {h.study_instance_uid: h for h in headers}
-    Study.objects.bulk_create(
-        [
-            Study(
-                organization=organization,
-                patient=patients[_patient_key(h)],
-                study_uid=uid,
-                first_received=now,  # the batch's time, as last_received: first ≤ last always
-                last_received=now,
-            )
-            for uid, h in newest.items()
-        ],
-        ignore_conflicts=True,
-    )
+    missing = [
+        Study(
+            organization=organization,
+            patient=patients[_patient_key(h)],
+            study_uid=uid,
+            first_received=now,  # the batch's time, as last_received: first ≤ last always
+            last_received=now,
+        )
+        for uid, h in newest.items()
+        if uid not in found
+    ]
+    if missing:  # no statement when every study was found
+        Study.objects.bulk_create(missing, ignore_conflicts=True)
     locked = {
         s.study_uid: s
         for s in Study.objects.select_for_update()
@@ -628,30 +637,34 @@ def _studies(
 
 
 def _series(studies: dict[str, Study], headers: list[InstanceHeader]) -> dict[tuple[int, str], Series]:
-    """Series of the batch under their (locked) studies, keyed by (study id, Series UID)."""
+    """Series of the batch under their (locked) studies, keyed by (study id, Series UID): those
+    found, and those missing inserted. Series are only created under their study's lock, held
+    here, so none can appear in between (one that did would break the unique constraint, and
+    the batch would run again)."""
     firsts: dict[tuple[int, str], InstanceHeader] = {}
     for h in headers:
         firsts.setdefault((studies[h.study_instance_uid].pk, h.series_instance_uid), h)
-    Series.objects.bulk_create(
-        [
-            Series(
-                study_id=study_id,
-                series_uid=uid,
-                number=h.series_number,
-                modality=h.modality,
-                description=h.series_description,
-                body_part=h.body_part,
-            )
-            for (study_id, uid), h in firsts.items()
-        ],
-        ignore_conflicts=True,
-    )
     if not firsts:
         return {}  # an empty Q() matches every row: every organization's series
     query = Q()
     for study_id, uid in firsts:
         query |= Q(study_id=study_id, series_uid=uid)
-    return {(s.study_id, s.series_uid): s for s in Series.objects.filter(query)}
+    found = {(s.study_id, s.series_uid): s for s in Series.objects.filter(query)}
+    missing = [
+        Series(
+            study_id=study_id,
+            series_uid=uid,
+            number=h.series_number,
+            modality=h.modality,
+            description=h.series_description,
+            body_part=h.body_part,
+        )
+        for (study_id, uid), h in firsts.items()
+        if (study_id, uid) not in found
+    ]
+    if missing:  # their ids come back with the insert (RETURNING, PostgreSQL and SQLite ≥ 3.35)
+        found.update({(s.study_id, s.series_uid): s for s in Series.objects.bulk_create(missing)})
+    return found
 
 
 def _common_prefix(prefix: str, key: str) -> str:

@@ -97,3 +97,25 @@ def test_all_returns_every_row_the_queryset_returns_in_its_order() -> None:
         assert [_fields(s) for s in got] == [_fields(s) for s in expected]
         assert len(queries) == 1
     assert lookup.all(sid=-5) == []
+
+
+def test_dicts_returns_the_rows_a_values_queryset_returns_with_json_converted() -> None:
+    org = organization_ensure(slug="acme", plan_slug="professional", name="Acme")
+    other = organization_ensure(slug="globex", plan_slug="professional", name="Globex")
+    _study(org, "1.2.3", modalities=["CT", "MR"], study_date=datetime.date(2024, 5, 6))
+    _study(org, "1.2.4", modalities=["US"])
+    _study(other, "1.2.5")
+
+    def build(org_id: int) -> object:
+        return (
+            Study.objects.filter(organization_id=org_id)
+            .order_by("-study_uid")
+            .values("study_uid", "modalities", "study_date", "patient__name")
+        )
+
+    lookup: CompiledLookup[Study] = CompiledLookup(build, org_id=-1)  # type: ignore[arg-type]
+    for org_id in (org.pk, other.pk, org.pk):
+        with CaptureQueriesContext(connection) as queries:
+            rows = lookup.dicts(org_id=org_id)
+        assert rows == list(build(org_id)) and len(queries) == 1  # type: ignore[call-overload]
+    assert rows[0]["modalities"] == ["US"] and rows[1]["study_date"] == datetime.date(2024, 5, 6)

@@ -380,9 +380,16 @@ def test_it_reads_an_instance_without_patient_id(data: bytes, warnings: list[str
     assert [w.code for w in header.warnings] == warnings
 
 
-def test_it_refuses_a_patient_id_longer_than_lo_allows_naming_the_instance() -> None:
+def test_it_keeps_a_patient_id_longer_than_lo_allows_whole_with_a_warning() -> None:
+    header = read(make_instance(patient_id="P" * 65))
+
+    assert header.patient_id == "P" * 65
+    assert [w.code for w in header.warnings] == ["value-too-long"]
+
+
+def test_it_refuses_a_patient_id_longer_than_the_index_holds_naming_the_instance() -> None:
     with pytest.raises(InvalidInstance) as caught:
-        read(make_instance(patient_id="P" * 65, sop_uid="1.2.3.4", study_uid="1.2.3", series_uid="1.2.3.5"))
+        read(make_instance(patient_id="P" * 513, sop_uid="1.2.3.4", study_uid="1.2.3", series_uid="1.2.3.5"))
 
     assert caught.value.code == "value-too-long"
     assert caught.value.uids == ("1.2.3.4", "1.2.3", "1.2.3.5")

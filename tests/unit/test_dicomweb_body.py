@@ -69,3 +69,20 @@ def test_it_reads_range_headers_as_rfc_9110_says() -> None:
     with pytest.raises(ApiError) as refused:
         byte_range("bytes=100-", 100)
     assert refused.value.status == 416
+
+
+def test_it_streams_many_small_slices_and_large_ones_in_order(stored_object: tuple[str, bytes]) -> None:
+    key, data = stored_object
+    # Small slices are read several to a thread hop, large ones piece by piece: the bytes and
+    # their order are the same either way.
+    small = [Slice(key, offset, 70_000) for offset in range(0, 3_000_000, 70_000)]
+    segments: list[bytes | Slice] = [*small, Slice(key, 5, len(data) - 5), *small[:3], b"end"]
+    expected = b"".join(data[s.offset : s.offset + s.length] for s in small) + data[5:]
+    expected += b"".join(data[s.offset : s.offset + s.length] for s in small[:3]) + b"end"
+    assert _send(segments)[0] == expected
+
+
+def test_it_fails_a_slice_the_stored_object_is_too_short_for(stored_object: tuple[str, bytes]) -> None:
+    key, data = stored_object
+    with pytest.raises(OSError, match="shorter than its index says"):
+        _send([Slice(key, 0, 100), Slice(key, len(data) - 50, 100)])
