@@ -18,6 +18,11 @@
    with their current resources, then `GET /records/stream` as application/fhir+ndjson, timed
    until the last line; resources/s and the server's RSS growth.
 3. Building resources: dicts (what the service stores) vs fhir.resources model construction.
+
+`--fanout-cpu` instead measures, in this process and without sockets, the CPU one event costs
+the fan-out: the reader's offer to --clients feeds, each stream's task taking it and handing
+the bytes through 8 pass-through send wrappers (standing in for the ASGI middleware) to a sink;
+uvloop, as uvicorn runs. What is left out: uvicorn's send and the socket write.
 """
 
 from __future__ import annotations
@@ -322,6 +327,75 @@ def build_costs() -> tuple[float, float]:
     return as_dict, as_model
 
 
+def fanout_cpu(streams: int, events: int = 400) -> float:
+    """CPU milliseconds per event of the in-process fan-out (see the module docstring)."""
+    import uvloop
+
+    from records.streaming import SseStream
+
+    class LiveOnly(SseStream):
+        async def _catch_up(self) -> Any:  # nothing to catch up with: no database
+            return
+            yield
+
+    return uvloop.run(_fanout(LiveOnly, streams, events))
+
+
+def _passthrough(send: Any) -> Any:
+    async def wrapper(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message = dict(message)
+        await send(message)
+
+    return wrapper
+
+
+async def _fanout(stream_class: Any, streams: int, events: int) -> float:
+    from records import fanout
+    from records.request import SSE, StreamRequest
+    from records.selectors import RecordFilter
+    from records.sse import sse
+
+    sent, all_sent = [0], asyncio.Event()
+
+    async def sink(message: dict[str, Any]) -> None:
+        sent[0] += 1
+        if sent[0] == streams:
+            all_sent.set()
+
+    send = sink
+    for _ in range(8):
+        send = _passthrough(send)
+    feeds: list[fanout.Feed] = []
+
+    async def stream() -> None:
+        feed = fanout.Feed(100)
+        feeds.append(feed)
+        req = StreamRequest(SSE, RecordFilter(), position=0, session_id=None, record_id=None, count=100, cursor=0)
+        frames = stream_class(organization_id=1, api_key_id=None, req=req, feed=feed).frames()
+        await anext(frames)  # retry:
+        async for chunk in frames:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+    tasks = [asyncio.create_task(stream()) for _ in range(streams)]
+    await asyncio.sleep(0.2)
+    body = json.dumps({"resourceType": "ImagingStudy", "id": "x", "note": [{"text": "a" * 900}]})
+    started = time.process_time()
+    for seq in range(1, events + 1):
+        sent[0] = 0
+        all_sent.clear()
+        event = fanout.LiveEvent(seq, "P1", "1.2.3", sse(event="ImagingStudy", seq=seq, data=body))
+        offer = fanout.Offer(after=seq - 1, up_to=seq, events=(event,), body=event.frame)
+        for feed in feeds:
+            feed.offer(offer)
+        await all_sent.wait()
+    cpu = (time.process_time() - started) / events * 1000
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return cpu
+
+
 def latency_table(args: argparse.Namespace, fig: LatencyFigures) -> None:
     counts = f"{fig.missed} / {fig.repeated} / {fig.out_of_order}"
     burst = f" + {args.burst} back to back" if args.burst else ""
@@ -354,6 +428,7 @@ def main() -> None:
     parser.add_argument("--no-export", action="store_true")
     parser.add_argument("--studies", type=int, default=10_000)
     parser.add_argument("--redis-url", default=common.REDIS_URL)
+    parser.add_argument("--fanout-cpu", action="store_true")
     args = parser.parse_args()
 
     # Production services need the audit chain's key (docs/audit.md); a throwaway one per run.
@@ -369,6 +444,11 @@ def main() -> None:
     import django
 
     django.setup()
+    if args.fanout_cpu:
+        cpu = fanout_cpu(args.clients)
+        print(f"| in-process fan-out, {args.clients} streams | {cpu:.2f} ms CPU per event, "
+              f"{cpu / args.clients * 1000:.1f} µs per stream |")  # fmt: skip
+        return
     from django.db import transaction
 
     from accounts.models import Organization

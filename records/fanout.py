@@ -155,6 +155,7 @@ class ReaderStats:
     streams_max: int = 0
     overflows: int = 0  # times a stream's feed overflowed
     stream_queries: int = 0  # SQL statements of the streams' own reads (joining, after an overflow)
+    head_start: int = 0  # the log head the reader started at: it offers the events after it
 
 
 class LogReader:
@@ -264,6 +265,7 @@ class LogReader:
         if self.head is None:
             head, queries = await read_counted(log_head, organization_id=self.organization_id)
             self.head, self.stats.queries = head, self.stats.queries + queries
+            self.stats.head_start = head
             # A stream that joined before may have caught up to less than this head, and no offer
             # will carry the events in between: it reads the log once more.
             for feed in self.feeds:

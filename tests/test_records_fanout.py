@@ -136,3 +136,27 @@ def test_it_filters_offered_events_per_stream(world: World, monkeypatch: pytest.
             assert reader(acme.pk).stats.events == 4
 
     asyncio.run(asyncio.wait_for(scenario(), timeout=60))
+
+
+def test_the_reader_wakes_only_the_streams_that_owe_a_heartbeat(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings, "RECORDS_HEARTBEAT_SECONDS", 1)
+    acme = world.bob.org
+
+    async def scenario() -> None:
+        stream_loop_register(asyncio.get_running_loop())
+        async with fanout.feed_open(acme.pk) as idle, fanout.feed_open(acme.pk) as busy:
+            now = asyncio.get_running_loop().time()
+            idle.sent_at = now - 5  # nothing sent for longer than the interval
+            busy.sent_at = now + 3600  # as if it sent something at every moment of the test
+            while not idle.beat_due:  # bounded by the scenario's timeout
+                await asyncio.sleep(0.02)
+            assert idle.ready.is_set()
+            assert not busy.beat_due
+
+            # The idle stream (its log read done, with nothing to send) sends its heartbeat comment.
+            frames = SseStream(organization_id=acme.pk, api_key_id=None, req=stream_request(0), feed=idle).frames()
+            assert (await anext(frames)).startswith(b"retry:")
+            assert await anext(frames) == b": heartbeat\n\n"
+            assert not idle.beat_due
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=60))
