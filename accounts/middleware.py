@@ -5,9 +5,10 @@ One check (``_authenticate_and_count``) in two wrappers: ``ApiKeyMiddleware`` in
 Channels consumers (ASGI), ``ApiKeyDjangoMiddleware`` first in Django's chain, where it runs on
 the request's own thread instead of a thread hop of its own (~0.25 ms per request). In front of
 the consumers, a key this process verified moments ago (accounts/key_cache.py) is only counted,
-on the event loop, with no thread hop at all. The key (or None) is left on the request (``scope["api_key"]``, ``request.api_key``); whoever serves the
-route decides whether one is required. A request presenting a key that is not valid
-(malformed, unknown, revoked, expired, or any key in the URL) counts against its client address:
+on the event loop, with no thread hop at all. The key (or None) is left on the request
+(``scope["api_key"]``, ``request.api_key``); whoever serves the route decides whether one is
+required. A request presenting a key that is not valid (malformed, unknown, revoked, expired, or
+any key in the URL) counts against its client address:
 past PRIZMED_AUTH_FAILURES_PER_MINUTE it gets a 429 instead of its 401, and the crossing is
 audited as a Security Alert (docs/security.md).
 """
