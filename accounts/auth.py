@@ -43,6 +43,19 @@ def key_presented(header: str | None) -> APIKey | None:
     return key
 
 
+def key_cached(header: str | None) -> APIKey | None:
+    """The active key named by an Authorization header value when this process verified it
+    recently and nothing is due to be written (accounts/key_cache.py); None otherwise, when the
+    caller takes ``key_authenticate``'s path. No database access: safe on the event loop."""
+    token = bearer_token(header)
+    if token is None:
+        return None
+    key = key_cache_get(key_digest(token))
+    if key is None or not key.is_active() or key.last_used is None:
+        return None
+    return key if timezone.now() - key.last_used < LAST_USED_RESOLUTION else None
+
+
 def key_authenticate(header: str | None) -> APIKey | None:
     """The active key named by an Authorization header value, or None (for any reason). A key
     verified in the last few seconds is not looked up again (accounts/key_cache.py)."""

@@ -3,10 +3,12 @@
 
 One check (``_authenticate_and_count``) in two wrappers: ``ApiKeyMiddleware`` in front of the
 Channels consumers (ASGI), ``ApiKeyDjangoMiddleware`` first in Django's chain, where it runs on
-the request's own thread instead of a thread hop of its own (~0.25 ms per request). The key (or
-None) is left on the request (``scope["api_key"]``, ``request.api_key``); whoever serves the
-route decides whether one is required. A request presenting a key that is not valid
-(malformed, unknown, revoked, expired, or any key in the URL) counts against its client address:
+the request's own thread instead of a thread hop of its own (~0.25 ms per request). In front of
+the consumers, a key this process verified moments ago (accounts/key_cache.py) is only counted,
+on the event loop, with no thread hop at all. The key (or None) is left on the request
+(``scope["api_key"]``, ``request.api_key``); whoever serves the route decides whether one is
+required. A request presenting a key that is not valid (malformed, unknown, revoked, expired, or
+any key in the URL) counts against its client address:
 past PRIZMED_AUTH_FAILURES_PER_MINUTE it gets a 429 instead of its 401, and the crossing is
 audited as a Security Alert (docs/security.md).
 """
@@ -21,11 +23,11 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
 from accounts.audit.log import Attempt, audit_append_unauthenticated
-from accounts.auth import key_authenticate
+from accounts.auth import key_authenticate, key_cached
 from accounts.key_watch import serve_while_key_active
 from accounts.keys import PRODUCT_PREFIX
 from accounts.models import APIKey
-from accounts.ratelimit import RateDecision, auth_failure_hit, rate_hit
+from accounts.ratelimit import RateDecision, auth_failure_hit, rate_hit, rate_hit_async
 from accounts.usage import usage_count
 from core import clock
 from core.asgi import ASGIApp, Message, Receive, Scope, Send
@@ -64,6 +66,13 @@ def _authenticate_and_count(
     return key, decision.headers(), None if decision.allowed else rate_limited(decision)
 
 
+async def _count(key: APIKey) -> tuple[RateHeaders, ApiError | None]:
+    """``_authenticate_and_count``'s rate-limit step for a key already verified."""
+    per_minute = key.organization.plan.requests_per_minute
+    decision = await rate_hit_async(organization_id=key.organization_id, per_minute=per_minute, now=clock.now())
+    return decision.headers(), None if decision.allowed else rate_limited(decision)
+
+
 def _authentication_failed(attempt: Attempt) -> ApiError | None:
     """Count a request whose key is not valid against its client address (not its tenant: a
     valid key is never refused for others' failures; requests without credentials, such as the
@@ -90,12 +99,14 @@ class ApiKeyMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Wraps only the API's consumers (prizmed/routing.py): every path here is protected.
-        key, pairs, refusal = await database_sync_to_async(_authenticate_and_count)(
-            header(scope, b"authorization"),
-            scope.get("query_string", b""),
-            (scope.get("client") or [""])[0],
-            header(scope, b"user-agent") or "",
-        )
+        authorization, query = header(scope, b"authorization"), scope.get("query_string", b"")
+        cached = None if PRODUCT_PREFIX.encode() in query else key_cached(authorization)
+        if cached is not None:  # verified moments ago: counted on the loop, no thread hop
+            key, pairs, refusal = cached, *await _count(cached)
+        else:
+            key, pairs, refusal = await database_sync_to_async(_authenticate_and_count)(
+                authorization, query, (scope.get("client") or [""])[0], header(scope, b"user-agent") or ""
+            )
         scope = dict(scope, api_key=key)
         if refusal is not None:
             if key is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from core.counters import counter_incr
+from core.counters import counter_incr, counter_incr_async
 
 WINDOW_SECONDS = 60
 
@@ -50,8 +50,21 @@ def rate_hit(*, organization_id: int, per_minute: int | None, now: float) -> Rat
     window, reset, retry_after = _window(now)
     if per_minute is None:
         return RateDecision(limit=None, remaining=None, reset=reset, retry_after=retry_after)
-    count = counter_incr(f"prizmed:rate:{organization_id}:{window}", ttl_s=WINDOW_SECONDS * 2)
+    count = counter_incr(_rate_key(organization_id, window), ttl_s=WINDOW_SECONDS * 2)
     return RateDecision(limit=per_minute, remaining=per_minute - count, reset=reset, retry_after=retry_after)
+
+
+async def rate_hit_async(*, organization_id: int, per_minute: int | None, now: float) -> RateDecision:
+    """``rate_hit`` on the event loop (core/counters.counter_incr_async): the same counter."""
+    window, reset, retry_after = _window(now)
+    if per_minute is None:
+        return RateDecision(limit=None, remaining=None, reset=reset, retry_after=retry_after)
+    count = await counter_incr_async(_rate_key(organization_id, window), ttl_s=WINDOW_SECONDS * 2)
+    return RateDecision(limit=per_minute, remaining=per_minute - count, reset=reset, retry_after=retry_after)
+
+
+def _rate_key(organization_id: int, window: int) -> str:
+    return f"prizmed:rate:{organization_id}:{window}"
 
 
 def auth_failure_hit(*, client_address: str, per_minute: int, now: float) -> RateDecision:

@@ -14,10 +14,13 @@ tests/unit/test_framework_fences.py fails when Django leaves the release it was 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
+from redis import asyncio as aioredis
 
 _CLIENT = "_prizmed_counter_client"  # kept on Django's RedisCacheClient, beside its pools
 
@@ -46,6 +49,29 @@ def counter_incr(key: str, *, ttl_s: int) -> int:
     except ValueError:  # evicted or expired between add and incr: start again
         cache.add(key, 1, timeout=ttl_s)
         return 1
+
+
+_async_clients: dict[asyncio.AbstractEventLoop, Any] = {}  # an asyncio client is bound to its loop
+
+
+async def counter_incr_async(key: str, *, ttl_s: int) -> int:
+    """``counter_incr`` on the event loop, for the ASGI path: the same pipelined steps on the
+    same Redis key through an asyncio client (no thread hop); process memory needs no I/O."""
+    cache = caches["default"]
+    if not isinstance(cache, RedisCache):
+        return counter_incr(key, ttl_s=ttl_s)
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        for closed in [other for other in _async_clients if other.is_closed()]:
+            del _async_clients[closed]
+        config: dict[str, Any] = settings.CACHES["default"]  # the cache's own server and timeouts
+        client = _async_clients[loop] = aioredis.Redis.from_url(config["LOCATION"], **config.get("OPTIONS", {}))
+    full_key = cache.make_and_validate_key(key)
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.set(full_key, 0, ex=ttl_s, nx=True)
+        pipe.incr(full_key)
+        return int((await pipe.execute())[1])
 
 
 def counter_decr(key: str) -> None:

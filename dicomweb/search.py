@@ -112,7 +112,8 @@ def _condition(match: Match, level: Level, fuzzy: bool, organization: Organizati
     if through:
         # The organization's matching patients first, then their studies by the indexed
         # foreign key: as a join, a database without fresh statistics (autovacuum not run yet)
-        # compares every study with every patient (7 ms over 1,000 studies, against 0.2 ms).
+        # compares every study with every patient (EXPLAIN ANALYZE over 100 studies: 0.65 ms
+        # against 0.10 ms; the join grows with studies × patients, this with the patients).
         patients = Patient.objects.filter(condition, organization=organization).values("pk")
         return Q(**{f"{owner}patient__in": patients})
     return condition

@@ -85,3 +85,20 @@ def test_it_does_not_limit_enterprise_and_limits_each_org_alone(api: httpx.Clien
     acme = api.get("/organization", headers=world.bob.headers)
     assert acme.headers["x-ratelimit-limit"] == "600"
     assert acme.headers["x-ratelimit-remaining"] == "599"
+
+
+def test_views_and_consumers_share_one_count_once_keys_are_verified(
+    server: live.Server, developer_tokens: list[str], clock: Clock
+) -> None:
+    urls = [f"{server.url}/api/v2/organization", f"{server.url}/api/v2/dicomweb/studies"]
+    for url in urls:  # each key verified once by each path (the consumers then count on the event loop)
+        warm = [httpx.get(url, headers={"Authorization": f"Bearer {t}"}, timeout=30) for t in developer_tokens]
+        assert [r.status_code for r in warm] == [200, 200, 200]
+    clock.next_window()  # a fresh window: every count below is in it
+
+    def one(i: int) -> httpx.Response:
+        return httpx.get(urls[i % 2], headers={"Authorization": f"Bearer {developer_tokens[i % 3]}"}, timeout=30)
+
+    with ThreadPoolExecutor(max_workers=25) as pool:
+        responses = list(pool.map(one, range(90)))
+    assert_exactly_one_window(responses, clock)
