@@ -23,6 +23,7 @@ import json
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
@@ -85,6 +86,13 @@ def key_access_changed() -> None:
         log.warning("key change not published", exc_info=True)
 
 
+async def _group_leave(layer: Any, channel: str) -> None:
+    try:
+        await layer.group_discard(KEYS_GROUP, channel)
+    except Exception:  # the layer is gone: the group membership expires with it
+        log.debug("leaving the key-change group failed", exc_info=True)
+
+
 @dataclass
 class _Watches:
     """The open connections of one event loop (one server process), by key id."""
@@ -122,22 +130,29 @@ class _Watches:
             listener.cancel()
 
     async def _listen(self) -> None:
-        """Wake-ups from other processes, through the channel layer, while connections are open."""
+        """Wake-ups from other processes, through the channel layer, while connections are open.
+        With the layer unreachable (Redis down) the periodic re-check still comes, and joining
+        is tried again every re-check interval, so wake-ups resume when it is back."""
         layer = get_channel_layer()
         if layer is None or isinstance(layer, InMemoryChannelLayer):
             return
-        channel = await layer.new_channel()
-        await layer.group_add(KEYS_GROUP, channel)
-        try:
-            while True:
-                await layer.receive(channel)
-                key_cache_clear()  # a revocation elsewhere: new requests look their key up again
-                self.wake.set()
-        except asyncio.CancelledError:
-            await asyncio.shield(layer.group_discard(KEYS_GROUP, channel))
-            raise
-        except Exception:  # the periodic re-check still comes
-            log.warning("key change wake-ups unavailable", exc_info=True)
+        while True:
+            channel: str | None = None
+            try:
+                channel = await layer.new_channel()
+                await layer.group_add(KEYS_GROUP, channel)
+                while True:
+                    await layer.receive(channel)
+                    key_cache_clear()  # a revocation elsewhere: new requests look their key up again
+                    self.wake.set()
+            except asyncio.CancelledError:
+                if channel is not None:
+                    await asyncio.shield(_group_leave(layer, channel))
+                raise
+            except Exception:
+                log.warning("key change wake-ups unavailable; joining again shortly", exc_info=True)
+                key_cache_clear()  # a revocation may have gone unheard meanwhile
+                await asyncio.sleep(settings.PRIZMED_KEY_RECHECK_SECONDS)
 
     async def _check(self) -> None:
         if self.waiting:
