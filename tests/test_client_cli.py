@@ -160,7 +160,9 @@ def test_it_resumes_an_upload_interrupted_by_ctrl_c_sending_only_the_rest(
 def test_it_follows_records_and_prints_an_event_for_an_upload(
     env: dict[str, str], world: World, indexer, tmp_path: Path
 ) -> None:
-    follower = Background(env, "records", "--follow")
+    # From the log's start: the upload's events come numbered whether they are committed before
+    # the follower connects or after (without --since, an early one would be in the snapshot).
+    follower = Background(env, "records", "--follow", "--since", "0")
     try:
         folder = tmp_path / "data"
         folder.mkdir()
