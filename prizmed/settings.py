@@ -15,6 +15,7 @@ from typing import Any
 import dj_database_url
 import django_stubs_ext
 
+from core.db_pool import pools_purge_dead_together
 from prizmed.env import ConfigError, envbool, envint, envlist, envstr
 
 # Lets `admin.ModelAdmin[Model]` and friends be subscripted at run time, for the type checker.
@@ -326,9 +327,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     if "pool" in DATABASES["default"]["OPTIONS"]:
         # A pooled connection the server has closed (restart, pg_terminate_backend) is checked
         # before use and replaced, not handed to a request that then fails (Django turns
-        # CONN_HEALTH_CHECKS into psycopg_pool's check_connection); a database that is down
-        # fails a request after this many seconds, not the pool's 10.
+        # CONN_HEALTH_CHECKS into the pool's check); the first dead one has the pool purge the
+        # others at once (core/db_pool.py). A database that is down fails a request after this
+        # many seconds, not the pool's 10.
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+        pools_purge_dead_together()
         DATABASES["default"]["OPTIONS"]["pool"]["timeout"] = envint("DB_POOL_TIMEOUT_SECONDS", 3)
 # Bounded streams (docs/ingest.md): chunk seqs up to the plan's study size in chunks of at
 # least this many bytes; open streams, and bytes held in them, per organization.

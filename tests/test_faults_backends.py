@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -119,18 +120,26 @@ def test_database_down_is_503_on_every_route_and_back_once_it_returns(
 
 
 def test_pooled_connections_the_database_killed_are_replaced(server: live.Server, world: World) -> None:
-    for _ in range(12):  # fill the pool with connections the next requests would reuse
-        assert httpx.get(f"{server.url}/api/v2/studies", headers=world.bob.headers).status_code == 200
+    # Concurrent requests grow the server's pool to several connections, idle afterwards (a
+    # database restart finds a process like this). psycopg_pool waited out one backoff per dead
+    # idle connection (1 s, 2 s, ...), past the pool timeout: 503s with the database back.
+    def studies() -> int:
+        return httpx.get(f"{server.url}/api/v2/studies", headers=world.bob.headers, timeout=30).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(lambda _: studies(), range(48))) == {200}
     with connection.cursor() as cursor:
         cursor.execute(
-            # With a timeout, pg_terminate_backend returns once each backend has exited: without
-            # it, a backend that has only been signalled can pass the pool's check and then die
-            # under the request (a 503 that is the race, not the replacement this test is about).
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert cursor.fetchone()[0] >= 3  # the pool holds several idle connections
+        # With a timeout, pg_terminate_backend returns once each backend has exited.
+        cursor.execute(
             "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
     for _ in range(12):
-        response = httpx.get(f"{server.url}/api/v2/studies", headers=world.bob.headers)
+        response = httpx.get(f"{server.url}/api/v2/studies", headers=world.bob.headers, timeout=30)
         assert response.status_code == 200, response.text
 
 
