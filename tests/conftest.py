@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import connection
 
 from tests.support import live
+from tests.support.faults import PrivateRedis
 from tests.support.world import CLOCK_START, Clock, World, world_build
 
 
@@ -81,6 +82,15 @@ def server(child_env: dict[str, str], run_dir: Path) -> Iterator[live.Server]:
     srv = live.server(child_env, run_dir)
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def redis(run_dir: Path) -> Iterator[PrivateRedis]:
+    """A Redis server of the test's own, on a free port: fault tests stop and start it."""
+    private = PrivateRedis(live.free_port(), run_dir)
+    private.start()
+    yield private
+    private.stop()
 
 
 @pytest.fixture(scope="session")

@@ -72,14 +72,6 @@ def assert_all_served(server: live.Server, world: World) -> None:
         assert response.status_code in (200, 202, 404), (path, response.text)
 
 
-@pytest.fixture
-def redis(run_dir: Path) -> Iterator[PrivateRedis]:
-    private = PrivateRedis(live.free_port(), run_dir)
-    private.start()
-    yield private
-    private.stop()
-
-
 def test_redis_down_is_503_on_every_route_and_the_rate_limiter_fails_closed(
     child_env: dict[str, str], run_dir: Path, redis: PrivateRedis, world: World
 ) -> None:

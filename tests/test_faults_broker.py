@@ -28,14 +28,6 @@ pytestmark = [pytest.mark.services, pytest.mark.faults]
 
 
 @pytest.fixture
-def redis(run_dir: Path) -> Iterator[PrivateRedis]:
-    private = PrivateRedis(live.free_port(), run_dir)
-    private.start()
-    yield private
-    private.stop()
-
-
-@pytest.fixture
 def stack(child_env: dict[str, str], run_dir: Path, redis: PrivateRedis) -> Iterator[live.Server]:
     env = fault_env(child_env, redis)
     worker = worker_with_beat(env, run_dir)

@@ -32,14 +32,6 @@ CHANGES = 20  # per phase: Redis up, down, up again
 
 
 @pytest.fixture
-def redis(run_dir: Path) -> Iterator[PrivateRedis]:
-    private = PrivateRedis(live.free_port(), run_dir)
-    private.start()
-    yield private
-    private.stop()
-
-
-@pytest.fixture
 def servers(child_env: dict[str, str], run_dir: Path, redis: PrivateRedis) -> Iterator[list[live.Server]]:
     env = {**child_env, "REDIS_URL": redis.url, "RECORDS_MAX_STREAMS_PER_KEY": "100", "LOG_LEVEL": "INFO"}
     started = [live.server(env, run_dir), live.server(env, run_dir)]
