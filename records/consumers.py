@@ -143,12 +143,15 @@ class RecordStreamConsumer(AsyncConsumer):  # type: ignore[misc]  # channels shi
     async def _stream(self, grant: Grant, chunks: AsyncIterator[bytes]) -> None:
         # Once per event for every stream: the chunks go to the server's send directly (they
         # change neither `started` nor `finished`), and the slot is renewed once per principal
-        # and process, not by each stream.
+        # and process, not by each stream. The renewal comes before the send: between a sent
+        # chunk and the generator's next step (which records an X-Record-Stream session's
+        # position) nothing may await, or a client that disconnects right after reading would
+        # cancel the stream there and resume one chunk early.
         send = self.base_send
         async for chunk in chunks:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
             if slots.slot_refresh_due(grant.principal):
                 await slots.slot_refresh(grant.principal)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await self.send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
