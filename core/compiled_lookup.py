@@ -26,13 +26,30 @@ M = TypeVar("M", bound=models.Model)
 
 
 @dataclass(frozen=True)
-class _Plan:
+class _Statement:
+    """A QuerySet's SQL, compiled once: run with the named values put in their places."""
+
     using: str
     sql: str
     params: list[Any]  # constants, with None where a named value goes
     names: dict[int, str]  # parameter position -> placeholder name
     compiler: SQLCompiler
     converters: dict[int, Any]
+
+    def rows(self, values: dict[str, object]) -> Any:
+        """The rows, with the ORM's field converters applied."""
+        params: list[Any] = [values[self.names[i]] if i in self.names else p for i, p in enumerate(self.params)]
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(self.sql, params)
+            rows: Any = cursor.fetchall()
+        if self.converters:
+            rows = self.compiler.apply_converters(rows, self.converters)
+        return rows
+
+
+@dataclass(frozen=True)
+class _Plan:
+    statement: _Statement
     model: type[models.Model]
     fields: slice
     init_list: list[str]
@@ -41,12 +58,7 @@ class _Plan:
 
 @dataclass(frozen=True)
 class _ValuesPlan:
-    using: str
-    sql: str
-    params: list[Any]
-    names: dict[int, str]
-    compiler: SQLCompiler
-    converters: dict[int, Any]
+    statement: _Statement
     keys: list[str]  # the .values() names, in the SELECT's order
 
 
@@ -65,13 +77,16 @@ class CompiledLookup(Generic[M]):
         self._placeholders = placeholders
         self._local = threading.local()  # a compiler belongs to its thread's connection
 
-    def _compile(self, queryset: models.QuerySet[Any]) -> tuple[SQLCompiler, str, list[Any], dict[int, str]]:
+    def _compile(self, queryset: models.QuerySet[Any], columns: Callable[[SQLCompiler], list[Any]]) -> _Statement:
+        """The queryset's statement; ``columns``: the selected columns the converters are for."""
         compiler = queryset.query.get_compiler(using=queryset.db)
         sql, params = compiler.as_sql()
         names = {i: n for i, p in enumerate(params) for n, v in self._placeholders.items() if p == v}
         if set(names.values()) != set(self._placeholders):
             raise ValueError("a placeholder does not reach the SQL as a parameter")
-        return compiler, sql, list(params), names
+        plain = [None if i in names else p for i, p in enumerate(params)]
+        converters = compiler.get_converters(columns(compiler))
+        return _Statement(queryset.db, sql, plain, names, compiler, converters)
 
     def _plan(self, *, one: bool) -> _Plan:
         slot = "one" if one else "all"
@@ -79,18 +94,13 @@ class CompiledLookup(Generic[M]):
         if plan is None:
             queryset = self._build(**self._placeholders)
             queryset = queryset[:1] if one else queryset
-            compiler, sql, params, names = self._compile(queryset)
-            select, info = compiler.select, compiler.klass_info
-            if info is None or compiler.annotation_col_map:
+            statement = self._compile(queryset, lambda compiler: [column[0] for column in compiler.select])
+            select, info = statement.compiler.select, statement.compiler.klass_info
+            if info is None or statement.compiler.annotation_col_map:
                 raise ValueError("only plain model lookups (with select_related) are supported")
             fields = slice(info["select_fields"][0], info["select_fields"][-1] + 1)
             plan = _Plan(
-                using=queryset.db,
-                sql=sql,
-                params=[None if i in names else p for i, p in enumerate(params)],
-                names=names,
-                compiler=compiler,
-                converters=compiler.get_converters([column[0] for column in select]),
+                statement=statement,
                 model=info["model"],
                 fields=fields,
                 init_list=[column[0].target.attname for column in select[fields]],
@@ -113,39 +123,20 @@ class CompiledLookup(Generic[M]):
         plan: _ValuesPlan | None = getattr(self._local, "dicts", None)
         if plan is None:
             queryset = self._build(**self._placeholders)
-            compiler, sql, params, names = self._compile(queryset)
             query = queryset.query
             if not query.values_select or query.annotation_select or query.extra_select:
                 raise ValueError("dicts() serves plain .values() lookups")
-            columns = [column[0] for column in compiler.select[: compiler.col_count]]
-            plan = _ValuesPlan(
-                using=queryset.db,
-                sql=sql,
-                params=[None if i in names else p for i, p in enumerate(params)],
-                names=names,
-                compiler=compiler,
-                converters=compiler.get_converters(columns),
-                keys=list(query.values_select),
-            )
+            statement = self._compile(queryset, lambda c: [column[0] for column in c.select[: c.col_count]])
+            plan = _ValuesPlan(statement=statement, keys=list(query.values_select))
             self._local.dicts = plan
-        rows = self._rows(plan, values)
+        rows = plan.statement.rows(values)
         return [dict(zip(plan.keys, row, strict=True)) for row in rows]
 
-    @staticmethod
-    def _rows(plan: _Plan | _ValuesPlan, values: dict[str, object]) -> Any:
-        params: list[Any] = [values[plan.names[i]] if i in plan.names else p for i, p in enumerate(plan.params)]
-        with connections[plan.using].cursor() as cursor:
-            cursor.execute(plan.sql, params)
-            rows: Any = cursor.fetchall()
-        if plan.converters:
-            rows = plan.compiler.apply_converters(rows, plan.converters)
-        return rows
-
     def _run(self, plan: _Plan, values: dict[str, object]) -> list[M]:
-        rows = self._rows(plan, values)
+        rows = plan.statement.rows(values)
         found = []
         for row in rows:
-            obj = plan.model.from_db(plan.using, plan.init_list, row[plan.fields])
+            obj = plan.model.from_db(plan.statement.using, plan.init_list, row[plan.fields])
             for populator in plan.populators:
                 populator.populate(row, obj)
             found.append(obj)
