@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import json
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -24,7 +25,7 @@ from dicom.pixel_data import PixelData
 from studies.models import VALUE_CHARS, Instance, Series, Study
 from studies.objects.store import storage
 
-# Columns written by ``dicomweb_attributes_set`` (bulk updates name them).
+# Columns written by ``dicomweb_attributes_set`` (bulk updates name them), as DicomwebAttributes names them.
 INSTANCE_FIELDS = (
     "rows",
     "columns",
@@ -44,32 +45,72 @@ SERIES_FIELDS = (
 _MAX_FRAMES = 2**31 - 1
 
 
-def dicomweb_attributes_set(*, instance: Instance, series: Series, study: Study, header: InstanceHeader) -> None:
-    """Fill the DICOMweb columns of ``instance`` (and the QIDO-RS keys of its series and study)
-    from its header; the caller saves the rows. Values that do not parse are left empty."""
+@dataclass(frozen=True, slots=True)
+class DicomwebAttributes:
+    """The DICOMweb columns of one instance (INSTANCE_FIELDS) and the QIDO-RS keys it gives its
+    series (SERIES_FIELDS) and study (Study ID), built from its header by ``dicomweb_attributes``.
+    Built before the indexing transaction: the DICOM JSON is the costliest step of indexing an
+    instance, and built under the study's lock it would keep the parts of one study's body from
+    being indexed side by side."""
+
+    rows: int | None
+    columns: int | None
+    samples_per_pixel: int | None
+    bits_allocated: int | None
+    number_of_frames: int | None  # None: no pixel data
+    metadata: str  # the instance's DICOM JSON (PS3.18 Annex F), BulkDataURIs server-relative
+    pixel_data: dict[str, Any] | None  # where the pixel data lies (dicom.pixel_data.frame_extents)
+    bulk_data: dict[str, list[int]]  # BulkDataURI key -> [offset, length] in the stored file
+    performed_procedure_step_start_date: datetime.date | None
+    performed_procedure_step_start_time: datetime.time | None
+    scheduled_procedure_step_id: str
+    requested_procedure_id: str
+    study_id: str
+
+
+def dicomweb_attributes(header: InstanceHeader) -> DicomwebAttributes:
+    """What DICOMweb keeps of an instance, from its header (no database). Values that do not
+    parse are left empty."""
     ds = header.dataset if header.dataset is not None else Dataset()
     pixel = header.pixel_data
-    instance.rows = _integer(ds, "Rows")
-    instance.columns = _integer(ds, "Columns")
-    instance.samples_per_pixel = _integer(ds, "SamplesPerPixel")
-    instance.bits_allocated = _integer(ds, "BitsAllocated")
-    instance.number_of_frames = (_integer(ds, "NumberOfFrames") or 1) if pixel is not None else None
+    rows, columns = _integer(ds, "Rows"), _integer(ds, "Columns")
+    samples, bits = _integer(ds, "SamplesPerPixel"), _integer(ds, "BitsAllocated")
     path = dicomweb_path(header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid)
     pixel_vr = _pixel_vr(pixel)
     built = dicom_json(ds, bulk_uri=lambda bulk: f"{path}/bulkdata/{bulk}", pixel_data_vr=pixel_vr)
-    instance.metadata = json.dumps(built.attributes, separators=(",", ":"), ensure_ascii=False)
     # A deflated instance's extents are offsets in its inflated data set, not in the stored file.
     deflated = header.transfer_syntax_uid == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN
-    instance.bulk_data = {} if deflated else {key: list(extent) for key, extent in built.bulk_data.items()}
-    instance.pixel_data = _layout(ds, pixel, pixel_vr, instance) if pixel is not None else None
-    series.performed_procedure_step_start_date = _date(ds, "PerformedProcedureStepStartDate")
-    series.performed_procedure_step_start_time = _time(ds, "PerformedProcedureStepStartTime")
+    frame_bits = (rows or 0) * (columns or 0) * (samples or 1) * (bits or 0)
     request = _first_item(ds, "RequestAttributesSequence")
-    # Whole, as every indexed value (docs/indexing.md): a cut SH value may be another's. The
-    # header bounds the values it reads; these are bounded here the same way.
-    series.scheduled_procedure_step_id = _whole(_text(request, "ScheduledProcedureStepID"))
-    series.requested_procedure_id = _whole(_text(request, "RequestedProcedureID"))
-    study.study_id = _whole(_text(ds, "StudyID"))
+    return DicomwebAttributes(
+        rows=rows,
+        columns=columns,
+        samples_per_pixel=samples,
+        bits_allocated=bits,
+        number_of_frames=(_integer(ds, "NumberOfFrames") or 1) if pixel is not None else None,
+        metadata=json.dumps(built.attributes, separators=(",", ":"), ensure_ascii=False),
+        pixel_data=_layout(ds, pixel, pixel_vr, frame_bits) if pixel is not None else None,
+        bulk_data={} if deflated else {key: list(extent) for key, extent in built.bulk_data.items()},
+        performed_procedure_step_start_date=_date(ds, "PerformedProcedureStepStartDate"),
+        performed_procedure_step_start_time=_time(ds, "PerformedProcedureStepStartTime"),
+        # Whole, as every indexed value (docs/indexing.md): a cut SH value may be another's. The
+        # header bounds the values it reads; these are bounded here the same way.
+        scheduled_procedure_step_id=_whole(_text(request, "ScheduledProcedureStepID")),
+        requested_procedure_id=_whole(_text(request, "RequestedProcedureID")),
+        study_id=_whole(_text(ds, "StudyID")),
+    )
+
+
+def dicomweb_attributes_set(
+    *, instance: Instance, series: Series, study: Study, attributes: DicomwebAttributes
+) -> None:
+    """Fill the DICOMweb columns of ``instance`` and the QIDO-RS keys of its series and study;
+    the caller saves the rows."""
+    for name in INSTANCE_FIELDS:
+        setattr(instance, name, getattr(attributes, name))
+    for name in SERIES_FIELDS:
+        setattr(series, name, getattr(attributes, name))
+    study.study_id = attributes.study_id
 
 
 def _whole(value: str) -> str:
@@ -88,7 +129,10 @@ def instance_metadata_backfill(*, instance_ids: list[int]) -> dict[int, str]:
                 header = read_header(fp)
         except (InvalidInstance, OSError):
             continue
-        dicomweb_attributes_set(instance=instance, series=instance.series, study=instance.series.study, header=header)
+        series = instance.series
+        dicomweb_attributes_set(
+            instance=instance, series=series, study=series.study, attributes=dicomweb_attributes(header)
+        )
         instance.save(update_fields=list(INSTANCE_FIELDS))
         built[instance.pk] = instance.metadata
     return built
@@ -103,10 +147,8 @@ def _pixel_vr(pixel: PixelData | None) -> str | None:
     return "OB" if pixel.encapsulated else "OW"
 
 
-def _layout(ds: Dataset, pixel: PixelData, vr: str | None, instance: Instance) -> dict[str, Any]:
+def _layout(ds: Dataset, pixel: PixelData, vr: str | None, frame_bits: int) -> dict[str, Any]:
     """Where the pixel data lies, as ``dicom.pixel_data.frame_extents`` needs it back."""
-    frame_bits = (instance.rows or 0) * (instance.columns or 0) * (instance.samples_per_pixel or 1)
-    frame_bits *= instance.bits_allocated or 0
     return {
         "tag": pixel.tag,
         "vr": vr,

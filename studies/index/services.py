@@ -5,8 +5,10 @@ most BATCH_ITEMS instances is indexed in one transaction, together with the othe
 uploads of its organization that are queued and not taken by another worker, up to BATCH_ITEMS
 instances in all (``uploads_index_queued``): they go from `queued` to `done` at once, and the
 fixed cost of a transaction is shared. A bigger upload is indexed in parts of PART_POSITIONS
-positions, each its own task, so several workers share it; a part reads headers outside any
-transaction (the slow step) and writes each batch of BATCH_ITEMS items in one transaction.
+positions, each its own task, so several workers share it; a part reads headers and builds their
+DICOMweb attributes outside any transaction (the slow steps: under the study's lock they would
+keep the parts of one study from running side by side) and writes each batch of BATCH_ITEMS
+items in one transaction.
 Every step is idempotent: a batch works only on uploads still `queued` under their lock, or
 re-locks its items and skips those no longer `stored`, so a task run again after a crash or
 run twice at once indexes every instance exactly once.
@@ -32,7 +34,13 @@ from django.utils import timezone
 from accounts.models import Organization
 from dicom.header import InstanceHeader, InvalidInstance, read_header
 from records.services import NewEvent, records_append
-from studies.index.dicomweb_attributes import INSTANCE_FIELDS, SERIES_FIELDS, dicomweb_attributes_set
+from studies.index.dicomweb_attributes import (
+    INSTANCE_FIELDS,
+    SERIES_FIELDS,
+    DicomwebAttributes,
+    dicomweb_attributes,
+    dicomweb_attributes_set,
+)
 from studies.index.item_outcomes import item_outcomes_write
 from studies.index.record_events import SERIES_ORDER, patient_event, study_deleted_event, study_events
 from studies.models import (
@@ -97,6 +105,7 @@ class _Batch:
     organization: Organization
     limit: int | None  # the plan's max study bytes
     uploads: dict[UUID, Upload]  # the batch's uploads, locked (fresh rows)
+    dicomweb: dict[int, DicomwebAttributes]  # by item id, built before the transaction
     tallies: dict[UUID, _Tally] = field(default_factory=dict)
     events: list[NewEvent] = field(default_factory=list)  # record events, in order
     # The batch's series keyed by (study id, Series UID), and its instances already indexed
@@ -125,10 +134,11 @@ def uploads_index_queued(*, upload_id: str) -> bool:
     ``upload_index_begin`` and its parts. Raises DatabaseError/OSError once the batch has
     failed RETRIES times (a race lost each time, or a database or disk failing)."""
     read: dict[int, InstanceHeader | Rejection] = {}  # headers read survive a batch run again
+    dicomweb: dict[int, DicomwebAttributes] = {}
     for attempt in range(RETRIES):
         try:
             with transaction.atomic():
-                return _index_queued(upload_id, read)
+                return _index_queued(upload_id, read, dicomweb)
         except (IntegrityError, DatabaseError, _Retry):
             if attempt == RETRIES - 1:
                 raise
@@ -136,7 +146,9 @@ def uploads_index_queued(*, upload_id: str) -> bool:
     raise AssertionError("unreachable")
 
 
-def _index_queued(upload_id: str, read: dict[int, InstanceHeader | Rejection]) -> bool:
+def _index_queued(
+    upload_id: str, read: dict[int, InstanceHeader | Rejection], dicomweb: dict[int, DicomwebAttributes]
+) -> bool:
     # Only the upload rows are locked (`of`), not their organization and plan.
     own = (
         Upload.objects.select_for_update(of=("self",)).select_related("organization__plan").filter(pk=upload_id).first()
@@ -167,8 +179,9 @@ def _index_queued(upload_id: str, read: dict[int, InstanceHeader | Rejection]) -
     for item in items:
         if item.pk not in read:
             read[item.pk] = _in_required_study(by_id[item.upload_id], _read(item))
+    dicomweb.update(_dicomweb([(item, read[item.pk]) for item in items if item.pk not in dicomweb]))
     organization = own.organization
-    batch = _Batch(organization=organization, limit=organization.plan.max_study_bytes, uploads=by_id)
+    batch = _Batch(organization=organization, limit=organization.plan.max_study_bytes, uploads=by_id, dicomweb=dicomweb)
     _write_batch(batch, [(item, read[item.pk]) for item in items], finish=True)
     return True
 
@@ -206,8 +219,8 @@ def upload_index_part(*, upload_id: str, start: int, stop: int) -> None:
         ).order_by("position")
     )
     for first in range(0, len(items), BATCH_ITEMS):
-        batch = items[first : first + BATCH_ITEMS]
-        _index_batch(upload, [(item, _in_required_study(upload, _read(item))) for item in batch])
+        parsed = [(item, _in_required_study(upload, _read(item))) for item in items[first : first + BATCH_ITEMS]]
+        _index_batch(upload, parsed, _dicomweb(parsed))
     upload_finish(upload_id=upload_id)
 
 
@@ -254,6 +267,12 @@ def _read(item: UploadItem) -> InstanceHeader | Rejection:
         return Rejection(MISSING, "the stored instance is missing")
 
 
+def _dicomweb(parsed: list[tuple[UploadItem, InstanceHeader | Rejection]]) -> dict[int, DicomwebAttributes]:
+    """The DICOMweb attributes of the items read, by item id: built outside the transaction,
+    where the parts of one study's body are indexed side by side."""
+    return {item.pk: dicomweb_attributes(header) for item, header in parsed if isinstance(header, InstanceHeader)}
+
+
 def _in_required_study(upload: Upload, read: InstanceHeader | Rejection) -> InstanceHeader | Rejection:
     """An upload sent to one study (STOW-RS `POST /studies/{study}`, PS3.18 §10.5) keeps
     instances of another study out of the index."""
@@ -290,12 +309,16 @@ def _same_patient(
     return checked, found
 
 
-def _index_batch(upload: Upload, parsed: list[tuple[UploadItem, InstanceHeader | Rejection]]) -> None:
+def _index_batch(
+    upload: Upload,
+    parsed: list[tuple[UploadItem, InstanceHeader | Rejection]],
+    dicomweb: dict[int, DicomwebAttributes],
+) -> None:
     """One batch of a part, in one transaction (run again when it loses a race)."""
     for attempt in range(RETRIES):
         try:
             with transaction.atomic():
-                _index_part_batch(upload, parsed)
+                _index_part_batch(upload, parsed, dicomweb)
             return
         except (IntegrityError, DatabaseError, _Retry):
             # Lost a race: a concurrent copy inserted the same row, a study was deleted under
@@ -305,7 +328,11 @@ def _index_batch(upload: Upload, parsed: list[tuple[UploadItem, InstanceHeader |
             time.sleep(0.05 * (attempt + 1))
 
 
-def _index_part_batch(upload: Upload, parsed: list[tuple[UploadItem, InstanceHeader | Rejection]]) -> None:
+def _index_part_batch(
+    upload: Upload,
+    parsed: list[tuple[UploadItem, InstanceHeader | Rejection]],
+    dicomweb: dict[int, DicomwebAttributes],
+) -> None:
     locked = Upload.objects.select_for_update().filter(pk=upload.pk).first()
     if locked is None:
         return  # the upload was removed meanwhile (its organization deleted): nothing to index
@@ -318,7 +345,8 @@ def _index_part_batch(upload: Upload, parsed: list[tuple[UploadItem, InstanceHea
     if not parsed:
         return
     organization = upload.organization
-    batch = _Batch(organization=organization, limit=organization.plan.max_study_bytes, uploads={locked.pk: locked})
+    limit, uploads = organization.plan.max_study_bytes, {locked.pk: locked}
+    batch = _Batch(organization=organization, limit=limit, uploads=uploads, dicomweb=dicomweb)
     _write_batch(batch, parsed, finish=False)
 
 
@@ -410,7 +438,7 @@ def _place(batch: _Batch, item: UploadItem, header: InstanceHeader, study: Study
     instance.number = header.instance_number
     instance.object_key, instance.size, instance.sha256 = item.object_key, item.size, item.sha256
     instance.received = timezone.now()
-    dicomweb_attributes_set(instance=instance, series=target, study=study, header=header)
+    dicomweb_attributes_set(instance=instance, series=target, study=study, attributes=batch.dicomweb[item.pk])
     target.instance_count += 1
     target.bytes += item.size
     target.storage_prefix = _common_prefix(target.storage_prefix, item.object_key)
