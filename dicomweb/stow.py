@@ -20,6 +20,7 @@ from core.errors import ApiError, bad_request
 from dicomweb.accept import accepts_json
 from dicomweb.request import Request
 from dicomweb.store_response import StoreOutcome, store_outcome
+from records.growth import log_growth
 from studies.ingest.body_pump import ClientGone
 from studies.ingest.content_type import Kind
 from studies.ingest.refusals import answer_for
@@ -65,15 +66,23 @@ async def store(request: Request) -> None:
 
 
 async def _indexed(request: Request, upload_id: str) -> StoreOutcome | None:
-    """The store response once the upload is indexed; None when the wait runs out first."""
+    """The store response once the upload is indexed; None when the wait runs out first. Looks
+    again as soon as the organization's record log grows (the commit of an indexing batch), and
+    polls with backoff for what sends no wake-up (records/growth.py)."""
     deadline = time.monotonic() + settings.DICOMWEB_STOW_WAIT_SECONDS
     pause = _FIRST_POLL_S
     base = request.base()
-    while True:
-        outcome: StoreOutcome | None = await database_sync_to_async(store_outcome)(
-            organization=request.organization, upload_id=upload_id, base=base, study_uid=request.params.get("study")
-        )
-        if outcome is not None or time.monotonic() >= deadline:
-            return outcome
-        await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-        pause = min(pause * 2, _LAST_POLL_S)
+    async with log_growth(request.organization.pk) as grown:
+        while True:
+            grown.clear()  # before looking: a commit while we look wakes the next wait
+            outcome: StoreOutcome | None = await database_sync_to_async(store_outcome)(
+                organization=request.organization, upload_id=upload_id, base=base, study_uid=request.params.get("study")
+            )
+            if outcome is not None or time.monotonic() >= deadline:
+                return outcome
+            try:
+                async with asyncio.timeout(min(pause, max(0.0, deadline - time.monotonic()))):
+                    await grown.wait()
+                pause = _FIRST_POLL_S  # a batch committed: the upload's last may follow soon
+            except TimeoutError:
+                pause = min(pause * 2, _LAST_POLL_S)
