@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
+
+from core.startup_gc import worker_heap_freeze
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "prizmed.settings")
 
@@ -15,3 +17,5 @@ app = Celery("prizmed", fixups=["core.worker_db:fixup"])
 app.set_default()
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# A pool process keeps what the worker loaded out of the collector's walk (core/startup_gc.py).
+signals.worker_process_init.connect(worker_heap_freeze, weak=False)

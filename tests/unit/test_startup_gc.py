@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
 import weakref
 from collections.abc import Iterator
 
@@ -46,3 +49,19 @@ def test_it_keeps_garbage_that_exists_when_it_is_called(unfrozen: None) -> None:
     gc.unfreeze()
     gc.collect()
     assert gone() is None
+
+
+def test_a_celery_pool_process_freezes_what_it_starts_with() -> None:
+    # In a child interpreter: the Celery app as `celery -A prizmed worker` loads it, then the
+    # signal a pool process sends once it is forked.
+    code = (
+        "import gc, prizmed.celery\n"
+        "from celery import signals\n"
+        "before = gc.get_freeze_count()\n"
+        "signals.worker_process_init.send(sender=None)\n"
+        "print(before, gc.get_freeze_count())\n"
+    )
+    env = {**os.environ, "SECRET_KEY": "test-only-not-a-secret"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    before, after = map(int, out.split())
+    assert before == 0 and after > 10_000  # Django, the apps and their imports
