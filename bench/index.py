@@ -4,7 +4,9 @@
 
 1. Upload-to-indexed: one `dicom+stream` body of N ~80 kB instances (one study, 4 series),
    timed from the start of the POST until its status says `done`, with 1 and then 2 worker
-   processes (concurrency 1 each). The index-only share (202 → done) is shown too.
+   processes (concurrency 1 each). The index-only share (202 → done) is shown too, and the CPU
+   per instance of the workers' process trees and of the server (from /proc: unlike the rates,
+   it hardly moves with other load on the machine; the server's includes the status polls).
 2. `GET /studies/{uid}` and `GET /studies/{uid}/series` latency with 100,000 instances stored
    (rows bulk-created directly: 500 studies × 4 series × 50 instances), sequential requests.
 3. `DELETE /studies/{uid}` of a 200-instance study uploaded and indexed for real (its bytes
