@@ -73,31 +73,33 @@ def dicomweb_attributes(header: InstanceHeader) -> DicomwebAttributes:
     parse are left empty."""
     ds = header.dataset if header.dataset is not None else Dataset()
     pixel = header.pixel_data
-    rows, columns = _integer(ds, "Rows"), _integer(ds, "Columns")
-    samples, bits = _integer(ds, "SamplesPerPixel"), _integer(ds, "BitsAllocated")
     path = dicomweb_path(header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid)
     pixel_vr = _pixel_vr(pixel)
     built = dicom_json(ds, bulk_uri=lambda bulk: f"{path}/bulkdata/{bulk}", pixel_data_vr=pixel_vr)
+    # Every value below is read from the DICOM JSON just built, not converted again by pydicom.
+    attributes = built.attributes
+    rows, columns = _integer(attributes, _ROWS), _integer(attributes, _COLUMNS)
+    samples, bits = _integer(attributes, _SAMPLES_PER_PIXEL), _integer(attributes, _BITS_ALLOCATED)
     # A deflated instance's extents are offsets in its inflated data set, not in the stored file.
     deflated = header.transfer_syntax_uid == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN
     frame_bits = (rows or 0) * (columns or 0) * (samples or 1) * (bits or 0)
-    request = _first_item(ds, "RequestAttributesSequence")
+    request = _first_item(attributes, _REQUEST_ATTRIBUTES_SEQUENCE)
     return DicomwebAttributes(
         rows=rows,
         columns=columns,
         samples_per_pixel=samples,
         bits_allocated=bits,
-        number_of_frames=(_integer(ds, "NumberOfFrames") or 1) if pixel is not None else None,
-        metadata=json.dumps(built.attributes, separators=(",", ":"), ensure_ascii=False),
+        number_of_frames=(_integer(attributes, _NUMBER_OF_FRAMES) or 1) if pixel is not None else None,
+        metadata=json.dumps(attributes, separators=(",", ":"), ensure_ascii=False),
         pixel_data=_layout(ds, pixel, pixel_vr, frame_bits) if pixel is not None else None,
         bulk_data={} if deflated else {key: list(extent) for key, extent in built.bulk_data.items()},
-        performed_procedure_step_start_date=_date(ds, "PerformedProcedureStepStartDate"),
-        performed_procedure_step_start_time=_time(ds, "PerformedProcedureStepStartTime"),
+        performed_procedure_step_start_date=_date(attributes, _PPS_START_DATE),
+        performed_procedure_step_start_time=_time(attributes, _PPS_START_TIME),
         # Whole, as every indexed value (docs/indexing.md): a cut SH value may be another's. The
         # header bounds the values it reads; these are bounded here the same way.
-        scheduled_procedure_step_id=_whole(_text(request, "ScheduledProcedureStepID")),
-        requested_procedure_id=_whole(_text(request, "RequestedProcedureID")),
-        study_id=_whole(_text(ds, "StudyID")),
+        scheduled_procedure_step_id=_whole(_text(request, _SCHEDULED_PROCEDURE_STEP_ID)),
+        requested_procedure_id=_whole(_text(request, _REQUESTED_PROCEDURE_ID)),
+        study_id=_whole(_text(attributes, _STUDY_ID)),
     )
 
 
@@ -163,6 +165,8 @@ def _layout(ds: Dataset, pixel: PixelData, vr: str | None, frame_bits: int) -> d
 
 def _extended_offsets(ds: Dataset) -> list[list[int]] | None:
     """The Extended Offset Table and its lengths (PS3.3 C.7.6.3.1.8), 64-bit values decoded."""
+    if _EXTENDED_OFFSET_TABLE not in ds:
+        return None
     try:
         table, lengths = ds.get("ExtendedOffsetTable"), ds.get("ExtendedOffsetTableLengths")
         if not isinstance(table, bytes) or not isinstance(lengths, bytes):
@@ -176,44 +180,49 @@ def _extended_offsets(ds: Dataset) -> list[list[int]] | None:
         return None
 
 
-def _value(ds: Dataset | None, keyword: str) -> Any:
-    if ds is None:
-        return None
-    try:
-        return ds.get(keyword)
-    except Exception:  # noqa: BLE001 - pydicom raises many types for a value it cannot convert
-        return None
+# DICOM JSON keys (PS3.18 §F.2: the tag as GGGGEEEE) of the values read back.
+_ROWS, _COLUMNS, _SAMPLES_PER_PIXEL, _BITS_ALLOCATED = "00280010", "00280011", "00280002", "00280100"
+_NUMBER_OF_FRAMES, _STUDY_ID = "00280008", "00200010"
+_PPS_START_DATE, _PPS_START_TIME = "00400244", "00400245"
+_REQUEST_ATTRIBUTES_SEQUENCE = "00400275"
+_SCHEDULED_PROCEDURE_STEP_ID, _REQUESTED_PROCEDURE_ID = "00400009", "00401001"
+_EXTENDED_OFFSET_TABLE = 0x7FE00001
 
 
-def _integer(ds: Dataset, keyword: str) -> int | None:
-    value = _value(ds, keyword)
-    try:
-        number = int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
-    return number if number is not None and 0 <= number <= _MAX_FRAMES else None
+def _values(attributes: dict[str, Any] | None, key: str) -> list[Any]:
+    """The element's values as DICOM JSON holds them ([] when absent or empty)."""
+    element = attributes.get(key) if attributes is not None else None
+    values = element.get("Value") if isinstance(element, dict) else None
+    return values if isinstance(values, list) else []
 
 
-def _text(ds: Dataset | None, keyword: str) -> str:
-    value = _value(ds, keyword)
-    return str(value).replace("\x00", "").strip() if value not in (None, "") else ""
+def _integer(attributes: dict[str, Any], key: str) -> int | None:
+    values = _values(attributes, key)
+    number = values[0] if values else None
+    valid = isinstance(number, int) and not isinstance(number, bool) and 0 <= number <= _MAX_FRAMES
+    return number if valid else None
 
 
-def _first_item(ds: Dataset, keyword: str) -> Dataset | None:
-    value = _value(ds, keyword)
-    return value[0] if value else None
+def _text(attributes: dict[str, Any] | None, key: str) -> str:
+    values = _values(attributes, key)
+    return "\\".join(str(v) for v in values if v is not None).replace("\x00", "").strip()
 
 
-def _date(ds: Dataset, keyword: str) -> datetime.date | None:
-    text = _text(ds, keyword)
+def _first_item(attributes: dict[str, Any], key: str) -> dict[str, Any] | None:
+    values = _values(attributes, key)
+    return values[0] if values and isinstance(values[0], dict) else None
+
+
+def _date(attributes: dict[str, Any], key: str) -> datetime.date | None:
+    text = _text(attributes, key)
     try:
         return datetime.datetime.strptime(text, "%Y%m%d").date() if len(text) == 8 else None
     except ValueError:
         return None
 
 
-def _time(ds: Dataset, keyword: str) -> datetime.time | None:
-    text = _text(ds, keyword).partition(".")[0]
+def _time(attributes: dict[str, Any], key: str) -> datetime.time | None:
+    text = _text(attributes, key).partition(".")[0]
     formats = {2: "%H", 4: "%H%M", 6: "%H%M%S"}
     try:
         return datetime.datetime.strptime(text, formats[len(text)]).time() if len(text) in formats else None
