@@ -3,6 +3,7 @@ the ASGI application, no server and no client, so the figure is the application'
 
     .venv/bin/python -m bench.read_path [--services] [--requests 500] [--rounds 2]
                                         [--trees /path/of/base,.] [--profile] [--compare-answers]
+                                        [--http 2000]
 
 One migrated database (SQLite in a temp dir, or with ``--services`` a fresh PostgreSQL database
 and Redis db 11, as production runs) holds a study of 4 series for a Professional-plan key. Each
@@ -11,6 +12,10 @@ worktree of the base commit) is run in a process of its own, the trees alternate
 times; each process answers ``--requests`` of every row (after 50 warm-up ones) and prints the
 CPU time (user + system, every thread: ``time.process_time``) per request in ms, and the wall
 time. ``--profile`` prints a cProfile of the study read instead (this tree only).
+
+``--http N`` serves each tree from a uvicorn process of its own (as bench.compare starts the
+embedded one; with ``--services``, one worker on PostgreSQL and Redis) and reads the study N
+times from each over HTTP, one client alternating between them: p50 and p95 per tree.
 
 ``--compare-answers`` sends every tree the same matrix of requests (keys valid, missing, bad,
 of another tenant; UIDs valid, unknown, malformed; Accept, Origin, Host, query string variants;
@@ -25,9 +30,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
+
 from bench import common
+from tests.support import live
 
 HERE = Path(__file__).resolve()
 STUDY_UID = "1.2.826.0.1.3680043.10.511.77"
@@ -239,6 +248,49 @@ def _cases(keys: dict[str, str]) -> list[dict[str, object]]:
     return cases
 
 
+def _http(trees: list[Path], env: dict[str, str], token: str, reads: int) -> None:
+    """p50 / p95 of study reads over HTTP: one uvicorn per tree on the same database, one client
+    alternating request by request between them (the order rotating), so load swings hit all alike."""
+    servers: list[tuple[subprocess.Popen[bytes], str]] = []
+    try:
+        for tree in trees:
+            port = live.free_port()
+            argv = [sys.executable, "-m", "uvicorn", "prizmed.asgi:application", "--host", "127.0.0.1", "--port",
+                    str(port), "--lifespan", "off", "--no-access-log", "--http",
+                    "core.http_limits:LimitedHttpToolsProtocol"]  # fmt: skip
+            proc = subprocess.Popen(argv, cwd=tree, env={**env, "PYTHONPATH": str(tree)}, stderr=subprocess.DEVNULL)
+            servers.append((proc, f"http://127.0.0.1:{port}"))
+            _wait_healthy(servers[-1][1])
+        clients = [httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) for _, url in servers]
+        samples: list[list[float]] = [[] for _ in trees]
+        for n in range(reads + 50):
+            for i in [(n + k) % len(trees) for k in range(len(trees))]:
+                started = time.perf_counter()
+                response = clients[i].get(f"/api/v2/studies/{STUDY_UID}")
+                elapsed = time.perf_counter() - started
+                assert response.status_code == 200, response.text
+                if n >= 50:
+                    samples[i].append(elapsed)
+        for tree, taken in zip(trees, samples, strict=True):
+            p50, p95 = common.percentiles(taken)
+            print(f"HTTP, {tree.name}: study read p50 {p50:.2f} ms, p95 {p95:.2f} ms ({reads} reads)")
+    finally:
+        for proc, _ in servers:
+            proc.terminate()
+            proc.wait(15)
+
+
+def _wait_healthy(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
 def _compare_answers(args: argparse.Namespace, trees: list[Path], env: dict[str, str], arg: dict[str, object]) -> None:
     got = [json.loads(_child(tree, env, CHILD, "answers", json.dumps(arg))) for tree in trees]
     for a in got[0]:
@@ -265,6 +317,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--trees", default=".", help="comma-separated checkouts to alternate")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--http", type=int, default=0, help="study reads over HTTP per tree (uvicorn each)")
     parser.add_argument("--compare-answers", action="store_true")
     parser.add_argument("--brief", action="store_true", help="with --compare-answers: name the differing cases only")
     parser.add_argument("--show", default="", help="with --compare-answers: print the answers whose case starts so")
@@ -277,6 +330,9 @@ def main() -> None:
     arg = {"token": keys["bench"], "uid": STUDY_UID, "n": args.requests}
     if args.profile:
         print(_child(trees[-1], env, CHILD, "profile", json.dumps(arg)))
+        return
+    if args.http:
+        _http(trees, env, keys["bench"], args.http)
         return
     if args.compare_answers:
         _compare_answers(args, trees, env, {**arg, "cases": _cases(keys), "rid": REQUEST_ID})
