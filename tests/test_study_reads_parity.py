@@ -15,7 +15,7 @@ from django.urls import re_path
 from django.utils import timezone
 
 from accounts import usage
-from accounts.models import Organization
+from accounts.models import Organization, Plan
 from core.gateway import RequestIdMiddleware
 from core.one_hop_asgi import OneHopASGIHandler
 from prizmed.routing import study_read_route
@@ -111,3 +111,21 @@ def test_it_answers_as_the_drf_views_do(world: World, settings: Any, path: str) 
         ours, theirs = answer(fast, method, where, headers, query), answer(django, method, where, headers, query)
         assert ours == theirs, (method, where, headers, query)
     assert answer(fast, "GET", path, [bob])["status"] == 200
+
+
+def test_it_refuses_over_the_rate_limit_as_django_did(world: World) -> None:
+    study_of(world.alice.org)
+    Organization.objects.filter(pk=world.alice.org.pk).update(
+        plan=Plan.objects.create(name="One a minute", slug="one", requests_per_minute=1)
+    )
+    bob = [("Authorization", f"Bearer {world.bob.token}")]
+    fast, django = stack(fast=True), stack(fast=False)
+    assert answer(fast, "GET", f"/api/v2/studies/{UID}", bob)["status"] == 200
+    ours, theirs = (answer(app, "GET", f"/api/v2/studies/{UID}", bob) for app in (fast, django))
+    assert ours["status"] == 429
+    # The one difference: the consumer's problem states its length; Django's middleware answer did not.
+    assert ("content-length", str(len(ours["body"]))) in ours["headers"]
+    ours["headers"].remove(("content-length", str(len(ours["body"]))))
+    ours["headers"] = [(k, "<s>" if k == "retry-after" else v) for k, v in ours["headers"]]
+    theirs["headers"] = [(k, "<s>" if k == "retry-after" else v) for k, v in theirs["headers"]]
+    assert ours == theirs
