@@ -15,7 +15,8 @@ time. ``--profile`` prints a cProfile of the study read instead (this tree only)
 
 ``--http N`` serves each tree from a uvicorn process of its own (as bench.compare starts the
 embedded one; with ``--services``, one worker on PostgreSQL and Redis) and reads the study N
-times from each over HTTP, one client alternating between them: p50 and p95 per tree.
+times from each over HTTP, one client alternating between them: p50 and p95 per tree, and the
+CPU its server process spent per read (warm-up included).
 
 ``--compare-answers`` sends every tree the same matrix of requests (keys valid, missing, bad,
 of another tenant; UIDs valid, unknown, malformed; Accept, Origin, Host, query string variants;
@@ -263,6 +264,7 @@ def _http(trees: list[Path], env: dict[str, str], token: str, reads: int) -> Non
             _wait_healthy(servers[-1][1])
         clients = [httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) for _, url in servers]
         samples: list[list[float]] = [[] for _ in trees]
+        cpu_before = [common.cpu_seconds(proc.pid) for proc, _ in servers]
         for n in range(reads + 50):
             for i in [(n + k) % len(trees) for k in range(len(trees))]:
                 started = time.perf_counter()
@@ -271,9 +273,13 @@ def _http(trees: list[Path], env: dict[str, str], token: str, reads: int) -> Non
                 assert response.status_code == 200, response.text
                 if n >= 50:
                     samples[i].append(elapsed)
-        for tree, taken in zip(trees, samples, strict=True):
+        cpu = [
+            (common.cpu_seconds(p.pid) - c) / (reads + 50) * 1000 for (p, _), c in zip(servers, cpu_before, strict=True)
+        ]
+        for tree, taken, server_cpu in zip(trees, samples, cpu, strict=True):
             p50, p95 = common.percentiles(taken)
-            print(f"HTTP, {tree.name}: study read p50 {p50:.2f} ms, p95 {p95:.2f} ms ({reads} reads)")
+            print(f"HTTP, {tree.name}: study read p50 {p50:.2f} ms, p95 {p95:.2f} ms ({reads} reads); "
+                  f"server CPU {server_cpu:.2f} ms a read")  # fmt: skip
     finally:
         for proc, _ in servers:
             proc.terminate()
