@@ -1,7 +1,8 @@
 """ASGI entry point, served by uvicorn.
 
 Streaming routes (DICOM upload, SSE) are Channels consumers on raw ASGI messages, because
-Django's handler reads a whole request body before a view runs; everything else is Django.
+Django's handler reads a whole request body before a view runs; so are DICOMweb, FHIR REST and
+the study reads (their per-request cost); everything else is Django.
 """
 
 from __future__ import annotations
@@ -27,16 +28,17 @@ from core.problems import websocket_not_found  # noqa: E402
 from core.startup_gc import startup_heap_freeze  # noqa: E402
 from core.tasks import start_embedded_beat  # noqa: E402
 from fhir_rest.outcome import OperationOutcomeMiddleware  # noqa: E402
-from prizmed.routing import http_routes, websocket_routes  # noqa: E402
+from prizmed.routing import http_routes, study_read_route, websocket_routes  # noqa: E402
 
 start_embedded_beat()
 
-django_route = re_path(r"", OneHopASGIHandler())  # type: ignore[arg-type]  # an ASGI app, which URLRouter accepts
+django_handler = OneHopASGIHandler()
+django_route = re_path(r"", django_handler)  # type: ignore[arg-type]  # an ASGI app, which URLRouter accepts
 gateway = RequestIdMiddleware(
     BodyIdleTimeout(
         ProtocolTypeRouter(
             {
-                "http": URLRouter([*http_routes, django_route]),
+                "http": URLRouter([*http_routes, study_read_route(django_handler), django_route]),
                 "websocket": URLRouter([*websocket_routes, re_path(r"", websocket_not_found)]),  # type: ignore[arg-type]  # an ASGI app
             }
         )

@@ -12,6 +12,7 @@ from django.urls import path, re_path
 
 from accounts.middleware import ApiKeyMiddleware
 from accounts.usage import UsageMiddleware
+from core.asgi import ASGIApp
 from core.cors import CorsAsgiMiddleware
 from dashboard.viewer_access import ViewerAccessMiddleware
 from dicomweb.app import DicomwebApp
@@ -20,6 +21,7 @@ from fhir_rest.outcome import OperationOutcomeMiddleware
 from records.consumers import LiveActivityConsumer, RecordStreamConsumer
 from studies.ingest.http_consumer import DicomStreamConsumer
 from studies.ingest.websocket_consumer import DicomWebSocketConsumer
+from studies.read_app import STUDY_READ_PATH, StudyReadApp, StudyReads
 
 http_routes: list[Any] = [
     path("api/v2/dicom/stream", ApiKeyMiddleware(UsageMiddleware(DicomStreamConsumer()))),  # type: ignore[arg-type]  # an ASGI app
@@ -38,6 +40,15 @@ http_routes: list[Any] = [
     # The dashboard's live view: a staff session (cookies) instead of an API key.
     path("dashboard/live/stream", AuthMiddlewareStack(LiveActivityConsumer.as_asgi())),
 ]
+
+
+def study_read_route(django: ASGIApp) -> Any:
+    """A study's metadata and series on raw ASGI (studies/read_app.py), behind CORS (as Django's
+    CorsMiddleware comes first there) and the key check; the route's other requests to ``django``."""
+    reads = CorsAsgiMiddleware(ApiKeyMiddleware(UsageMiddleware(StudyReadApp())))
+    return re_path(STUDY_READ_PATH, StudyReads(reads, django))  # type: ignore[arg-type]  # an ASGI app
+
+
 websocket_routes: list[Any] = [
     path("ws/v2/dicom/stream", ApiKeyMiddleware(DicomWebSocketConsumer())),  # type: ignore[arg-type]  # an ASGI app
 ]

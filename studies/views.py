@@ -1,5 +1,9 @@
 """Study metadata, search, series and permanent delete (API.md §3–§5): thin DRF views over
-studies/selectors.py and studies/services.py."""
+studies/selectors.py and studies/services.py.
+
+GET and HEAD of a study and of its series are served on raw ASGI (studies/read_app.py) with
+this module's ``study_read``; their DRF views below describe them (OpenAPI), answer their other
+methods (OPTIONS, 405), and answer the requests only Django answers alike (core/view_parity.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.audit.log import Actor, Attempt
+from accounts.models import Organization
 from accounts.permissions import request_key
 from core.errors import invalid_parameters
 from core.fhir import FHIR_JSON
@@ -38,13 +43,23 @@ def _actor(request: Request) -> Actor:
     )
 
 
-def _study_or_404(request: Request, study_uid: str) -> Study:
+def study_uid_checked(study_uid: str) -> str:
+    """``study_uid``, or ApiError 400 when the one UID rule (dicom/uid.py) refuses it."""
     if not uid_is_acceptable(study_uid):
         raise invalid_study_uid()
-    study = study_get(organization=request_key(request).organization, study_uid=study_uid)
+    return study_uid
+
+
+def study_read(*, organization: Organization, study_uid: str, series: bool) -> dict[str, Any]:
+    """The body of `GET /studies/{uid}` (``series`` False) or `GET /studies/{uid}/series` (True)
+    for a UID already checked (``study_uid_checked``). Raises ApiError 404 when the organization
+    has no such study. Two queries at most (the study with its patient, then its series)."""
+    study = study_get(organization=organization, study_uid=study_uid)
     if study is None:
         raise study_not_found()
-    return study
+    if series:
+        return {"study_uid": study.study_uid, "series": [series_body(s) for s in series_list(study=study)]}
+    return study_body(study)
 
 
 def study_links(study_uid: str) -> dict[str, dict[str, str]]:
@@ -259,7 +274,8 @@ class StudyApi(APIView):
     )
     def get(self, request: Request, study_uid: str) -> Response:
         """One study's metadata (any key)."""
-        return Response(study_body(_study_or_404(request, study_uid)))
+        organization = request_key(request).organization
+        return Response(study_read(organization=organization, study_uid=study_uid_checked(study_uid), series=False))
 
 
 class StudyDeleteApi(APIView):
@@ -304,8 +320,8 @@ class StudySeriesApi(APIView):
         parameters=[_STUDY_UID],
     )
     def get(self, request: Request, study_uid: str) -> Response:
-        study = _study_or_404(request, study_uid)
-        return Response({"study_uid": study.study_uid, "series": [series_body(s) for s in series_list(study=study)]})
+        organization = request_key(request).organization
+        return Response(study_read(organization=organization, study_uid=study_uid_checked(study_uid), series=True))
 
 
 def series_storage_location(series: Series) -> str | None:

@@ -46,3 +46,17 @@ def test_it_sets_the_expiry_the_plain_path_sets_on_redis_only_when_creating() ->
     counter_incr(fenced, ttl_s=5)  # an existing count keeps its expiry, as cache.add leaves it
     assert client.ttl(cache.make_key(fenced)) > 100
     assert client.get(cache.make_key(fenced)) == b"2"  # stored as a plain integer, as Django stores it
+
+
+@pytest.mark.services  # the script on Redis: one count from the event loop and from threads alike
+def test_it_counts_on_the_event_loop_as_off_it() -> None:
+    import asyncio
+
+    from core.counters import counter_incr_async
+
+    fenced, _ = _keys()
+    assert counter_incr(fenced, ttl_s=60) == 1
+    assert asyncio.run(counter_incr_async(fenced, ttl_s=60)) == 2
+    assert counter_incr(fenced, ttl_s=60) == 3
+    assert cache.get(fenced) == 3
+    assert 50 < redis.Redis.from_url(settings.REDIS_URL).ttl(cache.make_key(fenced)) <= 60
