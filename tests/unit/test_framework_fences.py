@@ -23,8 +23,6 @@ FENCED = {
     "studies.index.item_outcomes": "raw UPDATE ... FROM (VALUES ...) on SQLite and PostgreSQL "
     "(tests/unit/test_item_outcomes.py)",
     "core.startup_gc": "gc.freeze at the end of start-up (tests/unit/test_startup_gc.py)",
-    "core.postgresql.compiler": "the PostgreSQL SQLInsertCompiler's assemble_as_sql, VALUES not UNNEST "
-    "(tests/unit/test_postgresql_backend.py)",
     "core.method_route": "drf-spectacular's view enumeration through `cls` (tests/test_auth.py covers every route)",
 }
 
