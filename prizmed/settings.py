@@ -90,15 +90,10 @@ TEMPLATES = [
 ]
 
 
-POSTGRESQL = "core.postgresql"
-
-
 def _databases() -> dict[str, Any]:
     url = envstr("DATABASE_URL", f"sqlite:///{DATA_DIR / 'prizmed.sqlite3'}")
     db: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=envint("DB_CONN_MAX_AGE", 0)))
     test_name = envstr("PRIZMED_TEST_DB_NAME", "test_prizmed")
-    if db["ENGINE"] == "django.db.backends.postgresql":
-        db["ENGINE"] = POSTGRESQL  # Django's, with bulk inserts as VALUES (core/postgresql/compiler.py)
     if db["ENGINE"] == "django.db.backends.sqlite3":
         # SQLite serves several processes (uvicorn workers, the task runner): WAL lets readers
         # run beside the writer, IMMEDIATE transactions avoid lock-upgrade deadlocks, and the
@@ -112,7 +107,7 @@ def _databases() -> dict[str, Any]:
         # Kept open between requests and tasks unless DB_CONN_MAX_AGE says otherwise: closing
         # SQLite's last connection checkpoints the WAL (~10 ms), which every task then paid.
         db["CONN_MAX_AGE"] = envint("DB_CONN_MAX_AGE", 600)
-    elif db["ENGINE"] == POSTGRESQL and (pool_size := envint("DB_POOL_MAX_SIZE", 10)) > 0:
+    elif db["ENGINE"] == "django.db.backends.postgresql" and (pool_size := envint("DB_POOL_MAX_SIZE", 10)) > 0:
         # Every request, and every database call of a consumer, gives its connection back when
         # it ends (the key lookup and the view even run on different threads), and a new
         # connection costs ~5 ms: a per-process pool makes that ~0.
@@ -327,7 +322,7 @@ if REDIS_URL:
     ]
 CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_CONNECT_TIMEOUT_SECONDS
 CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"] = REDIS_CONNECT_TIMEOUT_SECONDS
-if DATABASES["default"]["ENGINE"] == POSTGRESQL:
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = DB_CONNECT_TIMEOUT_SECONDS
     if "pool" in DATABASES["default"]["OPTIONS"]:
         # A pooled connection the server has closed (restart, pg_terminate_backend) is checked

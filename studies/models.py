@@ -15,6 +15,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import APIKey, Organization
+from core.model_fields import ValuesInsertTextField
 from dicom.part10 import FileMeta
 
 
@@ -264,8 +265,9 @@ class Instance(models.Model):
     samples_per_pixel = models.PositiveIntegerField(null=True)  # (0028,0002)
     bits_allocated = models.PositiveIntegerField(null=True)  # (0028,0100)
     number_of_frames = models.PositiveIntegerField(null=True)  # (0028,0008); null: not an image
-    # the instance's DICOM JSON (PS3.18 Annex F) with BulkDataURIs relative to the server's base,
-    metadata = models.TextField(blank=True)
+    # the instance's DICOM JSON (PS3.18 Annex F) with BulkDataURIs relative to the server's base
+    # (inserted as VALUES, not UNNEST arrays: core/model_fields.py),
+    metadata = ValuesInsertTextField(blank=True)
     # where its pixel data lies ({"vr", "tag", "value", "encapsulated", "offsets", "fragments",
     # "extended"}; null without pixel data) and its other bulk data ({path: [offset, length]}).
     pixel_data = models.JSONField(null=True)

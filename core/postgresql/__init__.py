@@ -1,1 +1,0 @@
-"""Django's PostgreSQL backend, with bulk inserts as VALUES (see compiler.py)."""
