@@ -23,6 +23,8 @@ FENCED = {
     "studies.index.item_outcomes": "raw UPDATE ... FROM (VALUES ...) on SQLite and PostgreSQL "
     "(tests/unit/test_item_outcomes.py)",
     "core.startup_gc": "gc.freeze at the end of start-up (tests/unit/test_startup_gc.py)",
+    "core.model_fields": "the PostgreSQL insert compiler keeping VALUES for a field with get_placeholder "
+    "(tests/unit/test_model_fields.py)",
     "core.method_route": "drf-spectacular's view enumeration through `cls` (tests/test_auth.py covers every route)",
 }
 
