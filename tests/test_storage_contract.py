@@ -1,8 +1,9 @@
 """The storage contract (studies/objects/storage.py), held by both backends: local files, and S3
 against moto's standalone server, a real S3-compatible server process over HTTP.
 
-Puts, multipart puts, ranged reads, deletes, listings, the sweep, and the failure paths: the
-store cut mid-upload (503, nothing half-written, the retry succeeds)."""
+Puts, multipart puts, ranged reads, objects composed from others in the store, deletes,
+listings, the sweep, and the failure paths: the store cut mid-upload (503, nothing
+half-written, the retry succeeds)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import studies.objects.s3 as s3_module
 from core.errors import ApiError
 from studies.objects.local import LocalStorage
 from studies.objects.s3 import S3Storage
-from studies.objects.storage import Storage, StorageUnavailable
+from studies.objects.storage import Extent, Piece, Storage, StorageUnavailable
 from tests.support import s3
 from tests.support.dicomfactory import make_instance
 from tests.support.live import Process, free_port
@@ -323,3 +324,76 @@ def test_it_answers_503_when_the_store_goes_away_mid_read(s3_store: S3Storage, r
         assert fp.read(1000) == data[:1000]
         with relay.down(), pytest.raises(StorageUnavailable):
             fp.read()
+
+
+def composed_case(store: Storage) -> tuple[list[Piece], bytes]:
+    """Chunk objects as a stream leaves them (one below S3's part minimum) and the pieces of an
+    instance spanning them, its preamble zeroed; with the bytes the composition must hold."""
+    chunks = {
+        "c/0": pattern(6 * MIB),
+        "c/1": pattern(100 * 1024)[::-1],
+        "c/2": pattern(12 * MIB)[7:],
+        "c/3": b"end" * 100,
+    }
+    for key, data in chunks.items():
+        put(store, key, data)
+    pieces: list[Piece] = [bytes(128), Extent("c/0", 128, 6 * MIB - 128)]
+    pieces += [Extent(key, 0, len(chunks[key])) for key in ("c/1", "c/2", "c/3")]
+    return pieces, bytes(128) + b"".join(chunks.values())[128:]
+
+
+def test_it_composes_an_object_from_bytes_and_extents_of_other_objects(store: Storage) -> None:
+    pieces, expected = composed_case(store)
+    copied: list[str] = []
+    sent: list[int] = []
+    if isinstance(store, S3Storage):  # what goes over the wire: ranges copied in the store, bytes sent
+        events = store.client.meta.events
+        events.register(
+            "before-parameter-build.s3.UploadPartCopy", lambda params, **_: copied.append(params["CopySourceRange"])
+        )
+        events.register("before-parameter-build.s3.UploadPart", lambda params, **_: sent.append(len(params["Body"])))
+    assert store.compose("i/000000.dcm", pieces) == len(expected)
+    with store.open("i/000000.dcm") as fp:
+        assert fp.read() == expected
+    assert in_progress(store) == 0
+    if isinstance(store, S3Storage):
+        # The first part carries the zeroed preamble and all of the first chunk (the rest would be
+        # too small to copy); the small chunk tops up the next sent part; the big one is copied.
+        assert sent == [6 * MIB, 5 * MIB, 300] and copied == [f"bytes={5 * MIB - 100 * 1024}-{12 * MIB - 8}"]
+        assert sum(sent) + (12 * MIB - 7 - (5 * MIB - 100 * 1024)) == len(expected)
+
+
+def test_it_composes_a_small_object_with_one_put(s3_store: S3Storage) -> None:
+    put(s3_store, "c/0", b"0123456789" * 100)
+    assert s3_store.compose("i/small.dcm", [b"ab", Extent("c/0", 10, 20)]) == 22
+    assert s3.multipart_uploads(s3_store) == []
+    with s3_store.open("i/small.dcm") as fp:
+        assert fp.read() == b"ab" + b"0123456789" * 2
+
+
+def test_it_composes_nothing_when_a_source_is_missing(store: Storage) -> None:
+    pieces, _ = composed_case(store)
+    store.delete("c/2")
+    with pytest.raises(FileNotFoundError):
+        store.compose("i/000000.dcm", pieces)
+    assert not store.exists("i/000000.dcm") and in_progress(store) == 0
+
+
+def test_it_answers_503_when_the_store_goes_away_mid_compose_and_the_retry_succeeds(
+    s3_store: S3Storage, relay: s3.Relay
+) -> None:
+    pieces, expected = composed_case(s3_store)
+    cut = s3_store.client.meta.events.register_first
+    cut("before-call.s3.UploadPartCopy", lambda **_: relay.cut(), unique_id="cut-once")
+    try:
+        with pytest.raises(StorageUnavailable):
+            s3_store.compose("i/000000.dcm", pieces)
+    finally:
+        s3_store.client.meta.events.unregister("before-call.s3.UploadPartCopy", unique_id="cut-once")
+        relay.mend()
+    assert not s3_store.exists("i/000000.dcm")
+    s3_store.partials_sweep(before=time.time() + 60)  # what the abort could not reach
+    assert s3.multipart_uploads(s3_store) == []
+    s3_store.compose("i/000000.dcm", pieces)
+    with s3_store.open("i/000000.dcm") as fp:
+        assert fp.read() == expected

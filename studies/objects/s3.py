@@ -28,11 +28,12 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from studies.objects.storage import KEY_RE, Storage, StorageUnavailable, check_key
+from studies.objects.storage import KEY_RE, Extent, Piece, Storage, StorageUnavailable, check_key
 
 log = logging.getLogger("prizmed.studies")
 
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's smallest part but the last (UploadPart)
+MAX_COPY_PART_BYTES = 5 * 1024**3  # S3's largest part, and so the largest range one UploadPartCopy copies
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
 READ_BUFFER_BYTES = 64 * 1024  # a header is parsed from this much, in one ranged GET
 FIRST_RANGE_BYTES = 256 * 1024  # the first GET of a reader asks this much at least ...
@@ -289,8 +290,67 @@ class S3Reader(io.RawIOBase):
         super().close()
 
 
+def part_plan(pieces: Sequence[Piece], *, min_part: int, max_part: int) -> list[Extent | list[Piece]]:
+    """The parts of a multipart upload making the concatenation of ``pieces``: an Extent is a
+    part copied inside the store (UploadPartCopy), a list a part sent from here (its literal
+    bytes and the extents read for it). Every part but the last is ``min_part`` bytes or more
+    (S3's rule): bytes and extents too small for a part of their own go into a sent part,
+    topped up from the next extent (all of it when its rest would be too small to copy); copied
+    parts are at most ``max_part``. A sent part stays under ``2 * min_part`` bytes when no literal
+    piece is larger than ``min_part``."""
+    parts: list[Extent | list[Piece]] = []
+    pending: list[Piece] = []
+    pending_bytes = 0
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            pending.append(piece)
+            pending_bytes += len(piece)
+        elif piece.length:
+            taken, rest = _top_up(piece, pending_bytes, min_part)
+            if taken is not None:
+                pending.append(taken)
+                pending_bytes += taken.length
+            if rest.length >= min_part:
+                if pending_bytes:
+                    parts.append(pending)
+                    pending, pending_bytes = [], 0
+                parts += _copies(rest, max_part)
+            elif rest.length:
+                pending.append(rest)
+                pending_bytes += rest.length
+        if pending_bytes >= min_part:
+            parts.append(pending)
+            pending, pending_bytes = [], 0
+    if pending_bytes:  # never an empty part: the store refuses it
+        parts.append(pending)
+    return parts
+
+
+def _top_up(extent: Extent, pending_bytes: int, min_part: int) -> tuple[Extent | None, Extent]:
+    """What a sent part of ``pending_bytes`` (below ``min_part``) takes from ``extent`` to reach
+    it, and the rest: all of it when the rest would be too small to copy."""
+    if not 0 < pending_bytes < min_part:
+        return None, extent
+    take = min_part - pending_bytes
+    if extent.length - take < min_part:
+        take = extent.length
+    return Extent(extent.key, extent.offset, take), Extent(extent.key, extent.offset + take, extent.length - take)
+
+
+def _copies(extent: Extent, max_part: int) -> list[Extent]:
+    """``extent`` in equal shares of at most ``max_part`` (none falls under the minimum)."""
+    count = -(-extent.length // max_part)
+    share = -(-extent.length // count)
+    return [
+        Extent(extent.key, extent.offset + start, min(share, extent.length - start))
+        for start in range(0, extent.length, share)
+    ]
+
+
 class S3Storage(Storage):
     """Objects under ``location`` in an S3-compatible store, through ``client`` (``s3_client``)."""
+
+    compose_min_bytes = MIN_PART_BYTES
 
     def __init__(self, location: S3Location, client: Any, *, part_bytes: int = 8 * 1024 * 1024) -> None:
         if part_bytes < MIN_PART_BYTES:
@@ -354,6 +414,58 @@ class S3Storage(Storage):
         extent comes from the index). FileNotFoundError, on the first read, if the key is missing."""
         reader = S3Reader(self, self.object_name(key), offset + length, start=offset, first_range=length)
         return io.BufferedReader(reader, READ_BUFFER_BYTES)  # type: ignore[return-value]
+
+    def compose(self, key: str, pieces: Sequence[Piece]) -> int:
+        """One PUT when the whole is below a part; otherwise a multipart upload whose parts are
+        copied in the store where ``part_plan`` allows (UploadPartCopy with a CopySourceRange),
+        aborted on any failure."""
+        name, bucket, client = self.object_name(key), self.location.bucket, self.client
+        parts = part_plan(pieces, min_part=MIN_PART_BYTES, max_part=MAX_COPY_PART_BYTES)
+        first: Extent | list[Piece] = parts[0] if parts else []
+        if len(parts) <= 1 and isinstance(first, list):
+            body = self._gather(first)
+            _call(name, client.put_object, Bucket=bucket, Key=name, Body=body)
+            return len(body)
+        upload_id = str(_call(name, client.create_multipart_upload, Bucket=bucket, Key=name)["UploadId"])
+        sent: list[dict[str, Any]] = []
+        size = 0
+        try:
+            for number, part in enumerate(parts, start=1):
+                if isinstance(part, Extent):
+                    source = {"Bucket": bucket, "Key": self.object_name(part.key)}
+                    copied = _call(name, client.upload_part_copy, Bucket=bucket, Key=name, UploadId=upload_id,
+                                   PartNumber=number, CopySource=source,
+                                   CopySourceRange=f"bytes={part.offset}-{part.offset + part.length - 1}")  # fmt: skip
+                    etag, size = copied["CopyPartResult"]["ETag"], size + part.length
+                else:
+                    body = self._gather(part)
+                    etag = _call(name, client.upload_part, Bucket=bucket, Key=name, UploadId=upload_id,
+                                 PartNumber=number, Body=body)["ETag"]  # fmt: skip
+                    size += len(body)
+                sent.append({"PartNumber": number, "ETag": etag})
+            _call(name, client.complete_multipart_upload, Bucket=bucket, Key=name, UploadId=upload_id,
+                  MultipartUpload={"Parts": sent})  # fmt: skip
+        except BaseException:
+            try:
+                _call(name, client.abort_multipart_upload, Bucket=bucket, Key=name, UploadId=upload_id)
+            except (StorageUnavailable, ClientError, FileNotFoundError):
+                log.warning("could not abort the multipart upload of %s; the sweep will", name)
+            raise
+        return size
+
+    def _gather(self, pieces: Sequence[Piece]) -> bytes:
+        """The bytes of a part sent from here: its literals, and its extents read (ranged GETs)."""
+        out = bytearray()
+        for piece in pieces:
+            if isinstance(piece, Extent):
+                with self.open_range(piece.key, piece.offset, piece.length) as fh:
+                    data = fh.read(piece.length)
+                if len(data) != piece.length:
+                    raise OSError(f"{piece.key} ends before the extent to copy")
+                out += data
+            else:
+                out += piece
+        return bytes(out)
 
     def delete(self, key: str) -> None:
         name = self.object_name(key)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from typing import BinaryIO, Protocol
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol, TypeAlias
 
 from core.errors import ApiError
 
@@ -28,6 +29,18 @@ class StorageUnavailable(ApiError, OSError):
     def __init__(self) -> None:
         super().__init__(503, "The object store is unavailable; try again shortly.", slug="storage-unavailable",
                          headers=[("Retry-After", "5")])  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Extent:
+    """``length`` bytes of the object ``key`` from ``offset``: a piece ``Storage.compose`` copies."""
+
+    key: str
+    offset: int
+    length: int
+
+
+Piece: TypeAlias = bytes | Extent  # of an object being composed: literal bytes, or an extent to copy
 
 
 class ObjectWriter(Protocol):
@@ -51,6 +64,10 @@ class ObjectWriter(Protocol):
 class Storage(Protocol):
     """A flat key -> bytes store; "/" in keys is only a naming convention."""
 
+    # An object smaller than this costs less written from bytes in hand than composed from
+    # extents (S3: the smallest part a multipart upload takes but the last).
+    compose_min_bytes: int
+
     def writer(self, key: str, *, staged: bool = True) -> ObjectWriter:
         """``staged=False`` may show the object under its key, incomplete, while it is written:
         only for keys nothing reads until the caller says so (an upload's own instances, which
@@ -66,6 +83,16 @@ class Storage(Protocol):
         """A reader positioned at ``offset`` for the ``length`` bytes from there (an extent the
         index recorded): the caller reads at most that much. FileNotFoundError if the key is
         missing, at open or at the first read."""
+        ...
+
+    def compose(self, key: str, pieces: Sequence[Piece]) -> int:
+        """Make ``key`` the concatenation of ``pieces`` (literal bytes, and extents of other
+        objects, which the store copies itself: server-side part copy on S3, copy_file_range
+        on local files, so they never pass through this process where the store allows),
+        durably, replacing any object; returns its size in bytes. Nothing is visible under
+        ``key`` unless this returns. FileNotFoundError if a source is missing; an extent past a
+        source's end is refused (OSError locally, the store's InvalidRange on S3); on any
+        failure what was written is dropped."""
         ...
 
     def delete(self, key: str) -> None:
