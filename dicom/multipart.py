@@ -32,9 +32,12 @@ class MultipartError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class PartStart:
-    """A part begins; header names are lowercased (RFC 2045 §5.1: case-insensitive)."""
+    """A part begins; header names are lowercased (RFC 2045 §5.1: case-insensitive).
+    ``offset``: where its body starts in the multipart body (bytes from the first fed): the
+    part's bytes are the next ones from there, contiguous up to its delimiter."""
 
     headers: dict[str, str] = field(default_factory=dict)
+    offset: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +122,7 @@ class MultipartParser:
         self._headers: dict[str, str] = {}
         self._last_header: str | None = None
         self._header_bytes = 0
+        self._fed = 0  # body bytes fed so far
 
     def feed(self, data: bytes) -> list[Event]:
         """Parse the next piece of the body. Raises MultipartError on malformed framing."""
@@ -127,6 +131,7 @@ class MultipartParser:
         if self._state is _State.EPILOGUE:
             return []  # RFC 2046: the epilogue is to be ignored; don't even buffer it
         self._buf += data
+        self._fed += len(data)
         events: list[Event] = []
         try:
             while self._step(events):
@@ -240,7 +245,8 @@ class MultipartParser:
         if not line:
             # A part may have no headers at all: RFC 2046 then implies text/plain, but here
             # the caller treats every part as application/dicom (PS3.18 §10.5).
-            events.append(PartStart(self._headers))
+            # The buffer holds the body's unparsed tail (the pretended line break long gone).
+            events.append(PartStart(self._headers, self._fed - len(self._buf)))
             self._in_part = True
             self._state = _State.BODY
         else:

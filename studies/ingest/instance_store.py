@@ -1,15 +1,22 @@
 """Where the receive pipeline puts each instance: its own object, hashed as it is written, its
-File Meta group kept for indexing."""
+File Meta group kept for indexing.
+
+An instance of a chunked stream's payload is already in the store, in the chunk objects: one
+of at least ``Storage.compose_min_bytes`` is composed from their extents in the store (issue
+15: reassembly moves no payload bytes back up), only hashed here; a smaller one is written
+from the bytes in hand, which costs less than copying pieces of it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 
-from dicom.part10 import FileMeta
+from dicom.part10 import PREAMBLE_BYTES, FileMeta
+from studies.ingest.chunked_body import ChunkedBody
 from studies.ingest.hashing import HashPipe
 from studies.ingest.object_keys import instance_key
-from studies.objects.storage import ObjectWriter
+from studies.objects.storage import ObjectWriter, Piece
 from studies.objects.store import storage
 
 
@@ -23,10 +30,15 @@ class StoredItem:
 
 
 class InstanceStore:
-    """An ``InstanceSink`` writing each instance to ``<prefix><position:06d>.dcm``."""
+    """An ``InstanceSink`` writing each instance to ``<prefix><position:06d>.dcm``; with a
+    ``source`` (the body's chunk objects), composing the large ones from it instead."""
 
-    def __init__(self, prefix: str, *, many: bool) -> None:
+    def __init__(self, prefix: str, *, many: bool, source: ChunkedBody | None = None) -> None:
         self._prefix = prefix
+        self._source = source
+        self._offset = 0  # of the current instance in the body
+        self._held: bytearray | None = None  # its bytes, while it may still be written from them
+        self._size = 0
         # A single instance's own digest is the upload's; only a multipart body needs a
         # second digest over the concatenation of its instances.
         self._total = hashlib.sha256() if many else None
@@ -42,30 +54,52 @@ class InstanceStore:
     def _key(self) -> str:
         return instance_key(self._prefix, len(self.items))
 
-    def begin(self) -> None:
+    def begin(self, offset: int) -> None:
+        self._hash = hashlib.sha256()
+        self._offset, self._size = offset, 0
+        if self._source is not None:
+            self._held = bytearray()
+            return
         # Unstaged when many: nothing reads an upload's objects before it completes, and a
         # failed or dead upload is discarded by prefix; one rename less per instance.
         self._writer = storage().writer(self._key(), staged=self._durable_each)
-        self._hash = hashlib.sha256()
 
     def data(self, data: bytes) -> None:
-        assert self._writer is not None
         if self._total is None:
             self._hashing.update(data, self._hash)
         else:
             self._hashing.update(data, self._hash, self._total)
-        self._writer.write(data)
+        self._size += len(data)
+        if self._writer is not None:
+            self._writer.write(data)
+        elif self._held is not None:
+            self._held += data
+            if len(self._held) >= storage().compose_min_bytes:
+                self._held = None  # large enough to compose from the chunks at its end
 
     def end(self, meta: FileMeta) -> None:
-        assert self._writer is not None
         self._hashing.drain()
         writer, self._writer = self._writer, None
-        writer.commit(durable=self._durable_each)  # on failure the writer removes its temp file
-        self.items.append(StoredItem(len(self.items), self._key(), writer.size, self._hash.hexdigest(), meta))
+        if writer is None and self._held is not None:
+            writer = storage().writer(self._key(), staged=self._durable_each)
+            writer.write(bytes(self._held))
+            self._held = None
+        if writer is not None:
+            writer.commit(durable=self._durable_each)  # on failure the writer removes its temp file
+        else:
+            storage().compose(self._key(), self._pieces())  # durable when it returns
+        self.items.append(StoredItem(len(self.items), self._key(), self._size, self._hash.hexdigest(), meta))
+
+    def _pieces(self) -> list[Piece]:
+        """The instance as the body's extents: its bytes are the body's, but for the preamble
+        Part10Head zeroed (dicom/part10.py)."""
+        assert self._source is not None
+        zeroed: list[Piece] = [bytes(PREAMBLE_BYTES)]
+        return zeroed + list(self._source.extents(self._offset + PREAMBLE_BYTES, self._size - PREAMBLE_BYTES))
 
     def sync(self) -> None:
         if not self._durable_each:
-            storage().sync([item.object_key for item in self.items])
+            storage().sync([item.object_key for item in self.items])  # composed ones are durable already
 
     def sha256(self) -> str:
         self._hashing.drain()
@@ -82,5 +116,6 @@ class InstanceStore:
         if self._writer is not None:
             self._writer.abort()
             self._writer = None
+        self._held = None
         storage().delete_many([item.object_key for item in self.items])
         self.items = []

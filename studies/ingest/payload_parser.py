@@ -22,7 +22,10 @@ PART_TYPES = ("", *SINGLE_TYPES)
 class InstanceSink(Protocol):
     """Where the parser sends each instance: begin, its bytes in order, end."""
 
-    def begin(self) -> None: ...
+    def begin(self, offset: int) -> None:
+        """An instance starts ``offset`` bytes into the body: its bytes are the body's from
+        there on, contiguous, except the preamble (its first 128 bytes), sent zeroed."""
+        ...
 
     def data(self, data: bytes) -> None: ...
 
@@ -32,7 +35,7 @@ class InstanceSink(Protocol):
 class NullSink:
     """Discards everything: for checking bytes that are not stored as instances (chunk 0)."""
 
-    def begin(self) -> None:
+    def begin(self, offset: int) -> None:
         pass
 
     def data(self, data: bytes) -> None:
@@ -50,7 +53,7 @@ class DigestSink:
     def __init__(self) -> None:
         self._hash = hashlib.sha256()
 
-    def begin(self) -> None:
+    def begin(self, offset: int) -> None:
         pass
 
     def data(self, data: bytes) -> None:
@@ -84,7 +87,7 @@ class PayloadParser:
     def feed(self, data: bytes) -> None:
         if self._multipart is None:
             if self._head is None:
-                self._begin()
+                self._begin(0)
             self._data(data)
             return
         for event in self._multipart.feed(data):
@@ -94,7 +97,7 @@ class PayloadParser:
                 part_type = event.headers.get("content-type", "").partition(";")[0].strip().lower()
                 if part_type not in PART_TYPES:
                     raise UnsupportedMediaType(f"part {self.instances + 1} is {part_type}, not application/dicom")
-                self._begin()
+                self._begin(event.offset)
             elif isinstance(event, PartEnd):
                 self._end()
 
@@ -109,10 +112,10 @@ class PayloadParser:
         if self.instances == 0:
             raise NotDicom("the multipart body holds no instance")
 
-    def _begin(self) -> None:
+    def _begin(self, offset: int) -> None:
         self._head = Part10Head()
         self.instances += 1
-        self._sink.begin()
+        self._sink.begin(offset)
 
     def _data(self, data: bytes) -> None:
         assert self._head is not None

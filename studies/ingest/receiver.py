@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from studies.ingest.chunked_body import ChunkedBody
 from studies.ingest.content_type import ContentType
 from studies.ingest.instance_store import InstanceStore, StoredItem
 from studies.ingest.object_keys import upload_prefix
@@ -27,11 +28,15 @@ class Received:
 class Receiver:
     """Parse and store one upload's body: ``feed`` pieces in order, then ``finish`` or ``abort``.
 
-    Raises what PayloadParser raises; after an exception the caller must ``abort``.
+    Raises what PayloadParser raises; after an exception the caller must ``abort``. ``source``:
+    the body is a stream's, fed from these chunk objects (InstanceStore composes from them).
     """
 
-    def __init__(self, content_type: ContentType, *, organization_id: int, upload_id: str) -> None:
-        self._store = InstanceStore(upload_prefix(organization_id, upload_id), many=content_type.boundary is not None)
+    def __init__(
+        self, content_type: ContentType, *, organization_id: int, upload_id: str, source: ChunkedBody | None = None
+    ) -> None:
+        prefix = upload_prefix(organization_id, upload_id)
+        self._store = InstanceStore(prefix, many=content_type.boundary is not None, source=source)
         self._parser = PayloadParser(content_type, self._store)
         self.bytes_received = 0
 

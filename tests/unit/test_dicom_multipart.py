@@ -23,23 +23,28 @@ PARTS = [b"DICM-one\r\n-- not a boundary\r\n", b"", b"\r\n--pzm-7d1f3", b"x" * 3
 
 
 def parse(body: bytes, pieces: list[int] | None = None, boundary: str = BOUNDARY) -> list[tuple[dict[str, str], bytes]]:
-    """Feed ``body`` cut at ``pieces`` offsets; return (headers, data) per part."""
+    """Feed ``body`` cut at ``pieces`` offsets; return (headers, data) per part. Each part's
+    data must be the body's bytes from the offset its PartStart gave (chunk reassembly composes
+    instances from that extent)."""
     parser = MultipartParser(boundary)
     cuts = [0, *(pieces or []), len(body)]
     parts: list[tuple[dict[str, str], bytes]] = []
     open_part: list[bytes] | None = None
+    offset = -1
     for start, end in itertools.pairwise(cuts):
         for event in parser.feed(body[start:end]):
             if isinstance(event, PartStart):
                 assert open_part is None
                 parts.append((event.headers, b""))
-                open_part = []
+                open_part, offset = [], event.offset
             elif isinstance(event, PartData):
                 assert open_part is not None
                 open_part.append(event.data)
             else:
                 assert isinstance(event, PartEnd) and open_part is not None
-                parts[-1] = (parts[-1][0], b"".join(open_part))
+                data = b"".join(open_part)
+                assert body[offset : offset + len(data)] == data
+                parts[-1] = (parts[-1][0], data)
                 open_part = None
     parser.close()
     assert open_part is None
