@@ -338,6 +338,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 STREAMS_MIN_CHUNK_BYTES = envint("STREAMS_MIN_CHUNK_BYTES", 64 * 1024)
 STREAMS_MAX_OPEN_PER_ORG = envint("STREAMS_MAX_OPEN_PER_ORG", 100)
 STREAMS_MAX_HELD_BYTES_PER_ORG = envint("STREAMS_MAX_HELD_BYTES_PER_ORG", 32 * 1024**3)
+# How long the chunk completing a stream waits for a worker to assemble it before answering
+# with the upload still `receiving` (studies/ingest/assembly.py); the client follows its link.
+STREAMS_ASSEMBLY_WAIT_SECONDS = envint("STREAMS_ASSEMBLY_WAIT_SECONDS", 120)
 # HTTP connections (core/http_limits.py, uvicorn --http core.http_limits:LimitedHttpToolsProtocol):
 # request head size, header count and time to a complete head; connections per process (under
 # the process's file descriptor limit); how long a request body may send nothing.

@@ -134,6 +134,9 @@ class Stream(models.Model):
     content_type = models.CharField(max_length=200)
     last_seq = models.PositiveIntegerField(null=True)  # known once X-Chunk-Last arrived
     upload = models.OneToOneField(Upload, null=True, on_delete=models.SET_NULL, related_name="stream")
+    # Why the last assembly refused the payload (studies/ingest/assembly.py): {"upload_id",
+    # "status", "slug", "detail", "headers"}; cleared when a chunk claims the assembly again.
+    assembly_problem = models.JSONField(null=True, blank=True)
     created = models.DateTimeField(default=timezone.now)
     updated = models.DateTimeField(default=timezone.now)
 

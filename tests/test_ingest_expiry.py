@@ -15,7 +15,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from studies.ingest.streams import ingest_expire
+from studies.ingest.expiry import ingest_expire
 from studies.ingest.tasks import expire_streams
 from studies.models import ItemState, Stream, StreamState, Upload, UploadItem
 from studies.objects.store import storage

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+from django.conf import settings
 
 from tests.support import live
 from tests.support.dicomfactory import make_instance
@@ -31,6 +32,8 @@ def test_it_resumes_a_stream_after_the_server_was_killed(child_env, run_dir: Pat
         srv.stop()
 
     srv = live.server(env, run_dir)
+    # The completed stream is assembled by a worker on the same store (embedded: the server's thread).
+    worker = live.worker_start(env, run_dir) if settings.REDIS_URL else None
     try:
         with httpx.Client(base_url=f"{srv.url}/api/v2", timeout=30) as client:
             status = client.get("/dicom/streams/crash", headers=world.bob.headers).json()
@@ -43,3 +46,5 @@ def test_it_resumes_a_stream_after_the_server_was_killed(child_env, run_dir: Pat
         assert_assembled(env, world, "crash", payload, response.json())
     finally:
         srv.stop()
+        if worker is not None:
+            worker.stop()

@@ -62,7 +62,7 @@ def assert_assembled(child_env, world: World, stream_id: str, payload: bytes, an
 
 
 def test_it_assembles_200_mb_sent_out_of_order_with_a_retry_and_a_conflict(
-    api: httpx.Client, world: World, child_env
+    api: httpx.Client, world: World, child_env, indexer
 ) -> None:
     set_plan(world.bob.org, bandwidth_bps=None)  # unpaced: at 100 Mbps this alone takes 16 s
     payload = make_instance(pixel_bytes=200 * MB)
@@ -105,7 +105,7 @@ def test_it_assembles_200_mb_sent_out_of_order_with_a_retry_and_a_conflict(
     assert late.json()["upload"]["request_id"] == completing.json()["upload"]["request_id"]
 
 
-def test_it_resumes_after_a_connection_dropped_mid_chunk(server: live.Server, world: World, child_env) -> None:
+def test_it_resumes_after_a_connection_dropped_mid_chunk(server: live.Server, world: World, child_env, indexer) -> None:
     payload = make_instance(pixel_bytes=3 * MB)
     chunks = cut(payload, MB + 7)
     with httpx.Client(base_url=f"{server.url}/api/v2", timeout=30) as client:
@@ -145,7 +145,7 @@ def race_last_two(
 
 
 def test_it_assembles_exactly_once_when_the_last_two_chunks_race(
-    server: live.Server, server2: live.Server, world: World, child_env
+    server: live.Server, server2: live.Server, world: World, child_env, indexer
 ) -> None:
     for attempt in range(4):
         stream_id = f"race-{attempt}"
@@ -193,7 +193,7 @@ def test_it_aborts_a_stream_and_frees_its_chunks(api: httpx.Client, world: World
     assert api.delete("/dicom/streams/gone", headers=world.bob.headers).status_code == 204  # idempotent
 
 
-def test_it_refuses_to_abort_a_complete_stream(api: httpx.Client, world: World) -> None:
+def test_it_refuses_to_abort_a_complete_stream(api: httpx.Client, world: World, indexer) -> None:
     assert send_chunk(api, world.bob.headers, "done", 0, make_instance(), last=True).status_code == 202
     assert_problem(api.delete("/dicom/streams/done", headers=world.bob.headers), 409)
 
@@ -209,7 +209,7 @@ def test_it_refuses_a_first_chunk_that_is_not_dicom_and_leaves_nothing(
 
 
 def test_it_refuses_a_stream_that_assembles_to_non_dicom_and_keeps_it_resumable(
-    api: httpx.Client, world: World, child_env
+    api: httpx.Client, world: World, child_env, indexer
 ) -> None:
     instance = make_instance()
     assert send_chunk(api, world.bob.headers, "cut", 0, instance[:200]).status_code == 202
@@ -218,6 +218,7 @@ def test_it_refuses_a_stream_that_assembles_to_non_dicom_and_keeps_it_resumable(
     assert_problem(response, 422)
     stream = Stream.objects.get(stream_id="cut")
     assert stream.state == StreamState.OPEN and stream.upload_id is None  # resumable, not aborted
+    assert stream.assembly_problem is not None and stream.assembly_problem["slug"] == "not-dicom"
     assert not Upload.objects.filter(organization=world.bob.org).exists()
     assert not stored(child_env, f"uploads/{world.bob.org.pk}")
     assert len(stored(child_env, f"streams/{world.bob.org.pk}")) == 2  # its chunks are kept
@@ -226,6 +227,7 @@ def test_it_refuses_a_stream_that_assembles_to_non_dicom_and_keeps_it_resumable(
 
     assert corrected.status_code == 202, corrected.text
     assert corrected.json()["stream_state"] == "complete" and corrected.json()["upload"]["sha256"] == sha(instance)
+    assert Stream.objects.get(stream_id="cut").assembly_problem is None  # the refusal is over
     assert_problem(send_chunk(api, world.bob.headers, "cut", 1, b"\xff" * 500, last=True), 409)  # complete: as before
 
 

@@ -40,13 +40,19 @@ _CHUNK = {
         "stream_state": {
             "type": "string",
             "enum": ["open", "complete"],
-            "description": "complete once every chunk up to the last is held (the payload is assembled).",
+            "description": (
+                "complete once every chunk up to the last is held and the payload is assembled; open "
+                "meanwhile (and when this answer stopped waiting for the assembly)."
+            ),
         },
         "links": _link("stream", "GET it for the chunks held (to resume); DELETE aborts."),
         "upload": {
             "allOf": [{"$ref": "#/components/schemas/UploadAccepted"}],
             "nullable": True,
-            "description": "null until this chunk completed the stream; then the upload it became.",
+            "description": (
+                "null until this chunk completed the stream; then the upload it became (still receiving "
+                "when its assembly outlasted STREAMS_ASSEMBLY_WAIT_SECONDS: follow links.status)."
+            ),
         },
     },
     "required": ["request_id", "stream_id", "seq", "bytes", "sha256", "stream_state", "links", "upload"],
@@ -66,7 +72,7 @@ STREAM_POST: dict[str, Any] = {
         "a whole payload: 202 once stored and queued for indexing; X-Request-Id is the upload's id and "
         "replays the earlier 202 when sent again. With X-Stream-Id it is chunk X-Chunk-Seq of a "
         "resumable payload: durable before its 202; the chunk that completes the stream (all of "
-        "0..last held) assembles the payload and its 202 carries the upload."
+        "0..last held) has a worker assemble the payload and its 202 carries the upload."
     ),
     "tags": ["dicom"],
     "parameters": [

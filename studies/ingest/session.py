@@ -20,6 +20,7 @@ from django.conf import settings
 from accounts.models import APIKey
 from core.asgi import Receive, Scope
 from core.errors import ApiError, too_large
+from studies.ingest.assembly import assembly_outcome
 from studies.ingest.body_pump import body_pieces, pump
 from studies.ingest.links import stream_href, upload_href
 from studies.ingest.object_keys import chunk_key
@@ -33,13 +34,17 @@ from studies.ingest.streams import (
     ReceivedChunk,
     StreamSlot,
     chunk_store,
-    stream_assemble,
     stream_forget,
     stream_open,
 )
 from studies.ingest.uploads import upload_complete, upload_discard, upload_open, upload_touch
 from studies.models import StreamState, Upload, UploadState
 from studies.objects.store import storage
+
+# The completing chunk looks for its stream's assembly this often: at first soon (a small
+# payload takes a worker milliseconds), then less often (a large one takes seconds).
+_FIRST_POLL_S = 0.005
+_LAST_POLL_S = 0.2
 
 
 def upload_answer(upload: Upload) -> dict[str, Any]:
@@ -210,13 +215,14 @@ class Ingest:
                 await database_sync_to_async(stream_forget)(stream_pk=slot.pk)
             raise
         upload = await self._stream_upload(slot, stored)
+        assembled = upload is not None and upload.state != UploadState.RECEIVING
         return 202, {
             "request_id": self.request_id,
             "stream_id": chunk.stream_id,
             "seq": chunk.seq,
             "bytes": received.size,
             "sha256": received.sha256,
-            "stream_state": StreamState.COMPLETE if stored.assemble_as is not None else stored.stream_state,
+            "stream_state": StreamState.COMPLETE if assembled else stored.stream_state,
             "links": {"stream": {"href": stream_href(chunk.stream_id)}},
             "upload": upload_answer(upload) if upload is not None else None,
         }
@@ -254,15 +260,34 @@ class Ingest:
         return ReceivedChunk(seq=chunk.seq, last=chunk.last, size=nbytes, sha256=chunk_hash.hexdigest(), writer=writer)
 
     async def _stream_upload(self, slot: StreamSlot, stored: ChunkStored) -> Upload | None:
-        """The stream's upload: assembled here when this chunk completed the stream, or the one
-        it already had (a late retry of a chunk of a complete stream)."""
+        """The stream's upload: once assembled when this chunk completed the stream (raising the
+        assembly's refusal), or the one it already had (a late retry of a chunk of a complete
+        stream)."""
         upload: Upload | None = None
         if stored.assemble_as is not None:
-            upload = await database_sync_to_async(stream_assemble, thread_sensitive=False)(
-                stream_pk=slot.pk, upload_id=stored.assemble_as, content_type=self.headers.content_type
-            )
+            upload = await self._assembled(slot.pk, stored.assemble_as)
         elif stored.upload_id is not None and stored.stream_state == StreamState.COMPLETE:
             upload = await database_sync_to_async(upload_get)(
                 organization=self.organization, upload_id=stored.upload_id
             )
         return upload
+
+    async def _assembled(self, stream_pk: int, upload_id: str) -> Upload | None:
+        """The upload once a worker assembled it (studies/ingest/assembly.py), looked at with
+        backoff; still `receiving` when STREAMS_ASSEMBLY_WAIT_SECONDS run out first. Raises the
+        assembly's refusal (ApiError)."""
+        deadline = time.monotonic() + settings.STREAMS_ASSEMBLY_WAIT_SECONDS
+        pause = _FIRST_POLL_S
+        while True:
+            upload: Upload | None = await database_sync_to_async(assembly_outcome)(
+                stream_pk=stream_pk, upload_id=upload_id
+            )
+            if upload is not None:
+                return upload
+            if time.monotonic() >= deadline:
+                late: Upload | None = await database_sync_to_async(upload_get)(
+                    organization=self.organization, upload_id=upload_id
+                )
+                return late
+            await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, _LAST_POLL_S)

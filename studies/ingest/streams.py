@@ -1,17 +1,15 @@
-"""Writes to chunked, resumable streams (API.md §1): open, store a chunk, assemble, abort, expire.
+"""Writes to chunked, resumable streams (API.md §1): open, store a chunk, claim the assembly, abort.
 
 A chunk becomes durable (its object fsync'd and renamed, its row committed) before the client
 hears 2xx. The transaction that stores a stream's last missing chunk claims the reassembly by
-linking a new `receiving` Upload to the stream while it holds the stream's row lock, so exactly
-one request assembles, however many processes race. Reassembly feeds the chunk objects, in
-order, through the same Receiver as a single request.
+linking a new `receiving` Upload to the stream while it holds the stream's row lock, and queues
+the task that assembles it (studies/ingest/assembly.py), so exactly one assembly runs, however
+many processes race.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -20,16 +18,14 @@ from django.utils import timezone
 
 from accounts.models import APIKey, Organization
 from core.errors import ApiError, conflict, too_large
+from outbox.dispatch import outbox_add
+from studies.ingest.assembly import stream_finish
 from studies.ingest.content_type import ContentType
 from studies.ingest.object_keys import chunk_key
-from studies.ingest.receiver import Receiver
-from studies.ingest.uploads import upload_complete, upload_discard, upload_id_free, upload_touch, uploads_sweep
+from studies.ingest.tasks import assemble_stream
+from studies.ingest.uploads import upload_id_free
 from studies.models import Chunk, Stream, StreamState, Upload
-from studies.objects.deletion import objects_delete_on_commit
 from studies.objects.storage import ObjectWriter
-from studies.objects.store import storage
-
-READ_PIECE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +198,8 @@ def _commit_new(stream: Stream, chunk: ReceivedChunk, max_total: int | None) -> 
 
 
 def _claim(stream: Stream, api_key: APIKey | None, request_id: str) -> str | None:
-    """Link a new upload if every chunk 0..last is now held and nobody assembles yet."""
+    """Link a new upload and queue its assembly if every chunk 0..last is now held and nobody
+    assembles yet."""
     if stream.state != StreamState.OPEN or stream.upload_id is not None or stream.last_seq is None:
         return None
     if Chunk.objects.filter(stream=stream).count() != stream.last_seq + 1:
@@ -214,39 +211,10 @@ def _claim(stream: Stream, api_key: APIKey | None, request_id: str) -> str | Non
         content_type=stream.content_type,
     )
     stream.upload = upload
-    stream.save(update_fields=["upload"])
+    stream.assembly_problem = None
+    stream.save(update_fields=["upload", "assembly_problem"])
+    outbox_add(assemble_stream, stream.pk, str(upload.id))  # sent once this transaction commits
     return str(upload.id)
-
-
-def stream_assemble(*, stream_pk: int, upload_id: str, content_type: ContentType) -> Upload:
-    """Feed the chunks, in order, through the upload pipeline; complete the stream. Refused
-    content leaves the stream open with its chunks, resumable by a corrected chunk (no upload
-    left), and re-raises."""
-    stream = Stream.objects.get(pk=stream_pk)
-    receiver = Receiver(content_type, organization_id=stream.organization_id, upload_id=upload_id)
-    touched = time.monotonic()
-    try:
-        for key, size in Chunk.objects.filter(stream=stream).order_by("seq").values_list("object_key", "size"):
-            with storage().open_range(key, 0, size) as fh:  # one ranged GET per chunk on S3
-                while piece := fh.read(READ_PIECE_BYTES):
-                    receiver.feed(piece)
-            if time.monotonic() - touched >= settings.UPLOAD_HEARTBEAT_SECONDS:
-                upload_touch(upload_id=upload_id)  # alive: a retry of its request id must not take it over
-                touched = time.monotonic()
-        received = receiver.finish()
-    except Exception:
-        # The stream stays open with its chunks: the client corrects the chunk at fault (a
-        # held seq may then take other bytes) or aborts; a failure of ours is retried by
-        # sending any chunk again. Only the upload goes.
-        receiver.abort()
-        with transaction.atomic():
-            Stream.objects.filter(pk=stream.pk).update(upload=None, updated=timezone.now())
-            upload_discard(upload_id=upload_id, organization_id=stream.organization_id)
-        raise
-    with transaction.atomic():
-        upload = upload_complete(upload_id=upload_id, received=received)
-        _finish(stream, StreamState.COMPLETE)
-    return upload
 
 
 def stream_abort(*, stream: Stream) -> None:
@@ -256,39 +224,4 @@ def stream_abort(*, stream: Stream) -> None:
         if locked.state == StreamState.COMPLETE or locked.upload_id is not None:
             raise conflict("The stream is complete (or being assembled): there is nothing to abort.")
         if locked.state == StreamState.OPEN:
-            _finish(locked, StreamState.ABORTED)
-
-
-def streams_expire(*, before: datetime) -> int:
-    """Expire open streams idle since ``before`` and free their chunks (the periodic job)."""
-    expired = 0
-    idle = Stream.objects.filter(state=StreamState.OPEN, upload__isnull=True, updated__lt=before)
-    for pk in list(idle.values_list("pk", flat=True)):
-        with transaction.atomic():
-            stream = Stream.objects.select_for_update().filter(pk=pk, state=StreamState.OPEN).first()
-            # Re-checked under the lock: a chunk may have arrived or completed it meanwhile.
-            if stream is None or stream.upload_id is not None or stream.updated >= before:
-                continue
-            _finish(stream, StreamState.EXPIRED)
-            expired += 1
-    return expired
-
-
-def ingest_expire(*, now: datetime | None = None) -> tuple[int, int, int]:
-    """The periodic job: expire streams idle for PRIZMED_STREAM_TTL seconds, and remove uploads
-    stuck `receiving` that long and temp files not written to for as long (their process
-    died). Returns (streams, uploads, temp files) removed."""
-    before = (now or timezone.now()) - timedelta(seconds=settings.PRIZMED_STREAM_TTL)
-    partials = storage().partials_sweep(before=before.timestamp())
-    return streams_expire(before=before), uploads_sweep(before=before), partials
-
-
-def _finish(stream: Stream, state: str) -> None:
-    """Set the stream's final state; delete its chunk objects once that is committed (rows stay,
-    so a late retry of a chunk still meets its digest)."""
-    stream.state = state
-    stream.updated = timezone.now()
-    stream.save(update_fields=["state", "updated"])
-    # Recorded as pending in this transaction: a crash before the unlink leaves work for the
-    # sweep, never a chunk file nothing points at.
-    objects_delete_on_commit(Chunk.objects.filter(stream=stream).values_list("object_key", flat=True))
+            stream_finish(locked, StreamState.ABORTED)

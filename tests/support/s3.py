@@ -87,7 +87,7 @@ def server_env(endpoint: str, url: str) -> dict[str, str]:
 
 class Relay:
     """A TCP relay 127.0.0.1:``port`` -> ``target``; ``cut()`` closes every connection and refuses
-    new ones until ``mend()``."""
+    new ones until ``mend()``. ``bytes_up`` and ``bytes_down`` count the bytes relayed to and from the store."""
 
     def __init__(self, port: int, target: int) -> None:
         self.port = port
@@ -97,6 +97,7 @@ class Relay:
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self._listener: socket.socket | None = None
+        self.bytes_up = self.bytes_down = 0
         self._listen()
 
     @property
@@ -122,14 +123,18 @@ class Relay:
                 continue
             with self._lock:
                 self._sockets += [near, far]
-            for a, b in ((near, far), (far, near)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, upward in ((near, far, True), (far, near, False)):
+                threading.Thread(target=self._pipe, args=(a, b, upward), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket, upward: bool) -> None:
         try:
             while data := source.recv(65536):
                 sink.sendall(data)
+                with self._lock:
+                    if upward:
+                        self.bytes_up += len(data)
+                    else:
+                        self.bytes_down += len(data)
         except OSError:
             pass
         finally:

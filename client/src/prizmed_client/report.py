@@ -56,12 +56,14 @@ class UploadResult:
     request_id: str
     files: list[Path]
     resumed: bool  # the server held it from an earlier run; nothing was sent for it now
-    status: dict[str, Any] = field(default_factory=dict)  # GET /dicom/uploads/{id}
+    status: dict[str, Any] = field(default_factory=dict)  # GET /dicom/uploads/{id}, or the 202 until then
 
     @property
     def finished(self) -> bool:
-        """Indexing is over (``done`` or ``failed``)."""
-        return self.status.get("state") in TERMINAL_STATES
+        """Indexing is over (``done`` or ``failed``) and the counts are known: a 202 may already
+        say ``done`` (a stream's completing chunk answers once its assembly is over, and a small
+        upload can be indexed by then), but only the status read carries what was indexed."""
+        return self.status.get("state") in TERMINAL_STATES and "instances_indexed" in self.status
 
 
 @dataclass(frozen=True)
