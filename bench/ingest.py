@@ -13,7 +13,9 @@ resident size after a warm-up upload.
 
 With ``--s3`` the server stores in an S3-compatible store instead (moto's server on this machine,
 started here on port 5596, production part size and timeouts), and only the upload rows run:
-single request, 8 MiB chunks, multipart; plus the store requests each upload took.
+single request, 8 MiB chunks, multipart; plus the store requests each upload took, the server's
+CPU, and how long the chunk completing the stream waited for its assembly. With ``--services``
+a Celery worker runs beside each server (it assembles chunked streams).
 
 The raw copy and the single request are measured alike: the same one-`sendall` sender (httpx
 costs the client a core's share on this 2-core machine), dirty pages flushed (`sync`) before
@@ -39,6 +41,7 @@ from pathlib import Path
 import httpx
 
 from bench import common
+from tests.support import live
 from tests.support.dicomfactory import make_instance, make_study
 
 MB = 1_000_000
@@ -106,7 +109,7 @@ def send_once(url: str, key: str, body: bytes, content_type: str) -> None:
     assert b" 202 " in status, answer[:500]
 
 
-def single(s: common.Setup, key: str, payload: bytes) -> tuple[float, float]:
+def single(s: common.Setup, key: str, payload: bytes) -> tuple[float, float, float]:
     os.sync()
     try:
         return measured(s, key, lambda url: send_once(url, key, payload, "application/dicom"))
@@ -114,7 +117,9 @@ def single(s: common.Setup, key: str, payload: bytes) -> tuple[float, float]:
         shutil.rmtree(s.data_dir / "objects", ignore_errors=True)
 
 
-def chunked(url: str, key: str, payload: bytes) -> None:
+def chunked(url: str, key: str, payload: bytes) -> float:
+    """Send ``payload`` as a stream of CHUNK-byte chunks; the completing chunk's seconds (its
+    answer waits for the assembly)."""
     stream_id = uuid.uuid4().hex
     last = (len(payload) - 1) // CHUNK
     for seq in range(last + 1):
@@ -124,23 +129,30 @@ def chunked(url: str, key: str, payload: bytes) -> None:
             "X-Chunk-Seq": str(seq),
             "X-Chunk-Last": "true" if seq == last else "false",
         }
+        started = time.perf_counter()
         response = post(url, key, payload[seq * CHUNK : (seq + 1) * CHUNK], headers)
     assert response.json()["upload"]["instances_accepted"] == 1
+    return time.perf_counter() - started
 
 
-def measured(s: common.Setup, key: str, run: Callable[[str], object]) -> tuple[float, float]:
-    """Run on a fresh server: (seconds, RSS growth in MB over the warmed-up baseline)."""
+def measured(s: common.Setup, key: str, run: Callable[[str], object]) -> tuple[float, float, float]:
+    """Run on a fresh server: (seconds, RSS growth in MB over the warmed-up baseline, the
+    server's CPU seconds). With a broker, a worker runs beside it: a chunked stream is
+    assembled there."""
     srv = common.start_server(s)
+    worker = live.worker_start(s.env, s.data_dir) if s.env.get("REDIS_URL") else None
     try:
         post(srv.url, key, make_instance(pixel_bytes=4 * MIB), {"Content-Type": "application/dicom"})  # warm-up
         assert srv.proc is not None
-        baseline = common.rss_mb(srv.proc.pid)
+        baseline, cpu = common.rss_mb(srv.proc.pid), common.cpu_seconds(srv.proc.pid)
         started = time.perf_counter()
         run(srv.url)
         elapsed = time.perf_counter() - started
-        return elapsed, common.peak_rss_mb(srv.proc.pid) - baseline
+        return elapsed, common.peak_rss_mb(srv.proc.pid) - baseline, common.cpu_seconds(srv.proc.pid) - cpu
     finally:
         srv.stop()
+        if worker is not None:
+            worker.stop()
 
 
 def paced(s: common.Setup, key: str, payload: bytes, parallel: int) -> float:
@@ -209,10 +221,10 @@ def main() -> None:
         hashed.append(raw_limit(payload, s.data_dir, hashed=True))
         singles.append(single(s, key, payload))
     raw = max(raws)
-    single_s, single_rss = min(singles)
-    chunk_s, chunk_rss = measured(s, key, lambda url: chunked(url, key, payload))
+    single_s, single_rss, _ = min(singles)
+    chunk_s, chunk_rss, _ = measured(s, key, lambda url: chunked(url, key, payload))
     multi_headers = {"Content-Type": f"application/dicom+stream; boundary={BOUNDARY}"}
-    multi_s, multi_rss = measured(s, key, lambda url: post(url, key, body, multi_headers))
+    multi_s, multi_rss, _ = measured(s, key, lambda url: post(url, key, body, multi_headers))
     one_paced = paced(s, paced_key, payload[: 20 * MB], 1)
     two_paced = paced(s, paced_key, payload[: 10 * MB], 2)
     each, packed = layout(Path(tempfile.mkdtemp(dir=s.data_dir)), instances)
@@ -221,7 +233,7 @@ def main() -> None:
     print(f"Mode: {mode}; payload {size:.0f} MB; {len(instances)} instances of {len(instances[0]) / MB:.2f} MB.")
     runs = ", ".join(f"{r:.0f}" for r in raws), ", ".join(f"{r:.0f}" for r in hashed)
     print(f"Raw copy runs: {runs[0]} MB/s; with SHA-256: {runs[1]} MB/s; single-request runs: "
-          f"{', '.join(f'{size / t:.0f}' for t, _ in singles)} MB/s (best of each below).\n")  # fmt: skip
+          f"{', '.join(f'{size / t:.0f}' for t, _, _ in singles)} MB/s (best of each below).\n")  # fmt: skip
     print("| scenario | result | % of raw limit | server RSS growth |")
     print("|---|---|---|---|")
     print(f"| raw socket→file copy (loopback, fsync) | {raw:.0f} MB/s | 100 % | – |")
@@ -267,22 +279,25 @@ def s3_rows(s: common.Setup, key: str, payload: bytes, body: bytes, count: int, 
 
             return wrapped
 
-        single_s, single_rss = measured(s, key, counted(lambda url: send_once(url, key, payload, "application/dicom")))
-        chunk_s, chunk_rss = measured(s, key, counted(lambda url: chunked(url, key, payload)))
+        completing: list[float] = []
+        single_run = measured(s, key, counted(lambda url: send_once(url, key, payload, "application/dicom")))
+        chunk_run = measured(s, key, counted(lambda url: completing.append(chunked(url, key, payload))))
         multi_headers = {"Content-Type": f"application/dicom+stream; boundary={BOUNDARY}"}
-        multi_s, multi_rss = measured(s, key, counted(lambda url: post(url, key, body, multi_headers)))
+        multi_run = measured(s, key, counted(lambda url: post(url, key, body, multi_headers)))
     finally:
         moto.stop()
-    mode = "PostgreSQL + Redis" if services else "embedded (SQLite)"
+    mode = "PostgreSQL + Redis, a Celery worker" if services else "embedded (SQLite)"
     print(f"Mode: {mode}, objects in S3 (moto {S3_PORT}, 8 MiB parts); payload {size:.0f} MB; {count} instances.\n")
-    print("| scenario (S3) | result | server RSS growth | store requests |")
-    print("|---|---|---|---|")
-    for name, seconds, rss, sent in (("single request, 1 instance", single_s, single_rss, requests[0]),
-                                     ("same payload, 8 MiB chunks", chunk_s, chunk_rss, requests[1])):  # fmt: skip
-        print(f"| {name} | {size / seconds:.0f} MB/s | {rss:.1f} MB | {sent} |")
+    print("| scenario (S3) | result | server RSS growth | server CPU | store requests |")
+    print("|---|---|---|---|---|")
+    for name, (seconds, rss, cpu), sent in (("single request, 1 instance", single_run, requests[0]),
+                                            ("same payload, 8 MiB chunks", chunk_run, requests[1])):  # fmt: skip
+        print(f"| {name} | {size / seconds:.0f} MB/s | {rss:.1f} MB | {cpu:.1f} s | {sent} |")
+    multi_s, multi_rss, multi_cpu = multi_run
     multi_mb = len(body) / MB
     print(f"| multipart, {count} instances | {count / multi_s:.0f} instances/s ({multi_mb / multi_s:.0f} MB/s) "
-          f"| {multi_rss:.1f} MB | {requests[2]} |")  # fmt: skip
+          f"| {multi_rss:.1f} MB | {multi_cpu:.1f} s | {requests[2]} |")  # fmt: skip
+    print(f"\nThe chunk completing the stream was answered in {completing[0]:.2f} s (its assembly).")
 
 
 S3_PORT = 5596
