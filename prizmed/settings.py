@@ -162,6 +162,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 300),
     "global_keyprefix": f"{NAMESPACE}:",
 }
+# Uploads `queued` or `indexing` that no indexing moved for this long lost their task (a broker
+# that dropped its queue, a part never sent): the sweep sends it again (studies/index/recovery.py).
+# Well above a batch's retries (31 s) and the worst backlog expected; a duplicate is harmless.
+INDEX_STALL_SECONDS = envint("INDEX_STALL_SECONDS", 600)
+CELERY_BEAT_SCHEDULE["studies.index_stalled"] = {"task": "studies.index_stalled", "schedule": 300}
 # Finishes object deletions a crash interrupted between commit and unlink (studies/objects/deletion.py).
 CELERY_BEAT_SCHEDULE["studies.sweep_pending_objects"] = {"task": "studies.sweep_pending_objects", "schedule": 300}
 

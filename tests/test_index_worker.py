@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import itertools
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pydicom
 import pytest
+import redis
+from django.conf import settings
+from django.utils import timezone
 
+from outbox.models import OutboxTask
+from studies.index.recovery import uploads_stalled_claim
+from studies.index.tasks import index_stalled
 from studies.models import Instance, ItemState, Study, Upload, UploadItem, UploadState
 from tests.support import dicomfactory as dcm
 from tests.support import live
@@ -126,3 +133,46 @@ def test_it_indexes_every_instance_exactly_once_after_a_worker_is_killed(
     assert len(set(sops)) == len(files)
     positions = UploadItem.objects.filter(upload_id=upload_id, state=ItemState.INDEXED).values_list("position")
     assert sorted(p for (p,) in positions) == list(itertools.islice(itertools.count(), len(files)))
+
+
+@pytest.mark.services
+def test_an_upload_whose_task_the_broker_lost_is_indexed_by_the_stall_sweep(
+    api: httpx.Client, world: World, child_env: dict[str, str], run_dir: Path
+) -> None:
+    files = dcm.make_study(n_series=1, per_series=3)
+    upload_id = http_upload(api, world.bob, files)  # no worker yet: its task waits in the broker
+    wait_for(lambda: not OutboxTask.objects.exists() or None, what="the task handed to the broker")
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    queue = f"{settings.NAMESPACE}:{settings.CELERY_TASK_DEFAULT_QUEUE}"
+    assert broker.llen(queue) == 1
+    broker.delete(queue)  # the broker restarted without persistence: the acknowledged upload's task is gone
+    worker = live.worker_start(child_env, run_dir)
+    try:
+        time.sleep(1)
+        assert Upload.objects.get(pk=upload_id).state == UploadState.QUEUED  # nothing moves it on
+        assert index_stalled() == 0  # not stalled yet: moved less than INDEX_STALL_SECONDS ago
+        stalled_since = timezone.now() - timedelta(seconds=settings.INDEX_STALL_SECONDS + 1)
+        Upload.objects.filter(pk=upload_id).update(updated=stalled_since)
+        assert index_stalled() == 1
+        assert index_stalled() == 0  # sent again once per stall window, not at every sweep
+        upload = wait_indexed(upload_id)
+    finally:
+        worker.stop()
+    assert upload.state == UploadState.DONE and upload.instances_indexed == len(files)
+
+
+def test_the_stall_sweep_claims_only_uploads_no_indexing_moved(world: World) -> None:
+    old = timezone.now() - timedelta(hours=1)
+    rows = {
+        state: Upload.objects.create(organization=world.bob.org, content_type="application/dicom", state=state)
+        for state in (UploadState.QUEUED, UploadState.INDEXING, UploadState.DONE, UploadState.RECEIVING)
+    }
+    Upload.objects.filter(pk__in=[u.pk for u in rows.values()]).update(updated=old)
+    fresh = Upload.objects.create(
+        organization=world.bob.org, content_type="application/dicom", state=UploadState.QUEUED
+    )
+    claimed = uploads_stalled_claim(before=timezone.now() - timedelta(minutes=10))
+    assert sorted(claimed) == sorted(str(rows[state].pk) for state in (UploadState.QUEUED, UploadState.INDEXING))
+    assert Upload.objects.get(pk=rows[UploadState.QUEUED].pk).updated > old  # once per stall window
+    assert uploads_stalled_claim(before=timezone.now() - timedelta(minutes=10)) == []
+    assert str(fresh.pk) not in claimed

@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from celery import Task, shared_task
+from django.conf import settings
 from django.db import DatabaseError
+from django.utils import timezone
 
 from core.tasks import enqueue
+from studies.index.recovery import uploads_stalled_claim
 from studies.index.services import upload_fail, upload_index_begin, upload_index_part, uploads_index_queued
 
 log = logging.getLogger("prizmed.indexing")
@@ -59,3 +63,13 @@ def _retrying(task: Task[Any, Any], upload_id: str, work: Callable[[], T]) -> T:
             log.warning("indexing upload %s: %s; trying again in %d s", upload_id, exc, 2**tries)
             time.sleep(2**tries)
     raise AssertionError("unreachable")
+
+
+@shared_task(name="studies.index_stalled", acks_late=True)
+def index_stalled() -> int:
+    """Send the indexing task again for uploads no indexing moved for INDEX_STALL_SECONDS: their
+    task was lost (studies/index/recovery.py; CELERY_BEAT_SCHEDULE). Returns how many."""
+    stalled = uploads_stalled_claim(before=timezone.now() - timedelta(seconds=settings.INDEX_STALL_SECONDS))
+    for upload_id in stalled:
+        enqueue(index_upload, upload_id)
+    return len(stalled)
