@@ -4,7 +4,8 @@ Building and compiling a search's QuerySet cost ~0.9 ms a request, more than the
 answer (docs/benchmarks.md, issue 11). core/compiled_lookup.py compiles lookups whose values
 reach the SQL unchanged; a search's do not always: Django turns a ``startswith`` value into a
 LIKE pattern (its wildcards escaped), an ``iexact`` one into an escaped LIKE on SQLite, a date or
-time into text on SQLite, and writes LIMIT and OFFSET into the SQL as numbers.
+time into text on SQLite, an integer into psycopg's Int4 (or Int2, Int8) on PostgreSQL, and
+writes LIMIT and OFFSET into the SQL as numbers.
 ``CompiledSearch`` builds a shape's QuerySet with stand-in values, finds where each stand-in
 lands among the SQL parameters and which of those conversions Django applied (with Django's own
 ``prep_for_like_query``), checks that finding on a second build with other stand-ins (the same
@@ -195,7 +196,8 @@ def _limit_bound(sql: str, paged: bool, round_: int) -> str:
 def _conversions(ops: Any) -> Callable[[object], Sequence[Convert]]:
     """What Django may make of a value on its way to a parameter: nothing; text (dates and
     times on SQLite); a LIKE pattern, escaped, with wildcards around (startswith, iexact on
-    SQLite; contains and endswith for completeness)."""
+    SQLite; contains and endswith for completeness); an integer typed for its column (psycopg's
+    Int2 / Int4 / Int8 on PostgreSQL)."""
     like: Convert = ops.prep_for_like_query
     text = (
         _as_is,
@@ -204,8 +206,9 @@ def _conversions(ops: Any) -> Callable[[object], Sequence[Convert]]:
         lambda v: f"%{like(v)}",
         lambda v: f"%{like(v)}%",
     )
+    integer = (_as_is, *dict.fromkeys(getattr(ops, "integerfield_type_map", {}).values()))
     other = (_as_is, str)
-    return lambda value: text if isinstance(value, str) else other
+    return lambda value: text if isinstance(value, str) else integer if isinstance(value, int) else other
 
 
 def _stand_in(value: object, i: int, round_: int) -> object:

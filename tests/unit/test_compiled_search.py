@@ -48,6 +48,7 @@ def orgs() -> tuple[Organization, Organization]:
                 study_date=datetime.date(2024, 1, 1) + datetime.timedelta(days=n),
                 study_time=datetime.time(10, n, 30, 500000 if n % 2 else 0),
                 modalities=["CT", "MR"][: 1 + n % 2],
+                instance_count=n,
             )
     return acme, globex
 
@@ -66,6 +67,7 @@ CASES: list[tuple[tuple[str, ...], list[list[object]]]] = [
     (("study_time__gte", "study_time__lte"), [[datetime.time(10, 2), datetime.time(10, 5, 59, 999999)]]),
     (("study_time",), [[datetime.time(10, 1, 30, 500000)], [datetime.time(10, 2, 30)]]),
     (("study_uid__in",), [[["1.2.1", "1.2.5"]]]),
+    (("instance_count__lte", "series_count"), [[3, 0], [0, 0], [5, 1]]),
     (("patient__name__iexact", "study_date__lte"), [["DOE3^JANE", datetime.date(2030, 1, 1)]]),
 ]
 
