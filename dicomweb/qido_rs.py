@@ -8,9 +8,10 @@ from channels.db import database_sync_to_async
 
 from dicomweb.accept import accepts_json
 from dicomweb.attributes import Level
+from dicomweb.matching import Scope
 from dicomweb.qido import query_parse
 from dicomweb.request import Request
-from dicomweb.search import Scope, search
+from dicomweb.search import search
 from dicomweb.selectors import Target, instances_get
 
 MORE_RESULTS = (

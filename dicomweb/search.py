@@ -1,9 +1,9 @@
 """QIDO-RS searches (PS3.18 §10.6) on the index rows of one organization: matching as PS3.4
-C.2.2.2 describes it, answers as DICOM JSON (PS3.18 Annex F).
+C.2.2.2 describes it (dicomweb/matching.py), answers as DICOM JSON (PS3.18 Annex F).
 
-Every search starts from the organization's own rows (``organization=`` on the study, or on the
-instance), so another tenant's data is never matched. Attributes a client names in
-``includefield`` that no column holds are read from one instance's stored metadata per result
+Each search's shape (its form of matching, the columns its answer returns) is compiled once
+(core/compiled_search.py) and what its answer holds worked out once. Attributes a client names
+in ``includefield`` that no column holds are read from one instance's stored metadata per result
 (the first indexed of the study or series), never from the files.
 """
 
@@ -12,14 +12,11 @@ from __future__ import annotations
 import datetime
 import functools
 import json
-import re
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Exists, Min, OuterRef, Q, QuerySet
+from django.db.models import Min
 
-from accounts.models import Organization
 from core.compiled_search import CompiledSearch
 from core.links import dicomweb_path
 from dicomweb.attributes import (
@@ -29,27 +26,16 @@ from dicomweb.attributes import (
     REQUEST_ATTRIBUTES_SEQUENCE,
     RETRIEVE_URL,
     Attribute,
-    Kind,
     Level,
 )
 from dicomweb.links import bulk_data_uris_absolute
+from dicomweb.matching import Scope, search_form, search_queryset
 from dicomweb.qido import Query
-from studies.models import Instance, Patient, Series, Study
+from studies.models import Instance
 
-_ORDER = {
-    Level.STUDY: ("-id",),
-    Level.SERIES: ("study_id", "number", "id"),
-    Level.INSTANCE: ("series__study_id", "series_id", "number", "id"),
-}
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Where a search runs: the organization, and the study / series its path names."""
-
-    organization: Organization
-    study_uid: str | None = None
-    series_uid: str | None = None
+# Each shape compiled once: building and compiling its QuerySet cost more than the database's
+# answer (docs/benchmarks.md, "QIDO-RS fixed cost").
+_searches = CompiledSearch(search_queryset)
 
 
 @dataclass
@@ -70,7 +56,7 @@ def search(*, scope: Scope, query: Query, base: str) -> Page:
             frozenset(m.attribute.tag for m in query.matches),
         )
     )
-    form, values = _filters(scope, query)
+    form, values = search_form(scope, query)
     # One more than the page: are there more?
     found = _searches.dicts((form, answer.paths), values, offset=query.offset, limit=query.limit + 1)
     more, found = len(found) > query.limit, found[: query.limit]
@@ -78,12 +64,15 @@ def search(*, scope: Scope, query: Query, base: str) -> Page:
     stored = _representative_metadata(query.level, [row["id"] for row in found], base) if extra else {}
     results = []
     for row in found:
-        result = _nest({a.tag: _element(a, row, query.level, base) for a in answer.attributes})
+        result = {cell[0]: _element(cell, row, answer, base) for cell in answer.cells}
+        if answer.nested:
+            result = _nest(result)
         for tag in extra:
             element = stored.get(row["id"], {}).get(tag)
             if element is not None:
                 result[tag] = element
-        results.append(dict(sorted(result.items())))
+        # The cells are in tag order: only what came after them needs sorting in.
+        results.append(dict(sorted(result.items())) if answer.nested or extra else result)
     return Page(results, more)
 
 
@@ -99,131 +88,33 @@ class _Asked:
     matched: frozenset[str]  # the matching keys' tags
 
 
+_Cell = tuple[str, str, str | None]  # an answer's attribute: tag, VR, its row's key (None: computed)
+
+
 @dataclass(frozen=True)
 class _Answer:
-    """What a search's answer holds: its attributes, the paths its rows select, and the
-    includefield tags read from stored metadata."""
+    """What a search's answer holds, worked out once per shape."""
 
-    attributes: tuple[Attribute, ...]
-    paths: tuple[str, ...]
-    extra: tuple[str, ...]
+    cells: tuple[_Cell, ...]  # in tag order
+    paths: tuple[str, ...]  # what its rows select
+    uid_paths: tuple[str, ...]  # the UIDs a RetrieveURL needs
+    extra: tuple[str, ...]  # includefield tags read from stored metadata
+    nested: bool  # some attribute lies in the Request Attributes Sequence's item
 
 
 @functools.lru_cache(maxsize=256)
 def _answer(asked: _Asked) -> _Answer:
+    level = asked.level
     attributes = _returned(asked)
-    columns = sorted({a.lookup(asked.level) for a in attributes if a.column is not None})
-    paths = tuple(dict.fromkeys(("id", *columns, *_uid_paths(asked.level))))
-    return _Answer(tuple(attributes), paths, tuple(_extra_tags(asked.include, attributes)))
-
-
-# A search's filters as a form: what is matched and how, without the values. Its level, whether
-# the path names a study and a series, and per matching key (tag, how): for UIDs and modalities
-# the number of values; else per alternative (list matching) its ANDed lookups' suffixes.
-Form = tuple[Level, bool, bool, tuple[tuple[str, Any], ...]]
-
-
-def _filters(scope: Scope, query: Query) -> tuple[Form, list[object]]:
-    """The search's form and its values, in the order _rows takes them."""
-    values: list[object] = [scope.organization.pk]
-    values.extend(uid for uid in (scope.study_uid, scope.series_uid) if uid is not None)
-    matches: list[tuple[str, Any]] = []
-    for match in query.matches:
-        attribute = match.attribute
-        if attribute.kind in (Kind.MODALITIES, Kind.UID):
-            alternatives = list(dict.fromkeys(str(v) for v in match.values))  # as the SQL IN keeps them
-            matches.append((attribute.tag, len(alternatives)))
-            values.extend(alternatives)
-            continue
-        lookups = [_lookups(attribute, v, w, query.fuzzy) for v, w in zip(match.values, match.wildcard, strict=True)]
-        matches.append((attribute.tag, tuple(tuple(suffix for suffix, _ in one) for one in lookups)))
-        values.extend(value for one in lookups for _, value in one)
-    return (query.level, scope.study_uid is not None, scope.series_uid is not None, tuple(matches)), values
-
-
-def _queryset(shape: tuple[Form, tuple[str, ...]], values: Sequence[object]) -> QuerySet[Any]:
-    """The search's rows, ordered, as ``.values()`` of ``paths``: the one source of its SQL."""
-    form, paths = shape
-    return _rows(form, iter(values)).order_by(*_ORDER[form[0]]).values(*paths)
-
-
-# Each shape compiled once (core/compiled_search.py): building the QuerySet cost more than the
-# database's answer.
-_searches = CompiledSearch(_queryset)
-
-
-def _rows(form: Form, values: Iterator[object]) -> QuerySet[Any]:
-    level, by_study, by_series, matches = form
-    organization_id: Any = next(values)
-    rows: QuerySet[Any]
-    if level == Level.STUDY:
-        rows = Study.objects.filter(organization_id=organization_id)
-    elif level == Level.SERIES:
-        rows = Series.objects.filter(study__organization_id=organization_id)
-    else:
-        rows = Instance.objects.filter(organization_id=organization_id)
-    if by_study:
-        rows = rows.filter(**{ATTRIBUTES[OWN_UID[Level.STUDY]].lookup(level): next(values)})
-    if by_series:
-        rows = rows.filter(**{ATTRIBUTES[OWN_UID[Level.SERIES]].lookup(level): next(values)})
-    for tag, how in matches:
-        rows = rows.filter(_condition(ATTRIBUTES[tag], how, level, organization_id, values))
-    return rows
-
-
-def _condition(attribute: Attribute, how: Any, level: Level, organization_id: Any, values: Iterator[object]) -> Q:
-    if attribute.kind == Kind.MODALITIES:
-        # Through the series rows (indexed by study), not the JSON list: works on every database.
-        study = {Level.STUDY: "pk", Level.SERIES: "study_id", Level.INSTANCE: "series__study_id"}[level]
-        series = Series.objects.filter(study=OuterRef(study), modality__in=[next(values) for _ in range(how)])
-        return Q(Exists(series))
-    path = attribute.lookup(level)
-    if attribute.kind == Kind.UID:
-        return Q(**{f"{path}__in": [next(values) for _ in range(how)]})
-    owner, through, field = path.rpartition("patient__")
-    condition = Q()
-    for suffixes in how:
-        one = Q()
-        for suffix in suffixes:
-            one &= Q(**{f"{field if through else path}{suffix}": next(values)})
-        condition |= one
-    if through:
-        # The organization's matching patients first, then their studies by the indexed
-        # foreign key: as a join, a database without fresh statistics (autovacuum not run yet)
-        # compares every study with every patient (EXPLAIN ANALYZE over 100 studies: 0.65 ms
-        # against 0.10 ms; the join grows with studies × patients, this with the patients).
-        patients = Patient.objects.filter(condition, organization_id=organization_id).values("pk")
-        return Q(**{f"{owner}patient__in": patients})
-    return condition
-
-
-def _lookups(attribute: Attribute, value: object, wildcard: bool, fuzzy: bool) -> tuple[tuple[str, object], ...]:
-    """One alternative's lookups (suffix, value), ANDed (PS3.4 C.2.2.2)."""
-    if isinstance(value, tuple):  # a range of dates or times; open ends allowed
-        low, high = value
-        return tuple(
-            (suffix, bound) for suffix, bound in (("__gte", low), ("__lte", _range_end(high))) if bound is not None
-        )
-    if attribute.kind in (Kind.INTEGER, Kind.DATE, Kind.TIME):
-        return (("", value),)
-    text = str(value)
-    insensitive = attribute.kind == Kind.PERSON_NAME
-    if fuzzy and insensitive and not wildcard:
-        # Fuzzy matching (PS3.4 C.2.2.2.1.1): the value starts any name component.
-        return (("__iregex", r"(^|[\^= ])" + re.escape(text)),)
-    if not wildcard:
-        return (("__iexact" if insensitive else "", text),)
-    if text.endswith("*") and "*" not in text[:-1] and "?" not in text:
-        return (("__istartswith" if insensitive else "__startswith", text[:-1]),)
-    pattern = "^" + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text) + "$"
-    return (("__iregex" if insensitive else "__regex", pattern),)
-
-
-def _range_end(high: object) -> object:
-    """A time range's end includes its whole last second (a TM of "1030" ends 10:30:59...)."""
-    if isinstance(high, datetime.time) and high.microsecond == 0:
-        return high.replace(microsecond=999_999) if high.second else high.replace(second=59, microsecond=999_999)
-    return high
+    columns = sorted({a.lookup(level) for a in attributes if a.column is not None})
+    uid_paths = tuple(_uid_paths(level))
+    return _Answer(
+        cells=tuple(sorted((a.tag, a.vr, a.lookup(level) if a.column is not None else None) for a in attributes)),
+        paths=tuple(dict.fromkeys(("id", *columns, *uid_paths))),
+        uid_paths=uid_paths,
+        extra=tuple(_extra_tags(asked.include, attributes)),
+        nested=any(a.tag.startswith(REQUEST_ATTRIBUTES_SEQUENCE + ".") for a in attributes),
+    )
 
 
 def _returned(asked: _Asked) -> list[Attribute]:
@@ -275,20 +166,17 @@ def _representative_metadata(level: Level, ids: list[int], base: str) -> dict[in
     return {pairs[pk]: json.loads(bulk_data_uris_absolute(text, base)) for pk, text in stored if text}
 
 
-def _element(attribute: Attribute, row: dict[str, Any], level: Level, base: str) -> dict[str, Any]:
-    vr = attribute.vr
-    if attribute.tag == RETRIEVE_URL:
-        return {"vr": vr, "Value": [base + _retrieve_path(row, level)]}
-    if attribute.tag == INSTANCE_AVAILABILITY:
+def _element(cell: _Cell, row: dict[str, Any], answer: _Answer, base: str) -> dict[str, Any]:
+    tag, vr, key = cell
+    if tag == RETRIEVE_URL:
+        return {"vr": vr, "Value": [base + dicomweb_path(*(row[path] for path in answer.uid_paths))]}
+    if tag == INSTANCE_AVAILABILITY:
         return {"vr": vr, "Value": ["ONLINE"]}
-    value = row[attribute.lookup(level)]
+    assert key is not None  # every other attribute has its column
+    value = row[key]
     values = value if isinstance(value, list) else [value]
     encoded = [_encode(vr, v) for v in values if v not in (None, "")]
     return {"vr": vr, "Value": encoded} if encoded else {"vr": vr}
-
-
-def _retrieve_path(row: dict[str, Any], level: Level) -> str:
-    return dicomweb_path(*(row[path] for path in _uid_paths(level)))
 
 
 def _encode(vr: str, value: Any) -> Any:

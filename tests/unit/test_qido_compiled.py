@@ -17,8 +17,9 @@ from accounts.services import organization_ensure
 from core.compiled_search import Statement
 from dicomweb import search as search_module
 from dicomweb.attributes import Level
+from dicomweb.matching import Scope, search_queryset
 from dicomweb.qido import query_parse
-from dicomweb.search import Page, Scope, search
+from dicomweb.search import Page, search
 from studies.models import Instance, Patient, Series, Study
 
 pytestmark = pytest.mark.django_db
@@ -120,7 +121,7 @@ class _Plain:
     """The QuerySet itself, as search() ran it before its statements were compiled."""
 
     def dicts(self, shape: Any, values: Sequence[object], *, offset: int, limit: int) -> list[dict[str, Any]]:
-        return list(search_module._queryset(shape, values)[offset : offset + limit])
+        return list(search_queryset(shape, values)[offset : offset + limit])
 
 
 def _search(org: Organization, level: Level, study: str | None, series: str | None, text: str) -> Page:
