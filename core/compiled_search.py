@@ -39,6 +39,7 @@ from django.db.models.sql.compiler import SQLCompiler
 Convert = Callable[[Any], Any]
 _INT_RANGE = range(0, 2**31)  # every integer column's range, on every backend
 _LIMIT = re.compile(r" LIMIT (\d+)(?: OFFSET (\d+))?$")
+_UNSEEN, _ONCE = "unseen", "asked for once"  # a shape's place in CompiledSearch's plans, before compiling
 
 
 def _as_is(value: Any) -> Any:
@@ -112,8 +113,9 @@ class CompiledSearch:
     for a shape already seen.
 
     ``shape`` (hashable) must fix the QuerySet's SQL: every value ``build`` uses comes from
-    ``values`` (str, int, date, time), the same types at the same places for one shape. The
-    last ``size`` shapes are kept, per thread (a compiler belongs to its thread's connection).
+    ``values`` (str, int, date, time), the same types at the same places for one shape. A shape
+    is compiled the second time it is asked for; the last ``size`` shapes are kept, per thread
+    (a compiler belongs to its thread's connection).
     """
 
     def __init__(self, build: Callable[[Any, Sequence[object]], QuerySet[Any]], size: int = 256) -> None:
@@ -129,24 +131,31 @@ class CompiledSearch:
         return [dict(zip(plan.keys, row, strict=True)) for row in rows]
 
     def plan(self, shape: Hashable, values: Sequence[object], *, paged: bool) -> _Plan | None:
-        """The shape's compiled plan (None: it runs its QuerySet); ``paged``: with an OFFSET."""
+        """The shape's compiled plan (None: it runs its QuerySet); ``paged``: with an OFFSET.
+
+        A shape is compiled the second time it is asked for: compiling builds its QuerySet
+        twice, and a shape asked for once (a client cycling through list lengths, say) then
+        costs what its QuerySet costs, no more."""
         if any(isinstance(v, int) and v not in _INT_RANGE for v in values):
             return None
-        plans: OrderedDict[Hashable, _Plan | None] | None = getattr(self._local, "plans", None)
+        plans: OrderedDict[Hashable, _Plan | str | None] | None = getattr(self._local, "plans", None)
         if plans is None:
             plans = self._local.plans = OrderedDict()
         key = (shape, paged)
-        if key in plans:
-            plans.move_to_end(key)
-            return plans[key]
-        try:
-            plan: _Plan | None = self._compile(shape, values, paged)
-        except (ValueError, TypeError):
-            plan = None
-        plans[key] = plan
-        if len(plans) > self._size:
-            plans.popitem(last=False)
-        return plan
+        kept = plans.get(key, _UNSEEN)
+        if kept is _UNSEEN or kept is _ONCE:
+            if kept is _ONCE:
+                try:
+                    kept = self._compile(shape, values, paged)
+                except (ValueError, TypeError):
+                    kept = None
+            else:
+                kept = _ONCE
+            plans[key] = kept
+            if len(plans) > self._size:
+                plans.popitem(last=False)
+        plans.move_to_end(key)
+        return kept if isinstance(kept, _Plan) else None
 
     def _compile(self, shape: Hashable, values: Sequence[object], paged: bool) -> _Plan:
         found = self._sliced(shape, values, paged, 0)

@@ -116,7 +116,8 @@ def test_it_runs_the_queryset_for_what_it_cannot_compile(orgs: tuple[Organizatio
     acme = orgs[0].pk
     # A value Django turns into something it does not know: not compiled, still answered.
     cut = CompiledSearch(lambda shape, values: _build(("description",), [values[0], str(values[1])[:5]]))
-    assert cut.plan((), [acme, "plain old"], paged=False) is None
+    for _ in range(3):  # compiled (tried) the second time
+        assert cut.plan((), [acme, "plain old"], paged=False) is None
     assert [r["description"] for r in cut.dicts((), [acme, "plain old"], offset=0, limit=10)] == ["plain"]
     # An integer past the columns' range: Django drops its lookup, so the SQL is not the shape's.
     search = CompiledSearch(_build)
@@ -124,7 +125,15 @@ def test_it_runs_the_queryset_for_what_it_cannot_compile(orgs: tuple[Organizatio
     assert search.dicts(("id",), [acme, 2**31], offset=0, limit=10) == []
     # Not a .values() QuerySet.
     models = CompiledSearch(lambda shape, values: Study.objects.filter(pk__gte=values[0]).order_by("id"))
-    assert models.plan((), [acme], paged=False) is None
+    for _ in range(3):
+        assert models.plan((), [acme], paged=False) is None
+    # A shape that compiles: not the first time it is asked for, from the second on.
+    search = CompiledSearch(_build)
+    assert [search.plan(("description",), [acme, "x"], paged=False) is not None for _ in range(3)] == [
+        False,
+        True,
+        True,
+    ]
 
 
 def test_it_keeps_the_last_shapes_only(orgs: tuple[Organization, Organization]) -> None:
