@@ -12,9 +12,10 @@ base commit) runs in a process of its own, the trees alternated ``--rounds`` tim
 answers ``--requests`` of every row (after 50 warm-up ones, answers checked equal across trees)
 and prints the CPU time (``time.process_time``) per request in ms. Rows: the QIDO-RS requests
 of bench.dicomweb (by PatientID, by PatientName prefix, by a month of StudyDate), the same by
-PatientID with includefield=all and limit/offset, a series and an instances search, ``search()``
-alone for the PatientID query, and a study summary read for scale. ``--profile ROW`` prints a
-cProfile of that row instead (this tree only).
+PatientID with includefield=all and limit/offset, a series and an instances search, the series
+of a 200-instance study and the first instances of one of its series (a viewer opening it),
+``search()`` alone for the PatientID query, and a study summary read for scale.
+``--profile ROW`` prints a cProfile of that row instead (this tree only).
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ rows = {
     "QIDO studies limit=10&offset=20": (D + "/studies", "limit=10&offset=20"),
     "QIDO series by Modality": (D + "/series", "Modality=CT&limit=20"),
     "QIDO instances of a study": (D + f"/studies/{arg['uid']}/instances", ""),
+    "QIDO series of a 200-instance study": (D + f"/studies/{arg['big']}/series", ""),
+    "QIDO instances of a 100-instance series, limit=10": (D + f"/studies/{arg['big']}/series/{arg['big']}.1/instances",
+                                                          "limit=10"),
     "study summary read": (f"/api/v2/studies/{arg['uid']}", ""),
 }
 
@@ -165,7 +169,19 @@ with transaction.atomic():
                  transfer_syntax_uid="1.2.840.10008.1.2.1", number=1, object_key=f"k/{e.pk}", size=1000,
                  sha256="0" * 64, rows=512, columns=512, bits_allocated=16, number_of_frames=1, metadata=metadata)
         for e in series)
-print(json.dumps({"token": token, "uid": studies[7].study_uid}))
+    # One study of 2 series of 100 instances, as a viewer opens it (series, then a series' instances).
+    big = Study.objects.create(organization=bench, patient=patients[0], study_uid="1.2.826.0.1.3680043.10.511.9999",
+                               study_date=first, modalities=["CT"], series_count=2, instance_count=200)
+    for k in (1, 2):
+        e = Series.objects.create(study=big, series_uid=f"{big.study_uid}.{k}", number=k, modality="CT",
+                                  instance_count=100)
+        Instance.objects.bulk_create(
+            Instance(organization=bench, series=e, sop_uid=f"{e.series_uid}.{m}", number=m, sha256="0" * 64,
+                     sop_class_uid="1.2.840.10008.5.1.4.1.1.2", transfer_syntax_uid="1.2.840.10008.1.2.1",
+                     object_key=f"k/{e.pk}/{m}", size=1000, rows=512, columns=512, bits_allocated=16,
+                     number_of_frames=1, metadata=metadata)
+            for m in range(1, 101))
+print(json.dumps({"token": token, "uid": studies[7].study_uid, "big": big.study_uid}))
 """
 
 
