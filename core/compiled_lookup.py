@@ -18,38 +18,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from django.db import connections, models
+from django.db import models
 from django.db.models.query import get_related_populators
 from django.db.models.sql.compiler import SQLCompiler
+
+from core.compiled_search import Statement, statement_compile
 
 M = TypeVar("M", bound=models.Model)
 
 
 @dataclass(frozen=True)
-class _Statement:
-    """A QuerySet's SQL, compiled once: run with the named values put in their places."""
-
-    using: str
-    sql: str
-    params: list[Any]  # constants, with None where a named value goes
-    names: dict[int, str]  # parameter position -> placeholder name
-    compiler: SQLCompiler
-    converters: dict[int, Any]
-
-    def rows(self, values: dict[str, object]) -> Any:
-        """The rows, with the ORM's field converters applied."""
-        params: list[Any] = [values[self.names[i]] if i in self.names else p for i, p in enumerate(self.params)]
-        with connections[self.using].cursor() as cursor:
-            cursor.execute(self.sql, params)
-            rows: Any = cursor.fetchall()
-        if self.converters:
-            rows = self.compiler.apply_converters(rows, self.converters)
-        return rows
-
-
-@dataclass(frozen=True)
 class _Plan:
-    statement: _Statement
+    statement: Statement
     model: type[models.Model]
     fields: slice
     init_list: list[str]
@@ -58,7 +38,7 @@ class _Plan:
 
 @dataclass(frozen=True)
 class _ValuesPlan:
-    statement: _Statement
+    statement: Statement
     keys: list[str]  # the .values() names, in the SELECT's order
 
 
@@ -77,16 +57,9 @@ class CompiledLookup(Generic[M]):
         self._placeholders = placeholders
         self._local = threading.local()  # a compiler belongs to its thread's connection
 
-    def _compile(self, queryset: models.QuerySet[Any], columns: Callable[[SQLCompiler], list[Any]]) -> _Statement:
+    def _compile(self, queryset: models.QuerySet[Any], columns: Callable[[SQLCompiler], list[Any]]) -> Statement:
         """The queryset's statement; ``columns``: the selected columns the converters are for."""
-        compiler = queryset.query.get_compiler(using=queryset.db)
-        sql, params = compiler.as_sql()
-        names = {i: n for i, p in enumerate(params) for n, v in self._placeholders.items() if p == v}
-        if set(names.values()) != set(self._placeholders):
-            raise ValueError("a placeholder does not reach the SQL as a parameter")
-        plain = [None if i in names else p for i, p in enumerate(params)]
-        converters = compiler.get_converters(columns(compiler))
-        return _Statement(queryset.db, sql, plain, names, compiler, converters)
+        return statement_compile(queryset, self._placeholders, columns)
 
     def _plan(self, *, one: bool) -> _Plan:
         slot = "one" if one else "all"

@@ -1,23 +1,23 @@
 """QIDO-RS searches (PS3.18 §10.6) on the index rows of one organization: matching as PS3.4
-C.2.2.2 describes it, answers as DICOM JSON (PS3.18 Annex F).
+C.2.2.2 describes it (dicomweb/matching.py), answers as DICOM JSON (PS3.18 Annex F).
 
-Every search starts from the organization's own rows (``organization=`` on the study, or on the
-instance), so another tenant's data is never matched. Attributes a client names in
-``includefield`` that no column holds are read from one instance's stored metadata per result
+Each search's shape (its form of matching, the columns its answer returns) is compiled once
+(core/compiled_search.py) and what its answer holds worked out once. Attributes a client names
+in ``includefield`` that no column holds are read from one instance's stored metadata per result
 (the first indexed of the study or series), never from the files.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Exists, Min, OuterRef, Q, QuerySet
+from django.db.models import Min
 
-from accounts.models import Organization
+from core.compiled_search import CompiledSearch
 from core.links import dicomweb_path
 from dicomweb.attributes import (
     ATTRIBUTES,
@@ -26,27 +26,16 @@ from dicomweb.attributes import (
     REQUEST_ATTRIBUTES_SEQUENCE,
     RETRIEVE_URL,
     Attribute,
-    Kind,
     Level,
 )
 from dicomweb.links import bulk_data_uris_absolute
-from dicomweb.qido import Match, Query
-from studies.models import Instance, Patient, Series, Study
+from dicomweb.matching import Scope, search_form, search_queryset
+from dicomweb.qido import Query
+from studies.models import Instance
 
-_ORDER = {
-    Level.STUDY: ("-id",),
-    Level.SERIES: ("study_id", "number", "id"),
-    Level.INSTANCE: ("series__study_id", "series_id", "number", "id"),
-}
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Where a search runs: the organization, and the study / series its path names."""
-
-    organization: Organization
-    study_uid: str | None = None
-    series_uid: str | None = None
+# Each shape compiled once: building and compiling its QuerySet cost more than the database's
+# answer (docs/benchmarks.md, "QIDO-RS fixed cost").
+_searches = CompiledSearch(search_queryset)
 
 
 @dataclass
@@ -57,114 +46,92 @@ class Page:
 
 def search(*, scope: Scope, query: Query, base: str) -> Page:
     """One page of matches as DICOM JSON objects; ``base`` makes RetrieveURLs absolute."""
-    rows = _rows(scope, query)
-    attributes = _returned(scope, query)
-    columns = sorted({a.lookup(query.level) for a in attributes if a.column is not None})
-    paths = ("id", *columns, *_uid_paths(query.level))
-    window = slice(query.offset, query.offset + query.limit + 1)  # one more: are there more?
-    found = list(rows.order_by(*_ORDER[query.level]).values(*dict.fromkeys(paths))[window])
+    answer = _answer(
+        _Asked(
+            query.level,
+            scope.study_uid is not None,
+            scope.series_uid is not None,
+            frozenset(query.include),
+            query.include_all,
+            frozenset(m.attribute.tag for m in query.matches),
+        )
+    )
+    form, values = search_form(scope, query)
+    # One more than the page: are there more?
+    found = _searches.dicts((form, answer.paths), values, offset=query.offset, limit=query.limit + 1)
     more, found = len(found) > query.limit, found[: query.limit]
-    extra = _extra_tags(query, attributes)
+    extra = answer.extra
     stored = _representative_metadata(query.level, [row["id"] for row in found], base) if extra else {}
     results = []
     for row in found:
-        result = _nest({a.tag: _element(a, row, query.level, base) for a in attributes})
+        result = {cell[0]: _element(cell, row, answer, base) for cell in answer.cells}
+        if answer.nested:
+            result = _nest(result)
         for tag in extra:
             element = stored.get(row["id"], {}).get(tag)
             if element is not None:
                 result[tag] = element
-        results.append(dict(sorted(result.items())))
+        # The cells are in tag order: only what came after them needs sorting in.
+        results.append(dict(sorted(result.items())) if answer.nested or extra else result)
     return Page(results, more)
 
 
-def _rows(scope: Scope, query: Query) -> QuerySet[Any]:
-    level = query.level
-    rows: QuerySet[Any]
-    if level == Level.STUDY:
-        rows = Study.objects.filter(organization=scope.organization)
-    elif level == Level.SERIES:
-        rows = Series.objects.filter(study__organization=scope.organization)
-    else:
-        rows = Instance.objects.filter(organization=scope.organization)
-    if scope.study_uid is not None:
-        rows = rows.filter(**{ATTRIBUTES[OWN_UID[Level.STUDY]].lookup(level): scope.study_uid})
-    if scope.series_uid is not None:
-        rows = rows.filter(**{ATTRIBUTES[OWN_UID[Level.SERIES]].lookup(level): scope.series_uid})
-    for match in query.matches:
-        rows = rows.filter(_condition(match, level, query.fuzzy, scope.organization))
-    return rows
+@dataclass(frozen=True)
+class _Asked:
+    """What decides a search's answer's attributes (PS3.18 Table 10.6.3-3/4/5)."""
+
+    level: Level
+    by_study: bool  # the path names a study
+    by_series: bool  # and a series
+    include: frozenset[str]  # includefield's tag paths
+    include_all: bool
+    matched: frozenset[str]  # the matching keys' tags
 
 
-def _condition(match: Match, level: Level, fuzzy: bool, organization: Organization) -> Q:
-    attribute = match.attribute
-    if attribute.kind == Kind.MODALITIES:
-        # Through the series rows (indexed by study), not the JSON list: works on every database.
-        study = {Level.STUDY: "pk", Level.SERIES: "study_id", Level.INSTANCE: "series__study_id"}[level]
-        series = Series.objects.filter(study=OuterRef(study), modality__in=[str(v) for v in match.values])
-        return Q(Exists(series))
-    path = attribute.lookup(level)
-    if attribute.kind == Kind.UID:
-        return Q(**{f"{path}__in": [str(v) for v in match.values]})
-    owner, through, field = path.rpartition("patient__")
-    condition = Q()
-    for value, wildcard in zip(match.values, match.wildcard, strict=True):
-        condition |= _one(attribute, field if through else path, value, wildcard, fuzzy)
-    if through:
-        # The organization's matching patients first, then their studies by the indexed
-        # foreign key: as a join, a database without fresh statistics (autovacuum not run yet)
-        # compares every study with every patient (EXPLAIN ANALYZE over 100 studies: 0.65 ms
-        # against 0.10 ms; the join grows with studies × patients, this with the patients).
-        patients = Patient.objects.filter(condition, organization=organization).values("pk")
-        return Q(**{f"{owner}patient__in": patients})
-    return condition
+_Cell = tuple[str, str, str | None]  # an answer's attribute: tag, VR, its row's key (None: computed)
 
 
-def _one(attribute: Attribute, path: str, value: object, wildcard: bool, fuzzy: bool) -> Q:
-    if isinstance(value, tuple):  # a range of dates or times; open ends allowed
-        low, high = value
-        condition = Q()
-        if low is not None:
-            condition &= Q(**{f"{path}__gte": low})
-        if high is not None:
-            condition &= Q(**{f"{path}__lte": _range_end(high)})
-        return condition
-    if attribute.kind in (Kind.INTEGER, Kind.DATE, Kind.TIME):
-        return Q(**{path: value})
-    text = str(value)
-    insensitive = attribute.kind == Kind.PERSON_NAME
-    if fuzzy and insensitive and not wildcard:
-        # Fuzzy matching (PS3.4 C.2.2.2.1.1): the value starts any name component.
-        return Q(**{f"{path}__iregex": r"(^|[\^= ])" + re.escape(text)})
-    if not wildcard:
-        return Q(**{f"{path}__iexact" if insensitive else path: text})
-    if text.endswith("*") and "*" not in text[:-1] and "?" not in text:
-        return Q(**{f"{path}__istartswith" if insensitive else f"{path}__startswith": text[:-1]})
-    pattern = "^" + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text) + "$"
-    return Q(**{f"{path}__iregex" if insensitive else f"{path}__regex": pattern})
+@dataclass(frozen=True)
+class _Answer:
+    """What a search's answer holds, worked out once per shape."""
+
+    cells: tuple[_Cell, ...]  # in tag order
+    paths: tuple[str, ...]  # what its rows select
+    uid_paths: tuple[str, ...]  # the UIDs a RetrieveURL needs
+    extra: tuple[str, ...]  # includefield tags read from stored metadata
+    nested: bool  # some attribute lies in the Request Attributes Sequence's item
 
 
-def _range_end(high: object) -> object:
-    """A time range's end includes its whole last second (a TM of "1030" ends 10:30:59...)."""
-    if isinstance(high, datetime.time) and high.microsecond == 0:
-        return high.replace(microsecond=999_999) if high.second else high.replace(second=59, microsecond=999_999)
-    return high
+@functools.lru_cache(maxsize=256)
+def _answer(asked: _Asked) -> _Answer:
+    level = asked.level
+    attributes = _returned(asked)
+    columns = sorted({a.lookup(level) for a in attributes if a.column is not None})
+    uid_paths = tuple(_uid_paths(level))
+    return _Answer(
+        cells=tuple(sorted((a.tag, a.vr, a.lookup(level) if a.column is not None else None) for a in attributes)),
+        paths=tuple(dict.fromkeys(("id", *columns, *uid_paths))),
+        uid_paths=uid_paths,
+        extra=tuple(_extra_tags(asked.include, attributes)),
+        nested=any(a.tag.startswith(REQUEST_ATTRIBUTES_SEQUENCE + ".") for a in attributes),
+    )
 
 
-def _returned(scope: Scope, query: Query) -> list[Attribute]:
+def _returned(asked: _Asked) -> list[Attribute]:
     """PS3.18 Table 10.6.3-3/4/5: the query level's attributes and, when the path does not
     name them, its study's (and series') too; plus those matched or named in includefield."""
-    level = query.level
+    level = asked.level
     owners = {Level.STUDY: [Level.STUDY], Level.SERIES: [Level.SERIES], Level.INSTANCE: [Level.INSTANCE]}[level]
-    if level != Level.STUDY and scope.study_uid is None:
+    if level != Level.STUDY and not asked.by_study:
         owners.append(Level.STUDY)
-    if level == Level.INSTANCE and scope.series_uid is None:
+    if level == Level.INSTANCE and not asked.by_series:
         owners.append(Level.SERIES)
-    named = query.include | {m.attribute.tag for m in query.matches}
+    named = asked.include | asked.matched
     chosen = []
     for attribute in ATTRIBUTES.values():
         if not attribute.visible_from(level):
             continue
-        if ((attribute.default or query.include_all) and attribute.level in owners) or attribute.tag in named:
+        if ((attribute.default or asked.include_all) and attribute.level in owners) or attribute.tag in named:
             chosen.append(attribute)
     if OWN_UID[level] not in {a.tag for a in chosen}:
         chosen.append(ATTRIBUTES[OWN_UID[level]])
@@ -178,10 +145,10 @@ def _uid_paths(level: Level) -> list[str]:
     ]
 
 
-def _extra_tags(query: Query, attributes: list[Attribute]) -> list[str]:
+def _extra_tags(include: frozenset[str], attributes: list[Attribute]) -> list[str]:
     """includefield tags no column holds (top-level tags only: a nested path is one element)."""
     have = {a.tag.partition(".")[0] for a in attributes}
-    return sorted({tag.partition(".")[0] for tag in query.include} - have)
+    return sorted({tag.partition(".")[0] for tag in include} - have)
 
 
 def _representative_metadata(level: Level, ids: list[int], base: str) -> dict[int, dict[str, Any]]:
@@ -199,20 +166,17 @@ def _representative_metadata(level: Level, ids: list[int], base: str) -> dict[in
     return {pairs[pk]: json.loads(bulk_data_uris_absolute(text, base)) for pk, text in stored if text}
 
 
-def _element(attribute: Attribute, row: dict[str, Any], level: Level, base: str) -> dict[str, Any]:
-    vr = attribute.vr
-    if attribute.tag == RETRIEVE_URL:
-        return {"vr": vr, "Value": [base + _retrieve_path(row, level)]}
-    if attribute.tag == INSTANCE_AVAILABILITY:
+def _element(cell: _Cell, row: dict[str, Any], answer: _Answer, base: str) -> dict[str, Any]:
+    tag, vr, key = cell
+    if tag == RETRIEVE_URL:
+        return {"vr": vr, "Value": [base + dicomweb_path(*(row[path] for path in answer.uid_paths))]}
+    if tag == INSTANCE_AVAILABILITY:
         return {"vr": vr, "Value": ["ONLINE"]}
-    value = row[attribute.lookup(level)]
+    assert key is not None  # every other attribute has its column
+    value = row[key]
     values = value if isinstance(value, list) else [value]
     encoded = [_encode(vr, v) for v in values if v not in (None, "")]
     return {"vr": vr, "Value": encoded} if encoded else {"vr": vr}
-
-
-def _retrieve_path(row: dict[str, Any], level: Level) -> str:
-    return dicomweb_path(*(row[path] for path in _uid_paths(level)))
 
 
 def _encode(vr: str, value: Any) -> Any:

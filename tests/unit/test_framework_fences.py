@@ -18,6 +18,8 @@ REVIEWED_DJANGO = (5, 2)  # 5.2.x, the LTS these shortcuts were written and revi
 # module -> what it leans on, and the test that holds it equal to the plain path
 FENCED = {
     "core.compiled_lookup": "SQLCompiler internals and get_related_populators (tests/unit/test_compiled_lookup.py)",
+    "core.compiled_search": "SQLCompiler internals, the parameters Django makes of lookup values, LIMIT / OFFSET "
+    "at the SQL's end (tests/unit/test_compiled_search.py, tests/unit/test_qido_compiled.py)",
     "core.one_hop_asgi": "ASGIHandler/BaseHandler internals (tests/unit/test_one_hop_asgi.py)",
     "core.counters": "RedisCache._cache, its client (tests/unit/test_counters.py)",
     "studies.index.item_outcomes": "raw UPDATE ... FROM (VALUES ...) on SQLite and PostgreSQL "
