@@ -17,7 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from studies.ingest.expiry import ingest_expire
-from studies.models import Instance, Upload, UploadItem
+from studies.models import Chunk, Instance, Stream, StreamState, Upload, UploadItem
 from studies.objects.s3 import S3Storage
 from studies.objects.store import storage
 from tests.support import live, s3
@@ -207,6 +207,36 @@ def test_it_assembles_a_stream_in_the_store_moving_no_payload_through_the_api_pr
         assembly_up = api_up - len(chunks[-1])
     # Only the first chunk, which carries the zeroed preamble, went up again; the rest was copied.
     assert assembly_up < len(chunks[0]) + MIB, assembly_up
+
+
+@pytest.mark.services  # a worker of its own, on a relay of its own
+def test_a_stream_the_worker_cannot_assemble_while_the_store_is_away_answers_503_and_the_resend_completes(
+    api: httpx.Client, world: World, store: S3Storage, s3_env: dict[str, str], url: str, run_dir
+) -> None:
+    worker_relay = s3.Relay(live.free_port(), MOTO_PORT)
+    worker = live.worker_start({**s3_env, **s3.server_env(worker_relay.endpoint, url)}, run_dir)
+    try:
+        data = make_instance(patient_id="S3-6", pixel_bytes=7 * MIB)
+        chunks = [data[i : i + 3 * MIB] for i in range(0, len(data), 3 * MIB)]
+        last = len(chunks) - 1
+        send_chunks(api, world, "s3-away", chunks[:-1], last)
+        headers = {**world.bob.headers, "Content-Type": "application/dicom", "X-Stream-Id": "s3-away",
+                   "X-Chunk-Seq": str(last), "X-Chunk-Last": "true",
+                   "Content-Digest": digest_header(chunks[-1])}  # fmt: skip
+        with worker_relay.down():  # the API node still reaches the store; the worker does not
+            refused = api.post("/dicom/stream", content=chunks[-1], headers=headers)
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "5", refused.text
+        assert refused.json()["type"].endswith("/storage-unavailable")
+        stream = Stream.objects.get(organization=world.bob.org, stream_id="s3-away")
+        assert stream.state == StreamState.OPEN and stream.upload_id is None  # resumable at once
+        assert Chunk.objects.filter(stream=stream).count() == len(chunks)  # the chunk was kept
+        upload = send_chunks(api, world, "s3-away", chunks[-1:], last, last).json()["upload"]  # the client's resend
+    finally:
+        worker.stop()
+        worker_relay.cut()
+    assert upload["state"] != "receiving" and upload["sha256"] == sha(as_stored(data))
+    item = UploadItem.objects.get(upload_id=upload["request_id"])
+    assert read(store, item.object_key) == as_stored(data)
 
 
 def test_it_answers_503_when_the_store_goes_away_mid_upload_leaves_nothing_and_the_retry_succeeds(

@@ -16,8 +16,8 @@ again. A worker killed mid-way is re-delivered the task, which starts over.
 
 from __future__ import annotations
 
+import logging
 import time
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -34,6 +34,7 @@ from studies.models import Chunk, Stream, StreamState, Upload, UploadState
 from studies.objects.deletion import objects_delete_on_commit
 from studies.objects.store import storage
 
+log = logging.getLogger("prizmed.ingest")
 READ_PIECE_BYTES = 1024 * 1024
 
 
@@ -44,13 +45,12 @@ def stream_assemble(*, stream_pk: int, upload_id: str) -> None:
     stream = Stream.objects.filter(pk=stream_pk, upload_id=upload_id, upload__state=UploadState.RECEIVING).first()
     if stream is None:
         return
-    # Delivered again because a worker died mid-way: what that run wrote goes first.
-    prefix = upload_prefix(stream.organization_id, upload_id)
-    storage().delete_many(list(storage().keys(prefix)))
     chunks = list(Chunk.objects.filter(stream=stream).order_by("seq").values_list("object_key", "size"))
     touched = time.monotonic()
     receiver: Receiver | None = None
     try:
+        # Delivered again because a worker died mid-way: what that run wrote goes first.
+        storage().delete_many(list(storage().keys(upload_prefix(stream.organization_id, upload_id))))
         receiver = Receiver(
             content_type_parse(stream.content_type),
             organization_id=stream.organization_id,
@@ -66,35 +66,42 @@ def stream_assemble(*, stream_pk: int, upload_id: str) -> None:
                 touched = time.monotonic()
         received = receiver.finish()
     except Exception as exc:  # noqa: BLE001 - answer_for logs what is not a refusal
-        if receiver is not None:
-            receiver.abort()
-        _refused(stream, upload_id, answer_for(exc))
+        _refused(stream, upload_id, answer_for(exc), receiver)
         return
     with transaction.atomic():
         upload_complete(upload_id=upload_id, received=received)
         stream_finish(stream, StreamState.COMPLETE)
 
 
-def _refused(stream: Stream, upload_id: str, problem: ApiError) -> None:
-    """Unlink and discard the upload, keep the stream open with its chunks, record why."""
+def _refused(stream: Stream, upload_id: str, problem: ApiError, receiver: Receiver | None) -> None:
+    """Record why, unlink the upload (the stream stays open with its chunks, resumable at once),
+    then drop the upload and what it wrote. With the store down that last step fails too: the
+    upload, `receiving` and linked to nothing, is left to the sweep of dead uploads."""
     record = {"upload_id": upload_id, "status": problem.status, "slug": problem.slug, "detail": problem.detail,
               "headers": [list(pair) for pair in problem.headers]}  # fmt: skip
     with transaction.atomic():
         Stream.objects.filter(pk=stream.pk, upload_id=upload_id).update(
             upload=None, assembly_problem=record, updated=timezone.now()
         )
+    try:
+        if receiver is not None:
+            receiver.abort()  # the object it was writing too (an S3 multipart upload left open)
         upload_discard(upload_id=upload_id, organization_id=stream.organization_id)
+    except OSError as exc:  # StorageUnavailable included
+        log.warning("upload %s of stream %s left for the sweep of dead uploads: %s", upload_id, stream.pk, exc)
 
 
 def assembly_outcome(*, stream_pk: int, upload_id: str) -> Upload | None:
     """The upload once its assembly is over (`queued` or later); None while it runs. Raises the
     refusal recorded for it (ApiError), or ApiError 409 when its stream was claimed again since."""
     upload = Upload.objects.filter(pk=upload_id).first()
-    if upload is not None:
-        return None if upload.state == UploadState.RECEIVING else upload
-    problem: dict[str, Any] | None = (
-        Stream.objects.filter(pk=stream_pk).values_list("assembly_problem", flat=True).first()
-    )
+    if upload is not None and upload.state != UploadState.RECEIVING:
+        return upload
+    row = Stream.objects.filter(pk=stream_pk).values_list("upload_id", "assembly_problem").first()
+    linked, problem = row if row is not None else (None, None)
+    if linked is not None and str(linked) == upload_id:
+        return None  # still the stream's: being assembled
+    # Unlinked: refused (its upload dropped, or left `receiving` for the sweep), or claimed again.
     if problem is not None and problem.get("upload_id") == upload_id:
         headers = [(str(name), str(value)) for name, value in problem.get("headers", [])]
         raise ApiError(problem["status"], problem["detail"], slug=problem.get("slug"), headers=headers)
