@@ -124,3 +124,15 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 def start_server(s: Setup) -> live.Server:
     return live.server(s.env, s.data_dir)
+
+
+def run_in_tree(tree: Path, env: dict[str, str], code: str, *args: str) -> str:
+    """Run Python ``code`` (with ``args``) in a child process on checkout ``tree``'s code (for
+    benchmarks that alternate checkouts in one run); its stdout. RuntimeError with its stderr."""
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=tree, env={**env, "PYTHONPATH": str(tree)},
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"{tree}: {result.stderr[-3000:]}")
+    return result.stdout

@@ -24,8 +24,6 @@ import argparse
 import hashlib
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from bench import common
@@ -185,16 +183,6 @@ print(json.dumps({"token": token, "uid": studies[7].study_uid, "big": big.study_
 """
 
 
-def _child(tree: Path, env: dict[str, str], code: str, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=tree, env={**env, "PYTHONPATH": str(tree)},
-        capture_output=True, text=True,
-    )  # fmt: skip
-    if result.returncode != 0:
-        raise RuntimeError(f"{tree}: {result.stderr[-3000:]}")
-    return result.stdout
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--services", action="store_true", help="PostgreSQL and Redis, as production runs")
@@ -209,17 +197,17 @@ def main() -> None:
     trees = [Path(t).resolve() for t in args.trees.split(",")]
     s = common.setup(services=args.services, pg_admin_url=args.pg_admin_url, redis_url=args.redis_url)
     env = {**s.env, "PRIZMED_USAGE_FLUSH_SECONDS": "3600"}
-    arg = json.loads(_child(trees[-1], env, SEED, str(STUDIES)).strip().splitlines()[-1])
+    arg = json.loads(common.run_in_tree(trees[-1], env, SEED, str(STUDIES)).strip().splitlines()[-1])
     arg["n"] = args.requests
     if args.profile:
-        print(_child(trees[-1], env, CHILD, args.profile, json.dumps(arg)))
+        print(common.run_in_tree(trees[-1], env, CHILD, args.profile, json.dumps(arg)))
         return
     print(f"in-process, {'PostgreSQL + Redis' if args.services else 'embedded (SQLite)'}, {STUDIES} studies, "
           f"{args.requests} requests a row; CPU ms per request")  # fmt: skip
     answers: dict[str, str] = {}
     for round_ in range(args.rounds):
         for tree in trees:
-            got = json.loads(_child(tree, env, CHILD, "time", json.dumps(arg)).strip().splitlines()[-1])
+            got = json.loads(common.run_in_tree(tree, env, CHILD, "time", json.dumps(arg)).strip().splitlines()[-1])
             digest = hashlib.sha256(json.dumps(got["digests"], sort_keys=True).encode()).hexdigest()[:12]
             if answers.setdefault("digest", digest) != digest:
                 print(f"  {tree.name} answered differently: {got['digests']}")

@@ -176,16 +176,6 @@ print(json.dumps(keys))
 """
 
 
-def _child(tree: Path, env: dict[str, str], code: str, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=tree, env={**env, "PYTHONPATH": str(tree)},
-        capture_output=True, text=True,
-    )  # fmt: skip
-    if result.returncode != 0:
-        raise RuntimeError(f"{tree}: {result.stderr[-3000:]}")
-    return result.stdout
-
-
 def _cases(keys: dict[str, str]) -> list[dict[str, object]]:
     """The request matrix of --compare-answers."""
 
@@ -298,7 +288,7 @@ def _wait_healthy(url: str) -> None:
 
 
 def _compare_answers(args: argparse.Namespace, trees: list[Path], env: dict[str, str], arg: dict[str, object]) -> None:
-    got = [json.loads(_child(tree, env, CHILD, "answers", json.dumps(arg))) for tree in trees]
+    got = [json.loads(common.run_in_tree(tree, env, CHILD, "answers", json.dumps(arg))) for tree in trees]
     for a in got[0]:
         if args.show and a["case"].startswith(args.show):
             print(f"{a['case']}: {a['status']} {a['headers']}\n    {a['body'][:400]}")
@@ -332,10 +322,10 @@ def main() -> None:
     trees = [Path(t).resolve() for t in args.trees.split(",")]
     s = common.setup(services=args.services, pg_admin_url=args.pg_admin_url, redis_url=args.redis_url)
     env = {**s.env, "CORS_ALLOWED_ORIGINS": ORIGIN, "PRIZMED_USAGE_FLUSH_SECONDS": "3600"}
-    keys = json.loads(_child(trees[-1], env, SEED, STUDY_UID).strip().splitlines()[-1])
+    keys = json.loads(common.run_in_tree(trees[-1], env, SEED, STUDY_UID).strip().splitlines()[-1])
     arg = {"token": keys["bench"], "uid": STUDY_UID, "n": args.requests}
     if args.profile:
-        print(_child(trees[-1], env, CHILD, "profile", json.dumps(arg)))
+        print(common.run_in_tree(trees[-1], env, CHILD, "profile", json.dumps(arg)))
         return
     if args.http:
         _http(trees, env, keys["bench"], args.http)
@@ -347,7 +337,7 @@ def main() -> None:
           f"{args.requests} requests a row; CPU ms per request (wall ms)")  # fmt: skip
     for round_ in range(args.rounds):
         for tree in trees:
-            figures = json.loads(_child(tree, env, CHILD, "time", json.dumps(arg)).strip().splitlines()[-1])
+            figures = json.loads(common.run_in_tree(tree, env, CHILD, "time", json.dumps(arg)).strip().splitlines()[-1])
             text = ", ".join(f"{row} {cpu:.3f} ({wall:.3f})" for row, (cpu, wall) in figures.items())
             print(f"round {round_ + 1}, {tree.name}: {text}", flush=True)
 
