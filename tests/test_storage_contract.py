@@ -7,7 +7,9 @@ half-written, the retry succeeds)."""
 
 from __future__ import annotations
 
+import errno
 import io
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -361,6 +363,21 @@ def test_it_composes_an_object_from_bytes_and_extents_of_other_objects(store: St
         # too small to copy); the small chunk tops up the next sent part; the big one is copied.
         assert sent == [6 * MIB, 5 * MIB, 300] and copied == [f"bytes={5 * MIB - 100 * 1024}-{12 * MIB - 8}"]
         assert sum(sent) + (12 * MIB - 7 - (5 * MIB - 100 * 1024)) == len(expected)
+
+
+def test_it_composes_local_files_by_reading_where_the_filesystem_will_not_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalStorage(tmp_path / "store")
+    pieces, expected = composed_case(store)
+
+    def refused(*args: object) -> int:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", refused)
+    assert store.compose("i/000000.dcm", pieces) == len(expected)
+    with store.open("i/000000.dcm") as fp:
+        assert fp.read() == expected
 
 
 def test_it_composes_a_small_object_with_one_put(s3_store: S3Storage) -> None:

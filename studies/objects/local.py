@@ -3,6 +3,7 @@ crash leaves each object absent or complete, never torn."""
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -16,6 +17,9 @@ WRITE_BUFFER_BYTES = 1024 * 1024  # pieces arrive ~1 MiB at a time; bigger write
 # A large object starts going to disk while it is still arriving, so the fsync before its 2xx
 # waits for the last stretch only, not for the whole object.
 WRITEBACK_EVERY_BYTES = 64 * 1024 * 1024
+
+# copy_file_range refused: another filesystem (older kernels), or one that cannot (some FUSE).
+_NO_KERNEL_COPY = frozenset({errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL})
 
 _syncers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="prizmed-fsync")
 
@@ -54,18 +58,33 @@ class LocalWriter:
 
     def copy(self, source: Path, offset: int, length: int) -> None:
         """Append ``length`` bytes of the file ``source`` from ``offset``, copied by the kernel
-        (copy_file_range: no pass through this process; a reflink where the filesystem can).
-        OSError if ``source`` is shorter."""
+        (copy_file_range: no pass through this process; a reflink where the filesystem can),
+        or read and written where the filesystem refuses that. OSError if ``source`` is shorter."""
         if self._file is None:
             raise ValueError("writer is already committed or aborted")
         self._file.flush()
         with source.open("rb") as src:
             while length:
-                copied = os.copy_file_range(src.fileno(), self._file.fileno(), length, offset)
+                try:
+                    copied = os.copy_file_range(src.fileno(), self._file.fileno(), length, offset)
+                except OSError as exc:
+                    if exc.errno not in _NO_KERNEL_COPY:
+                        raise
+                    copied = self._copy_read(src, offset, length)
                 if not copied:
                     raise OSError(f"{source.name} ends before the extent to copy")
                 offset, length, self.size = offset + copied, length - copied, self.size + copied
         self._file.seek(0, os.SEEK_END)  # the buffered file learns where the kernel left off
+
+    def _copy_read(self, src: BinaryIO, offset: int, length: int) -> int:
+        """One piece of ``copy`` read and written here (the filesystem would not copy it);
+        how many bytes."""
+        assert self._file is not None
+        src.seek(offset)
+        data = src.read(min(length, WRITE_BUFFER_BYTES))
+        self._file.write(data)
+        self._file.flush()  # the next copy_file_range writes at the file's offset: after these
+        return len(data)
 
     def _writeback_wait(self) -> None:
         """The file descriptor stays open until the writeback using it is over."""
