@@ -6,6 +6,7 @@ fresh PostgreSQL database when --services is given) so a run never touches real 
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import os
 import secrets
@@ -136,3 +137,12 @@ def run_in_tree(tree: Path, env: dict[str, str], code: str, *args: str) -> str:
     if result.returncode != 0:
         raise RuntimeError(f"{tree}: {result.stderr[-3000:]}")
     return result.stdout
+
+
+def add_checkout_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a benchmark that alternates checkouts in one run (``run_in_tree``): the
+    mode, the PostgreSQL and Redis it uses, and the checkouts (``--trees``, comma-separated)."""
+    parser.add_argument("--services", action="store_true", help="PostgreSQL and Redis, as production runs")
+    parser.add_argument("--pg-admin-url", default="postgres://postgres@%2Fvar%2Frun%2Fpostgresql/postgres")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
+    parser.add_argument("--trees", default=".", help="comma-separated checkouts to alternate")

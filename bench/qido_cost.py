@@ -185,12 +185,9 @@ print(json.dumps({"token": token, "uid": studies[7].study_uid, "big": big.study_
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--services", action="store_true", help="PostgreSQL and Redis, as production runs")
-    parser.add_argument("--pg-admin-url", default="postgres://postgres@%2Fvar%2Frun%2Fpostgresql/postgres")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
+    common.add_checkout_options(parser)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--trees", default=".", help="comma-separated checkouts to alternate")
     parser.add_argument("--profile", default="", help="a row's name, or 'search': its cProfile (this tree)")
     args = parser.parse_args()
 

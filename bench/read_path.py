@@ -306,12 +306,9 @@ def _compare_answers(args: argparse.Namespace, trees: list[Path], env: dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--services", action="store_true", help="PostgreSQL and Redis, as production runs")
-    parser.add_argument("--pg-admin-url", default="postgres://postgres@%2Fvar%2Frun%2Fpostgresql/postgres")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
+    common.add_checkout_options(parser)
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--trees", default=".", help="comma-separated checkouts to alternate")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--http", type=int, default=0, help="study reads over HTTP per tree (uvicorn each)")
     parser.add_argument("--compare-answers", action="store_true")
