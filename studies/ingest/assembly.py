@@ -74,21 +74,28 @@ def stream_assemble(*, stream_pk: int, upload_id: str) -> None:
 
 
 def _refused(stream: Stream, upload_id: str, problem: ApiError, receiver: Receiver | None) -> None:
-    """Record why, unlink the upload (the stream stays open with its chunks, resumable at once),
-    then drop the upload and what it wrote. With the store down that last step fails too: the
-    upload, `receiving` and linked to nothing, is left to the sweep of dead uploads."""
+    """Record why, and unlink the upload (the stream stays open with its chunks, resumable) in
+    the transaction that drops it and what it wrote, so the answer the client then gets leaves
+    nothing behind. With the store down the drop fails too: the stream is unlinked all the same
+    and the upload, `receiving` and linked to nothing, is left to the sweep of dead uploads."""
     record = {"upload_id": upload_id, "status": problem.status, "slug": problem.slug, "detail": problem.detail,
               "headers": [list(pair) for pair in problem.headers]}  # fmt: skip
-    with transaction.atomic():
+
+    def unlink() -> None:
         Stream.objects.filter(pk=stream.pk, upload_id=upload_id).update(
             upload=None, assembly_problem=record, updated=timezone.now()
         )
+
     try:
         if receiver is not None:
             receiver.abort()  # the object it was writing too (an S3 multipart upload left open)
-        upload_discard(upload_id=upload_id, organization_id=stream.organization_id)
+        with transaction.atomic():
+            unlink()
+            upload_discard(upload_id=upload_id, organization_id=stream.organization_id)
     except OSError as exc:  # StorageUnavailable included
         log.warning("upload %s of stream %s left for the sweep of dead uploads: %s", upload_id, stream.pk, exc)
+        with transaction.atomic():
+            unlink()
 
 
 def assembly_outcome(*, stream_pk: int, upload_id: str) -> Upload | None:
