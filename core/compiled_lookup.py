@@ -1,10 +1,13 @@
-"""Single-row ORM lookups compiled once: for the two queries every API request makes.
+"""ORM lookups compiled once: the queries every API request and every indexing batch makes.
 
 Building and compiling a QuerySet costs ~0.35 ms here and turning its row into models another
 ~0.2 ms, more than PostgreSQL takes to answer (docs/benchmarks.md). A ``CompiledLookup`` builds
 its QuerySet once per thread with placeholder values, keeps the SQL and the ORM's own recipe for
 turning a row into models (select_related included, field converters applied), and then only
-substitutes the parameters. The QuerySet stays the single source of the query.
+substitutes the parameters. The QuerySet stays the single source of the query. A
+``CompiledListLookup`` does the same for a QuerySet filtering on lists of keys (``__in``), once per
+shape (the lists' lengths): an indexing batch's reads, whose lists are of one key for a
+single-instance upload.
 
 It leans on the SQL compiler's internals (klass_info, converters, get_related_populators): the
 shortcut fenced here. tests/unit/test_compiled_lookup.py holds it equal to ``.first()``;
@@ -14,15 +17,16 @@ tests/unit/test_framework_fences.py fails when Django leaves the release it was 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from django.db import models
+from django.db import connections, models
 from django.db.models.query import get_related_populators
 from django.db.models.sql.compiler import SQLCompiler
 
-from core.compiled_search import Statement, statement_compile
+from core.compiled_search import Statement, exact_conversions, statement_compile
 
 M = TypeVar("M", bound=models.Model)
 
@@ -59,7 +63,8 @@ class CompiledLookup(Generic[M]):
 
     def _compile(self, queryset: models.QuerySet[Any], columns: Callable[[SQLCompiler], list[Any]]) -> Statement:
         """The queryset's statement; ``columns``: the selected columns the converters are for."""
-        return statement_compile(queryset, self._placeholders, columns)
+        conversions = exact_conversions(connections[queryset.db].ops)
+        return statement_compile(queryset, self._placeholders, columns, conversions)
 
     def _plan(self, *, one: bool) -> _Plan:
         slot = "one" if one else "all"
@@ -114,3 +119,80 @@ class CompiledLookup(Generic[M]):
                 populator.populate(row, obj)
             found.append(obj)
         return found  # type: ignore[return-value]  # plan.model is the QuerySet's model, M
+
+
+def _key_stand_in(kind: type, n: int, i: int) -> object:
+    """The i-th stand-in key of list n: of its type, distinct from every other, no real key."""
+    if kind is str:
+        return f"\x00key{n}.{i}"
+    if kind is int:
+        return 1_900_000_000 + n * 1_000 + i  # within every integer column's range: Django drops a lookup outside it
+    if kind is uuid.UUID:
+        return uuid.UUID(int=(0xF00D << 64) + (n << 32) + i)
+    raise TypeError(f"{kind.__name__} keys are not bound")
+
+
+class CompiledListLookup(Generic[M]):
+    """``lookup.all(lists, **values)`` is ``list(build(*lists, **values))`` and ``lookup.dicts(...)``
+    its ``.values()`` rows, for a QuerySet that filters on lists of keys (``__in``): compiled once
+    per tuple of list lengths, each list's keys bound one by one; with more than ``longest`` keys
+    in all, or none, the QuerySet runs as built. ``kinds``: the type of each list's keys (str, int
+    or UUID), ``placeholders`` as for CompiledLookup.
+
+    Django's ``__in`` drops repeated keys; a compiled shape binds every key given, repeats
+    included, which selects the same rows."""
+
+    def __init__(
+        self,
+        build: Callable[..., models.QuerySet[M, Any]],
+        kinds: Sequence[type],
+        longest: int = 16,
+        **placeholders: object,
+    ) -> None:
+        self._build: Callable[..., models.QuerySet[M, Any]] = build
+        self._kinds, self._longest = tuple(kinds), longest
+        self._placeholders = placeholders
+        self._lookups: dict[tuple[int, ...], CompiledLookup[M]] = {}
+        self._guard = threading.Lock()
+
+    def _lookup(self, shape: tuple[int, ...]) -> CompiledLookup[M]:
+        lookup = self._lookups.get(shape)
+        if lookup is None:
+            names = [[f"\x00{n}.{i}" for i in range(length)] for n, length in enumerate(shape)]
+            stand_ins = {
+                name: _key_stand_in(kind, n, i)
+                for n, (kind, row) in enumerate(zip(self._kinds, names, strict=True))
+                for i, name in enumerate(row)
+            }
+
+            def build(**values: object) -> models.QuerySet[M]:
+                lists = [[values[name] for name in row] for row in names]
+                return self._build(*lists, **{k: values[k] for k in self._placeholders})
+
+            with self._guard:  # CompiledLookup keeps its plans per thread; the shapes are shared
+                lookup = self._lookups.setdefault(shape, CompiledLookup(build, **self._placeholders, **stand_ins))
+        return lookup
+
+    def _bound(self, lists: Sequence[Sequence[object]], values: dict[str, object]) -> dict[str, object]:
+        bound = dict(values)
+        for n, keys in enumerate(lists):
+            bound.update({f"\x00{n}.{i}": key for i, key in enumerate(keys)})
+        return bound
+
+    def _compiled(self, lists: Sequence[Sequence[object]]) -> bool:
+        total = sum(len(keys) for keys in lists)
+        return 0 < total <= self._longest
+
+    def all(self, lists: Sequence[Sequence[object]], **values: object) -> list[M]:
+        """Every row, in the QuerySet's order."""
+        if not self._compiled(lists):
+            return list(self._build(*lists, **values))
+        shape = tuple(len(keys) for keys in lists)
+        return self._lookup(shape).all(**self._bound(lists, values))
+
+    def dicts(self, lists: Sequence[Sequence[object]], **values: object) -> list[dict[str, Any]]:
+        """Every row of a ``.values(...)`` QuerySet, as the dicts it yields, in its order."""
+        if not self._compiled(lists):
+            return list(self._build(*lists, **values))  # type: ignore[arg-type]  # .values() rows
+        shape = tuple(len(keys) for keys in lists)
+        return self._lookup(shape).dicts(**self._bound(lists, values))

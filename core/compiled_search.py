@@ -27,6 +27,7 @@ import dataclasses
 import datetime
 import re
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -215,9 +216,25 @@ def _conversions(ops: Any) -> Callable[[object], Sequence[Convert]]:
         lambda v: f"%{like(v)}",
         lambda v: f"%{like(v)}%",
     )
-    integer = (_as_is, *dict.fromkeys(getattr(ops, "integerfield_type_map", {}).values()))
-    other = (_as_is, str)
+    integer, other = _integer(ops), (_as_is, str)
     return lambda value: text if isinstance(value, str) else integer if isinstance(value, int) else other
+
+
+def exact_conversions(ops: Any) -> Callable[[object], Sequence[Convert]]:
+    """What Django makes of a value compared exactly (core/compiled_lookup.py): itself; an
+    integer typed for its column; a UUID as 32 hex digits where the database has no UUID type
+    (SQLite)."""
+    integer, as_is, by_uuid = _integer(ops), (_as_is,), (_as_is, _hex)
+    return lambda value: integer if isinstance(value, int) else by_uuid if isinstance(value, uuid.UUID) else as_is
+
+
+def _integer(ops: Any) -> tuple[Convert, ...]:
+    """An integer as itself, or typed for its column (psycopg's Int2 / Int4 / Int8 on PostgreSQL)."""
+    return (_as_is, *dict.fromkeys(getattr(ops, "integerfield_type_map", {}).values()))
+
+
+def _hex(value: uuid.UUID) -> str:
+    return value.hex
 
 
 def _stand_in(value: object, i: int, round_: int) -> object:

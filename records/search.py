@@ -26,6 +26,7 @@ from typing import Any
 from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
+from core.compiled_lookup import CompiledListLookup
 from records.models import EventKind, RecordEvent, RecordResource, RecordSearchValue
 
 # Characters of a stored string or token value: an identifier as long as the index keeps a
@@ -208,26 +209,41 @@ def search_values(kind: str, resource: dict[str, Any]) -> list[tuple[str, Value]
 def search_values_replace(*, rows: list[RecordResource]) -> None:
     """Re-index these current resources, just upserted (their ids set by the upsert's RETURNING,
     which Django does on PostgreSQL and SQLite ≥ 3.35), inside the transaction that wrote them:
-    one DELETE and one INSERT however many there are. Raises ValueError for a row without id."""
+    the values they had are read (one query), and only those that changed are deleted and
+    inserted (a statement each, none when nothing changed: a study that gained an instance keeps
+    every search value). Raises ValueError for a row without id."""
     if not rows:
         return
     if any(row.pk is None for row in rows):
         raise ValueError("search values are replaced for saved resources only")
-    RecordSearchValue.objects.filter(resource__in=rows).delete()
-    RecordSearchValue.objects.bulk_create(
-        RecordSearchValue(
-            organization_id=row.organization_id,
-            resource=row,
-            kind=row.kind,
-            param=name,
-            system=value.system,
-            value=value.value,
-            low=value.low,
-            high=value.high,
-        )
-        for row in rows
-        for name, value in search_values(row.kind, row.resource)
-    )
+    wanted: dict[tuple[Any, ...], list[RecordSearchValue]] = {}
+    for row in rows:
+        for name, value in search_values(row.kind, row.resource):
+            new = RecordSearchValue(organization_id=row.organization_id, resource=row, kind=row.kind, param=name,
+                                    system=value.system, value=value.value, low=value.low, high=value.high)  # fmt: skip
+            wanted.setdefault(_search_key(new), []).append(new)
+    stale = []
+    for old in _values_of.all([[row.pk for row in rows]]):
+        kept = wanted.get(_search_key(old))
+        if kept:
+            kept.pop()
+        else:
+            stale.append(old.pk)
+    if stale:
+        RecordSearchValue.objects.filter(pk__in=stale).delete()
+    fresh = [value for values in wanted.values() for value in values]
+    if fresh:
+        RecordSearchValue.objects.bulk_create(fresh)
+
+
+_values_of: CompiledListLookup[RecordSearchValue] = CompiledListLookup(
+    lambda ids: RecordSearchValue.objects.filter(resource_id__in=ids), kinds=[int]
+)
+
+
+def _search_key(row: RecordSearchValue) -> tuple[Any, ...]:
+    """What makes two rows the same value of the same resource."""
+    return (row.resource_id, row.kind, row.param, row.system, row.value, row.low, row.high)
 
 
 # --- queries ----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from django.db import models
 
 from accounts.models import Organization
+from core.compiled_lookup import CompiledListLookup
 from records.models import EventKind, RecordEvent
 from records.services import NewEvent, record_append
 from studies.index import fhir
@@ -43,6 +44,17 @@ def study_resource_build(*, study: Study) -> dict[str, Any]:
     return study_resources_build(studies=[study])[study.pk]
 
 
+# Compiled once per number of studies (core/compiled_lookup.py): every indexing batch reads them.
+_instance_rows: CompiledListLookup[Instance] = CompiledListLookup(
+    lambda study_ids: (
+        Instance.objects.filter(series__study_id__in=study_ids)
+        .order_by("series_id", "number", "sop_uid")
+        .values("series_id", "sop_uid", "sop_class_uid", "number")
+    ),
+    kinds=[int],
+)
+
+
 def study_resources_build(
     *, studies: list[Study], series_rows: list[Series] | None = None
 ) -> dict[int, dict[str, Any]]:
@@ -51,13 +63,10 @@ def study_resources_build(
     these studies already (``series_rows``, in SERIES_ORDER); each study's ``patient`` must be
     loaded."""
     instances: dict[int, list[fhir.InstanceRow]] = {}
-    rows = (
-        Instance.objects.filter(series__study__in=studies)
-        .order_by("series_id", "number", "sop_uid")
-        .values_list("series_id", "sop_uid", "sop_class_uid", "number")
-    )
-    for series_id, sop_uid, sop_class_uid, number in rows:
-        instances.setdefault(series_id, []).append(fhir.InstanceRow(sop_uid, sop_class_uid, number))
+    for found in _instance_rows.dicts([[study.pk for study in studies]]):
+        instances.setdefault(found["series_id"], []).append(
+            fhir.InstanceRow(found["sop_uid"], found["sop_class_uid"], found["number"])
+        )
     series: dict[int, list[fhir.SeriesRow]] = {study.pk: [] for study in studies}
     if series_rows is None:
         series_rows = list(Series.objects.filter(study__in=studies).order_by(*SERIES_ORDER))

@@ -32,6 +32,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Organization
+from core.compiled_lookup import CompiledListLookup, CompiledLookup
 from dicom.header import InstanceHeader, InvalidInstance, read_header
 from records.services import NewEvent, records_append
 from studies.index.dicomweb_attributes import (
@@ -65,6 +66,65 @@ MISSING = "missing-object"
 FAILED = "indexing-failed"
 STUDY_MISMATCH = "study-mismatch"
 PATIENT_MISMATCH = "patient-mismatch"
+
+
+# The batch's reads, compiled once per shape (core/compiled_lookup.py): building and compiling
+# each QuerySet cost ~0.3-0.5 ms, ten times what the database takes to answer it, and a
+# single-instance upload makes a dozen of them (docs/benchmarks.md, issue 19).
+_upload_locked: CompiledLookup[Upload] = CompiledLookup(
+    lambda pk: Upload.objects.select_for_update(of=("self",)).select_related("organization__plan").filter(pk=pk),
+    pk=UUID(int=0xF00D),
+)
+_uploads_queued_free: CompiledLookup[Upload] = CompiledLookup(
+    lambda org_id, room, own: (
+        Upload.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(organization_id=org_id, state=UploadState.QUEUED, instances_received__lte=room)
+        .exclude(pk=own)
+        .order_by("created")[:BATCH_UPLOADS]
+    ),
+    org_id=-1,
+    room=2_000_000_011,
+    own=UUID(int=0xF00D),
+)
+_items_stored: CompiledListLookup[UploadItem] = CompiledListLookup(
+    lambda uploads: UploadItem.objects.filter(upload_id__in=uploads, state=ItemState.STORED), kinds=[UUID]
+)
+_study_owners: CompiledListLookup[Study] = CompiledListLookup(
+    lambda uids, org_id: Study.objects.filter(organization_id=org_id, study_uid__in=uids).values(
+        "study_uid", "patient__patient_id", "patient__study_uid"
+    ),
+    kinds=[str],
+    org_id=-1,
+)
+_instance_studies: CompiledListLookup[Instance] = CompiledListLookup(
+    lambda sop_uids, org_id: Instance.objects.filter(organization_id=org_id, sop_uid__in=sop_uids).values(
+        "series__study__study_uid"
+    ),
+    kinds=[str],
+    org_id=-1,
+)
+_patients_locked: CompiledListLookup[Patient] = CompiledListLookup(
+    lambda named, unnamed, org_id: (
+        Patient.objects.select_for_update()
+        .filter(Q(patient_id__in=named, study_uid="") | Q(patient_id="", study_uid__in=unnamed), organization_id=org_id)
+        .order_by("patient_id", "study_uid")
+    ),
+    kinds=[str, str],
+    org_id=-1,
+)
+_studies_locked: CompiledListLookup[Study] = CompiledListLookup(
+    lambda uids, org_id: (
+        Study.objects.select_for_update().filter(organization_id=org_id, study_uid__in=uids).order_by("study_uid")
+    ),
+    kinds=[str],
+    org_id=-1,
+)
+_series_of: CompiledListLookup[Series] = CompiledListLookup(
+    lambda study_ids, uids: Series.objects.filter(study_id__in=study_ids, series_uid__in=uids), kinds=[int, str]
+)
+_series_of_studies: CompiledListLookup[Series] = CompiledListLookup(
+    lambda study_ids: Series.objects.filter(study_id__in=study_ids).order_by(*SERIES_ORDER), kinds=[int]
+)
 
 
 class _Retry(Exception):
@@ -150,31 +210,21 @@ def _index_queued(
     upload_id: str, read: dict[int, InstanceHeader | Rejection], dicomweb: dict[int, DicomwebAttributes]
 ) -> bool:
     # Only the upload rows are locked (`of`), not their organization and plan.
-    own = (
-        Upload.objects.select_for_update(of=("self",)).select_related("organization__plan").filter(pk=upload_id).first()
-    )
+    own = _upload_locked.first(pk=UUID(str(upload_id)))
     if own is None or own.state in (UploadState.DONE, UploadState.FAILED):
         return True  # gone, or indexed meanwhile (by another upload's batch)
     if own.state != UploadState.QUEUED or own.instances_received > BATCH_ITEMS:
         return False
     uploads, room = [own], BATCH_ITEMS - own.instances_received
-    others = (
-        Upload.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(organization_id=own.organization_id, state=UploadState.QUEUED, instances_received__lte=room)
-        .exclude(pk=own.pk)
-        .order_by("created")[:BATCH_UPLOADS]
-    )
-    for other in others if room else []:
+    others = _uploads_queued_free.all(org_id=own.organization_id, room=room, own=own.pk) if room else []
+    for other in others:
         if other.instances_received <= room:
             uploads.append(other)
             room -= other.instances_received
     uploads.sort(key=lambda u: u.created)  # the newest instance last: its demographics win
     rank = {u.pk: n for n, u in enumerate(uploads)}
     # No item lock: items of a `queued` upload change only under the upload's lock, held here.
-    items = sorted(
-        UploadItem.objects.filter(upload_id__in=list(rank), state=ItemState.STORED),
-        key=lambda item: (rank[item.upload_id], item.position),
-    )
+    items = sorted(_items_stored.all([list(rank)]), key=lambda item: (rank[item.upload_id], item.position))
     by_id = {u.pk: u for u in uploads}
     for item in items:
         if item.pk not in read:
@@ -291,11 +341,10 @@ def _same_patient(
     (`patient-mismatch`) and the study left as it was. Read without a lock: a study created
     meanwhile with another patient is caught under the lock (_studies) and the batch rerun.
     Also returns the UIDs of the studies found (they and their patients need no insert)."""
-    uids = {h.study_instance_uid for _, h in parsed if isinstance(h, InstanceHeader)}
-    rows = Study.objects.filter(organization=organization, study_uid__in=uids)
+    uids = sorted({h.study_instance_uid for _, h in parsed if isinstance(h, InstanceHeader)})
     owners: dict[str, tuple[str, str]] = {
-        uid: (patient_id, study_uid)
-        for uid, patient_id, study_uid in rows.values_list("study_uid", "patient__patient_id", "patient__study_uid")
+        row["study_uid"]: (row["patient__patient_id"], row["patient__study_uid"])
+        for row in _study_owners.dicts([uids], org_id=organization.pk)
     }
     found = set(owners)
     checked: list[tuple[UploadItem, InstanceHeader | Rejection]] = []
@@ -358,11 +407,9 @@ def _write_batch(batch: _Batch, parsed: list[tuple[UploadItem, InstanceHeader | 
     sop_uids = [h.sop_instance_uid for h in headers]
     # The studies re-sent instances would leave are locked with the batch's own, in UID order,
     # never after the instances: two batches moving instances opposite ways would deadlock.
-    sources = set(
-        Instance.objects.filter(organization=batch.organization, sop_uid__in=sop_uids).values_list(
-            "series__study__study_uid", flat=True
-        )
-    )
+    sources = {
+        row["series__study__study_uid"] for row in _instance_studies.dicts([sop_uids], org_id=batch.organization.pk)
+    }
     # Studies found (and so their patients) are only locked, not inserted first: one that
     # vanished since is missed under the lock and the batch runs again (_Retry), reading anew.
     patients = _patients(batch, headers, found)
@@ -557,7 +604,7 @@ def _recount(studies: list[Study]) -> list[Series]:
     """Study totals from their series rows (a handful each, one query), never from instances.
     Returns those rows, in SERIES_ORDER (the studies' ImagingStudy is built from them)."""
     rows: dict[int, list[tuple[str, int, int]]] = {study.pk: [] for study in studies}
-    series = list(Series.objects.filter(study__in=studies).order_by(*SERIES_ORDER))
+    series = _series_of_studies.all([[study.pk for study in studies]])
     for row in series:
         rows[row.study_id].append((row.modality, row.instance_count, row.bytes))
     for study in studies:
@@ -591,14 +638,9 @@ def _patients(batch: _Batch, headers: list[InstanceHeader], found: set[str]) -> 
     ]
     if missing:  # no statement when every patient was found
         Patient.objects.bulk_create(missing, ignore_conflicts=True)
-    named = Q(patient_id__in=sorted(pid for pid, _ in newest if pid), study_uid="")
-    unnamed = Q(patient_id="", study_uid__in=sorted(uid for pid, uid in newest if not pid))
-    patients = {
-        (p.patient_id, p.study_uid): p
-        for p in Patient.objects.select_for_update()
-        .filter(named | unnamed, organization=organization)
-        .order_by("patient_id", "study_uid")
-    }
+    named = sorted(pid for pid, _ in newest if pid)
+    unnamed = sorted(uid for pid, uid in newest if not pid)
+    patients = {(p.patient_id, p.study_uid): p for p in _patients_locked.all([named, unnamed], org_id=organization.pk)}
     for key, h in sorted(newest.items()):
         patient = patients.get(key)
         if patient is None:
@@ -639,12 +681,7 @@ def _studies(
     ]
     if missing:  # no statement when every study was found
         Study.objects.bulk_create(missing, ignore_conflicts=True)
-    locked = {
-        s.study_uid: s
-        for s in Study.objects.select_for_update()
-        .filter(organization=organization, study_uid__in=sorted(newest.keys() | sources))
-        .order_by("study_uid")
-    }
+    locked = {s.study_uid: s for s in _studies_locked.all([sorted(newest.keys() | sources)], org_id=organization.pk)}
     studies = {uid: study for uid, study in locked.items() if uid in newest}
     if len(studies) != len(newest):
         raise _Retry()
@@ -673,11 +710,10 @@ def _series(studies: dict[str, Study], headers: list[InstanceHeader]) -> dict[tu
     for h in headers:
         firsts.setdefault((studies[h.study_instance_uid].pk, h.series_instance_uid), h)
     if not firsts:
-        return {}  # an empty Q() matches every row: every organization's series
-    query = Q()
-    for study_id, uid in firsts:
-        query |= Q(study_id=study_id, series_uid=uid)
-    found = {(s.study_id, s.series_uid): s for s in Series.objects.filter(query)}
+        return {}
+    # Every pair of the studies' ids and the Series UIDs; those not of the batch are left out.
+    rows = _series_of.all([sorted({pk for pk, _ in firsts}), sorted({uid for _, uid in firsts})])
+    found = {(s.study_id, s.series_uid): s for s in rows if (s.study_id, s.series_uid) in firsts}
     missing = [
         Series(
             study_id=study_id,

@@ -1,18 +1,20 @@
-"""CompiledLookup gives what the QuerySet's .first() gives, in one query, however often it runs."""
+"""CompiledLookup gives what the QuerySet's .first() gives, in one query, however often it runs;
+CompiledListLookup what a QuerySet filtering on lists of keys gives, for every shape of lists."""
 
 from __future__ import annotations
 
 import datetime
+import uuid
 
 import pytest
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import APIKey, Organization
 from accounts.services import organization_ensure
-from core.compiled_lookup import CompiledLookup
-from studies.models import Patient, Study
+from core.compiled_lookup import CompiledListLookup, CompiledLookup
+from studies.models import Patient, Study, Upload
 
 pytestmark = pytest.mark.django_db
 
@@ -119,3 +121,60 @@ def test_dicts_returns_the_rows_a_values_queryset_returns_with_json_converted() 
             rows = lookup.dicts(org_id=org_id)
         assert rows == list(build(org_id)) and len(queries) == 1  # type: ignore[call-overload]
     assert rows[0]["modalities"] == ["US"] and rows[1]["study_date"] == datetime.date(2024, 5, 6)
+
+
+def _patients_by(named: list[str], unnamed: list[str], org_id: int) -> object:
+    return (
+        Patient.objects.filter(Q(patient_id__in=named, study_uid="") | Q(patient_id="", study_uid__in=unnamed),
+                               organization_id=org_id)
+        .order_by("patient_id", "study_uid")
+    )  # fmt: skip
+
+
+def test_a_list_lookup_returns_what_its_queryset_returns_for_every_shape_in_one_query() -> None:
+    org = organization_ensure(slug="acme", plan_slug="professional", name="Acme")
+    other = organization_ensure(slug="globex", plan_slug="professional", name="Globex")
+    for n in range(4):
+        Patient.objects.create(organization=org, patient_id=f"P{n}")
+        Patient.objects.create(organization=org, patient_id="", study_uid=f"1.2.{n}")
+    Patient.objects.create(organization=other, patient_id="P1")
+    lookup: CompiledListLookup[Patient] = CompiledListLookup(_patients_by, kinds=[str, str], longest=4, org_id=-1)  # type: ignore[arg-type]
+    shapes = [
+        (["P1"], []),
+        ([], ["1.2.1"]),
+        (["P2", "P0"], ["1.2.3"]),
+        (["P1", "P1"], ["1.2.1", "1.2.1"]),  # repeated keys: the same rows
+        (["P1"], ["P1"]),  # a key of one list never lands in the other's place
+        (["P9", "P3"], ["1.2.0", "1.2.9"]),
+        (["P0", "P1", "P2"], ["1.2.0", "1.2.1"]),  # more than `longest`: the QuerySet runs
+        ([], []),  # none: the QuerySet runs (no row)
+    ]
+    for _ in range(2):  # the second round runs the kept plans
+        for named, unnamed in shapes:
+            expected = list(_patients_by(named, unnamed, org.pk))  # type: ignore[call-overload]
+            with CaptureQueriesContext(connection) as queries:
+                got = lookup.all([named, unnamed], org_id=org.pk)
+            assert [_fields(p) for p in got] == [_fields(p) for p in expected], (named, unnamed)
+            assert len(queries) == (1 if named or unnamed else 0)
+    assert {p.organization_id for p in lookup.all([["P1"], []], org_id=other.pk)} == {other.pk}
+
+
+def test_a_list_lookup_binds_uuid_and_integer_keys_and_gives_dicts() -> None:
+    org = organization_ensure(slug="acme", plan_slug="professional", name="Acme")
+    studies = [_study(org, f"1.2.{n}", instance_count=n) for n in range(3)]
+    uploads = [Upload.objects.create(organization=org, content_type="application/dicom") for _ in range(3)]
+
+    def by_ids(ids: list[uuid.UUID]) -> object:
+        return Upload.objects.filter(pk__in=ids).order_by("created", "pk")
+
+    def counts(ids: list[int]) -> object:
+        return Study.objects.filter(pk__in=ids).order_by("study_uid").values("study_uid", "instance_count")
+
+    by_upload: CompiledListLookup[Upload] = CompiledListLookup(by_ids, kinds=[uuid.UUID])  # type: ignore[arg-type]
+    by_study: CompiledListLookup[Study] = CompiledListLookup(counts, kinds=[int])  # type: ignore[arg-type]
+    for _ in range(2):
+        for ids in ([uploads[1].pk], [uploads[2].pk, uploads[0].pk], [uuid.uuid4()]):
+            assert [u.pk for u in by_upload.all([ids])] == [u.pk for u in by_ids(ids)]  # type: ignore[attr-defined]
+        for pks in ([studies[2].pk], [studies[0].pk, studies[1].pk], [10**9]):
+            assert by_study.dicts([pks]) == list(counts(pks))  # type: ignore[call-overload]
+    assert by_study.dicts([[studies[1].pk]]) == [{"study_uid": "1.2.1", "instance_count": 1}]
