@@ -18,12 +18,11 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import hashlib
-import io
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, cast
+from typing import BinaryIO
 
 from core.asgi import Headers, Receive, Send
 from core.errors import ApiError
@@ -262,21 +261,16 @@ def _fetch(run: _Run) -> _Fetched:
             view[position : position + len(segment)] = segment
             position += len(segment)
             continue
-        with storage().open_range(segment.key, segment.offset, segment.length) as fp:
-            readinto = cast(io.BufferedIOBase, fp).readinto  # every backend's reader is buffered
-            end = position + segment.length
-            while position < end:  # a stream may answer a read with less than was asked
-                got = readinto(view[position:end])
-                if not got:
-                    raise OSError(f"stored object {segment.key} is shorter than its index says")
-                position += got
+        end = position + segment.length
+        storage().read_into(segment.key, segment.offset, view[position:end])
+        position = end
     view.release()
     return None, buffer
 
 
 # bytearray(n) writes n zero bytes that the reads then overwrite: as many instructions as the
 # copy this buffer saves (callgrind). CPython's own constructor with no source leaves them
-# unwritten; ``_fetch`` writes every byte (framing, then reads to the slice's end or OSError),
+# unwritten; ``_fetch`` writes every byte (framing, and each slice whole or OSError),
 # so nothing unwritten is ever sent.
 _bytearray_unfilled = ctypes.pythonapi.PyByteArray_FromStringAndSize
 _bytearray_unfilled.argtypes = (ctypes.c_char_p, ctypes.c_ssize_t)
