@@ -157,9 +157,9 @@ async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
 
 @dataclass(frozen=True, slots=True)
 class _Run:
-    """What one read fetches: framing and whole slices in a row (at most READ_BYTES of stored
-    bytes, but for a lone slice of exactly that), gathered into one buffer and sent at once; or,
-    ``large``, one slice longer than READ_BYTES, sent in READ_BYTES pieces."""
+    """What one read fetches: framing and whole slices in a row, at most READ_BYTES of stored
+    bytes, gathered into one buffer and sent at once; or, ``large``, one slice longer than
+    READ_BYTES, sent in READ_BYTES pieces."""
 
     segments: Sequence[Segment]
     stored: int  # the slices' bytes: what pacing counts
