@@ -173,6 +173,22 @@ def test_it_reads_an_extent_the_index_recorded(store: Storage) -> None:
             fp.read(10)
 
 
+def test_it_reads_extents_into_a_buffer(store: Storage) -> None:
+    data = pattern(4 * MIB)
+    put(store, "e/obj", data)
+    buffer = bytearray(MIB + 10)
+    view = memoryview(buffer)
+    store.read_into("e/obj", 2 * MIB + 1, view[5:])
+    assert buffer[5:] == data[2 * MIB + 1 : 3 * MIB + 6]
+    store.read_into("e/obj", 4 * MIB - 7, view[:7])
+    assert buffer[:7] == data[-7:]
+    store.read_into("e/obj", 5, view[:0])
+    with pytest.raises(OSError):
+        store.read_into("e/obj", 4 * MIB - 7, view[:8])  # the object ends first
+    with pytest.raises(FileNotFoundError):
+        store.read_into("e/missing", 0, view[:10])
+
+
 def test_it_reads_an_extent_with_one_ranged_get_and_no_head(s3_store: S3Storage) -> None:
     data = pattern(9 * MIB)
     put(s3_store, "e/obj", data)

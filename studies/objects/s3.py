@@ -415,6 +415,14 @@ class S3Storage(Storage):
         reader = S3Reader(self, self.object_name(key), offset + length, start=offset, first_range=length)
         return io.BufferedReader(reader, READ_BUFFER_BYTES)  # type: ignore[return-value]
 
+    def read_into(self, key: str, offset: int, buffer: memoryview) -> None:
+        # One ranged GET (as open_range), read straight into ``buffer``: no buffered layer; a
+        # body that ends early is S3Reader's OSError.
+        with S3Reader(self, self.object_name(key), offset + len(buffer), start=offset, first_range=len(buffer)) as fp:
+            done = 0
+            while done < len(buffer):
+                done += fp.readinto(buffer[done:])
+
     def compose(self, key: str, pieces: Sequence[Piece]) -> int:
         """One PUT when the whole is below a part; otherwise a multipart upload whose parts are
         copied in the store where ``part_plan`` allows (UploadPartCopy with a CopySourceRange),

@@ -85,6 +85,12 @@ class Storage(Protocol):
         missing, at open or at the first read."""
         ...
 
+    def read_into(self, key: str, offset: int, buffer: memoryview) -> None:
+        """Fill ``buffer`` with the object's bytes from ``offset`` (an extent the index recorded),
+        at the least cost per object the backend allows (many small extents in a row: a WADO-RS
+        study). FileNotFoundError if the key is missing; OSError if the object ends first."""
+        ...
+
     def compose(self, key: str, pieces: Sequence[Piece]) -> int:
         """Make ``key`` the concatenation of ``pieces`` (literal bytes, and extents of other
         objects, which the store copies itself: server-side part copy on S3, copy_file_range
