@@ -16,7 +16,6 @@ bytes are read in place, never joined); a larger slice is sent in READ_BYTES pie
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import hashlib
 import re
 from collections import deque
@@ -253,7 +252,8 @@ def _fetch(run: _Run) -> _Fetched:
         except BaseException:
             fp.close()
             raise
-    buffer = _unfilled(sum(segment_length(s) for s in run.segments))
+    # Zero-filled first, then overwritten: never a byte of an earlier answer left in it.
+    buffer = bytearray(sum(segment_length(s) for s in run.segments))
     view = memoryview(buffer)
     position = 0
     for segment in run.segments:
@@ -266,20 +266,6 @@ def _fetch(run: _Run) -> _Fetched:
         position = end
     view.release()
     return None, buffer
-
-
-# bytearray(n) writes n zero bytes that the reads then overwrite: as many instructions as the
-# copy this buffer saves (callgrind). CPython's own constructor with no source leaves them
-# unwritten; ``_fetch`` writes every byte (framing, and each slice whole or OSError),
-# so nothing unwritten is ever sent.
-_bytearray_unfilled = ctypes.pythonapi.PyByteArray_FromStringAndSize
-_bytearray_unfilled.argtypes = (ctypes.c_char_p, ctypes.c_ssize_t)
-_bytearray_unfilled.restype = ctypes.py_object
-
-
-def _unfilled(size: int) -> bytearray:
-    buffer: bytearray = _bytearray_unfilled(None, size)
-    return buffer
 
 
 def _close_fetched(task: asyncio.Future[_Fetched]) -> None:
