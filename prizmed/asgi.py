@@ -21,6 +21,7 @@ from django.urls import re_path  # noqa: E402
 from core.asgi import Receive, Scope, Send  # noqa: E402
 from core.body_timeout import BodyIdleTimeout  # noqa: E402
 from core.gateway import RequestIdMiddleware  # noqa: E402
+from core.malloc_tuning import malloc_thresholds_set  # noqa: E402
 from core.metrics import HttpMetricsMiddleware  # noqa: E402
 from core.one_hop_asgi import OneHopASGIHandler  # noqa: E402
 from core.openapi import FHIR_PREFIX  # noqa: E402
@@ -30,6 +31,7 @@ from core.tasks import start_embedded_beat  # noqa: E402
 from fhir_rest.outcome import OperationOutcomeMiddleware  # noqa: E402
 from prizmed.routing import http_routes, study_read_route, websocket_routes  # noqa: E402
 
+malloc_thresholds_set()
 start_embedded_beat()
 
 django_handler = OneHopASGIHandler()
