@@ -226,20 +226,20 @@ class Part10Head:
         if self._done:
             if self._meta is None:
                 self._prefix += data[: max(0, _PREFIX_MAX_BYTES - len(self._prefix))]
-                self._try_meta()
+                self._try_meta(self._prefix)
             return data
-        self._prefix += data
-        if len(self._prefix) < HEAD_BYTES:
+        if len(self._prefix) + len(data) < HEAD_BYTES:
+            self._prefix += data
             return b""
-        check_head(bytes(self._prefix[:HEAD_BYTES]))
-        self._done = True
         # CVE-2019-11687: the free-form preamble can hold a PE or ELF header that turns a valid
         # DICOM file into an executable polyglot. PS3.10 allows an all-zero one, so zeroing it
         # loses nothing a viewer needs (only TIFF/DICOM dual-format files lose their TIFF face).
-        self._prefix[:PREAMBLE_BYTES] = bytes(PREAMBLE_BYTES)
-        out = bytes(self._prefix)
-        del self._prefix[_PREFIX_MAX_BYTES:]
-        self._try_meta()
+        # One copy of the piece (often a whole instance), and the meta group read from it.
+        skip = max(0, PREAMBLE_BYTES - len(self._prefix))
+        out = b"".join((bytes(PREAMBLE_BYTES), self._prefix[PREAMBLE_BYTES:], memoryview(data)[skip:]))
+        check_head(out)
+        self._done = True
+        self._try_meta(out)
         return out
 
     def finish(self) -> None:
@@ -251,15 +251,18 @@ class Part10Head:
             assert isinstance(result, FileMeta)  # at_eof makes the scan raise or finish
             self._meta = result
 
-    def _try_meta(self) -> None:
-        if len(self._prefix) < self._need:
-            return
-        result = file_meta_scan(self._prefix, at_eof=False)
-        if isinstance(result, FileMeta):
-            self._meta = result
-            self._prefix = bytearray()
-        else:
+    def _try_meta(self, prefix: bytes | bytearray) -> None:
+        """Read the meta group from ``prefix`` (the stream's first bytes, preamble zeroed) once
+        enough of it is there; until then keep at most _PREFIX_MAX_BYTES of it."""
+        if len(prefix) >= self._need:
+            result = file_meta_scan(prefix, at_eof=False)
+            if isinstance(result, FileMeta):
+                self._meta = result
+                self._prefix = bytearray()
+                return
             # Wait for at least twice the bytes before re-walking the group: a client feeding
             # tiny pieces of a meta group made of many tiny elements would otherwise cost
             # quadratic time. At _PREFIX_MAX_BYTES the scan always concludes (meta or NotDicom).
-            self._need = min(max(result, 2 * len(self._prefix)), _PREFIX_MAX_BYTES)
+            self._need = min(max(result, 2 * len(prefix)), _PREFIX_MAX_BYTES)
+        if prefix is not self._prefix:
+            self._prefix = bytearray(prefix[:_PREFIX_MAX_BYTES])

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import APIKey, Organization
@@ -20,6 +22,7 @@ from core import metrics
 from core.errors import ApiError
 from outbox.dispatch import outbox_add
 from studies.index.tasks import index_upload
+from studies.ingest.instance_store import StoredItem
 from studies.ingest.object_keys import upload_prefix
 from studies.ingest.receiver import Received
 from studies.models import Upload, UploadItem, UploadState
@@ -88,17 +91,7 @@ def upload_complete(*, upload_id: str, received: Received, payload_sha256: str =
     now = timezone.now()
     with transaction.atomic():
         upload = Upload.objects.select_for_update().get(pk=upload_id)
-        UploadItem.objects.bulk_create(
-            UploadItem(
-                upload=upload,
-                position=i.position,
-                object_key=i.object_key,
-                size=i.size,
-                sha256=i.sha256,
-                **UploadItem.file_meta_columns(i.meta),
-            )
-            for i in received.items
-        )
+        _items_insert(upload, received.items)
         upload.state = UploadState.QUEUED
         upload.bytes_received = received.bytes_received
         upload.sha256 = received.sha256
@@ -113,6 +106,49 @@ def upload_complete(*, upload_id: str, received: Received, payload_sha256: str =
     metrics.UPLOAD_BYTES.inc(received.bytes_received)  # committed: the 202 follows
     metrics.UPLOAD_INSTANCES.inc(len(received.items))
     return upload
+
+
+def _items_insert(upload: Upload, items: Sequence[StoredItem]) -> None:
+    """Insert one UploadItem row per stored instance, without a model instance per row.
+
+    ``bulk_create`` builds and prepares a model instance per item, ~17 fields each, in Python:
+    the largest per-instance cost of ``upload_complete`` (docs/benchmarks.md, "Receipt
+    per-instance cost"). Here every column but the item's own is prepared once, from the
+    model's defaults, and the rows go as plain tuples: PostgreSQL's COPY (psycopg formats
+    the rows in C), executemany elsewhere. Raises what the insert raises (IntegrityError)."""
+    if not items:
+        return
+    own = [_item_columns(item) for item in items]
+    own_names = list(own[0])
+    others = [f for f in UploadItem._meta.concrete_fields if not f.primary_key and f.attname not in own[0]]
+    upload_field = UploadItem._meta.get_field("upload")
+    constant = tuple(
+        f.get_db_prep_save(upload.pk if f is upload_field else f.get_default(), connection) for f in others
+    )
+    rows = [(*columns.values(), *constant) for columns in own]
+    table = connection.ops.quote_name(UploadItem._meta.db_table)
+    names = ", ".join(connection.ops.quote_name(n) for n in [*own_names, *(cast(str, f.column) for f in others)])
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # psycopg's own cursor: its errors become Django's (DatabaseError: a lost database
+            # is the request's 503) as they would through cursor.execute.
+            with connection.wrap_database_errors, cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            placeholders = ", ".join(["%s"] * len(rows[0]))
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders})", rows)
+
+
+def _item_columns(item: StoredItem) -> dict[str, Any]:
+    """The columns of ``item``'s row that are its own, by column name (each is its attname)."""
+    return {
+        "position": item.position,
+        "object_key": item.object_key,
+        "size": item.size,
+        "sha256": item.sha256,
+        **UploadItem.file_meta_columns(item.meta),
+    }
 
 
 def upload_discard(*, upload_id: str, organization_id: int) -> None:
