@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from accounts.models import APIKey, Organization
 from core import metrics
+from core.compiled_lookup import CompiledLookup
 from core.errors import ApiError
 from outbox.dispatch import outbox_add
 from studies.index.tasks import index_upload
@@ -85,12 +86,20 @@ def upload_id_free(upload_id: str) -> str:
     return str(uuid.uuid4()) if Upload.objects.filter(pk=upload_id).exists() else upload_id
 
 
+# Compiled once (core/compiled_lookup.py): every upload request locks its row here.
+_upload_locked: CompiledLookup[Upload] = CompiledLookup(
+    lambda pk: Upload.objects.select_for_update().filter(pk=pk), pk=uuid.UUID(int=0xF00D)
+)
+
+
 def upload_complete(*, upload_id: str, received: Received, payload_sha256: str = "") -> Upload:
     """Record the stored instances and queue the upload for indexing, exactly once.
     ``payload_sha256`` (hex): of the request body, which a replay of the request id must match."""
     now = timezone.now()
     with transaction.atomic():
-        upload = Upload.objects.select_for_update().get(pk=upload_id)
+        upload = _upload_locked.first(pk=uuid.UUID(str(upload_id)))
+        if upload is None:
+            raise Upload.DoesNotExist(upload_id)
         _items_insert(upload, received.items)
         upload.state = UploadState.QUEUED
         upload.bytes_received = received.bytes_received
