@@ -151,6 +151,26 @@ def _in_process(
                   f"; load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
 
 
+def _rounds(
+    args: argparse.Namespace,
+    trees: list[Path],
+    servers: list[tuple[subprocess.Popen[bytes], str]],
+    token: str,
+    studies: dict[str, Study],
+) -> None:
+    """Each round reads each study from each tree's server and prints the server's CPU per read."""
+    for round_ in range(args.rounds):
+        for tree, (proc, url) in zip(trees, servers, strict=True):
+            cells = []
+            for name, study in studies.items():
+                cpu, rate = _measure(proc.pid, f"{url}/api/v2/dicomweb/studies/{study.uid}", token, study,
+                                     args.requests)  # fmt: skip
+                per = cpu * 1000 / len(study.parts)
+                cells.append(f"{name} {cpu:.1f} ms ({per:.0f} µs/instance, {rate:.0f} MB/s)")
+            print(f"round {round_ + 1}, {tree.name}: " + "; ".join(cells) + f"; load {os.getloadavg()[0]:.2f}",
+                  flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     common.add_checkout_options(parser)
@@ -169,6 +189,8 @@ def main() -> None:
         "CT": make_study("CT", 1, 200, 512 * 1024, "WADO-CT"),
     }
     servers = [_server(tree, s.env) for tree in trees[:1] if args.in_process] or [_server(t, s.env) for t in trees]
+    # With --services the STOW-RS bodies are indexed by a worker, as in production.
+    worker = live.worker_start(s.env, s.data_dir) if args.services else None
     try:
         target = DicomwebTarget("PrizMed", servers[0][1] + "/api/v2/dicomweb", {"Authorization": f"Bearer {token}"})
         with httpx.Client(base_url=target.base, headers=target.headers, timeout=300) as client:
@@ -181,16 +203,7 @@ def main() -> None:
             servers[0][0].wait(15)
             _in_process(args, trees, s.env, token, studies)
             return
-        for round_ in range(args.rounds):
-            for tree, (proc, url) in zip(trees, servers, strict=True):
-                cells = []
-                for name, study in studies.items():
-                    cpu, rate = _measure(proc.pid, f"{url}/api/v2/dicomweb/studies/{study.uid}", token, study,
-                                         args.requests)  # fmt: skip
-                    per = cpu * 1000 / len(study.parts)
-                    cells.append(f"{name} {cpu:.1f} ms ({per:.0f} µs/instance, {rate:.0f} MB/s)")
-                print(f"round {round_ + 1}, {tree.name}: " + "; ".join(cells) + f"; load {os.getloadavg()[0]:.2f}",
-                      flush=True)  # fmt: skip
+        _rounds(args, trees, servers, token, studies)
         if args.profile:
             _profile(servers[-1], token, studies["MR"], args)
         if args.hold:
@@ -199,6 +212,8 @@ def main() -> None:
         for proc, _ in servers:
             proc.terminate()
             proc.wait(15)
+        if worker is not None:
+            worker.stop()
 
 
 if __name__ == "__main__":
