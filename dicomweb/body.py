@@ -273,12 +273,3 @@ def _close_fetched(task: asyncio.Future[_Fetched]) -> None:
         fp, _ = task.result()
         if fp is not None:
             fp.close()
-
-
-def read_slices(slices: Iterable[Slice]) -> bytes:
-    """The bytes of a few small slices, read at once (rendering, offset tables): blocking."""
-    out = []
-    for piece in slices:
-        with storage().open_range(piece.key, piece.offset, piece.length) as fp:
-            out.append(fp.read(piece.length))
-    return b"".join(out)
